@@ -1,0 +1,294 @@
+//! Design documents: parse, schema check, typed model, effective nodes and
+//! semantic rules. Pure: no I/O beyond the bytes handed in.
+
+pub mod effective;
+pub mod filter;
+pub mod message;
+pub mod model;
+pub mod parse;
+pub mod rules;
+pub mod schema;
+pub mod yaml;
+
+use std::collections::HashMap;
+
+use serde::de::DeserializeOwned;
+
+pub use effective::EffectiveNode;
+pub use message::{DocRef, Level, Message, SourceRef, Status};
+pub use parse::{DesignFile, Document};
+
+use model::*;
+
+/// The eight Drydock document kinds.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Kind {
+    Region,
+    Rack,
+    NetworkLink,
+    Network,
+    HardwareProfile,
+    HostProfile,
+    BaremetalNode,
+    BootAction,
+}
+
+impl Kind {
+    /// Every kind, in the order a design is usually written.
+    pub const ALL: [Kind; 8] = [
+        Kind::Region,
+        Kind::Rack,
+        Kind::NetworkLink,
+        Kind::Network,
+        Kind::HardwareProfile,
+        Kind::HostProfile,
+        Kind::BaremetalNode,
+        Kind::BootAction,
+    ];
+
+    /// The kind's name as written in `schema:`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Region => "Region",
+            Kind::Rack => "Rack",
+            Kind::NetworkLink => "NetworkLink",
+            Kind::Network => "Network",
+            Kind::HardwareProfile => "HardwareProfile",
+            Kind::HostProfile => "HostProfile",
+            Kind::BaremetalNode => "BaremetalNode",
+            Kind::BootAction => "BootAction",
+        }
+    }
+
+    /// `drydock/<Kind>/v1`.
+    pub fn schema(self) -> &'static str {
+        match self {
+            Kind::Region => "drydock/Region/v1",
+            Kind::Rack => "drydock/Rack/v1",
+            Kind::NetworkLink => "drydock/NetworkLink/v1",
+            Kind::Network => "drydock/Network/v1",
+            Kind::HardwareProfile => "drydock/HardwareProfile/v1",
+            Kind::HostProfile => "drydock/HostProfile/v1",
+            Kind::BaremetalNode => "drydock/BaremetalNode/v1",
+            Kind::BootAction => "drydock/BootAction/v1",
+        }
+    }
+
+    /// The kind of a name from `schema:` or legacy `kind:`.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A typed document: its name, index into [`Design::documents`] and data.
+#[derive(Debug, Clone)]
+pub struct Entity<T> {
+    pub name: String,
+    pub doc: usize,
+    pub data: T,
+}
+
+/// A design whose documents passed the parse and schema stages.
+#[derive(Debug, Default)]
+pub struct Design {
+    pub documents: Vec<Document>,
+    pub regions: Vec<Entity<RegionData>>,
+    pub racks: Vec<Entity<RackData>>,
+    pub links: Vec<Entity<NetworkLinkData>>,
+    pub networks: Vec<Entity<NetworkData>>,
+    pub hardware_profiles: Vec<Entity<HardwareProfileData>>,
+    pub host_profiles: Vec<Entity<HostData>>,
+    pub nodes: Vec<Entity<HostData>>,
+    pub boot_actions: Vec<Entity<BootActionData>>,
+    index: HashMap<(Kind, String), usize>,
+}
+
+impl Design {
+    /// Index (into the kind's list) of the first document of a kind and name.
+    fn find(&self, kind: Kind, name: &str) -> Option<usize> {
+        self.index.get(&(kind, name.to_string())).copied()
+    }
+
+    /// The NetworkLink of that name.
+    pub fn link(&self, name: &str) -> Option<&Entity<NetworkLinkData>> {
+        self.find(Kind::NetworkLink, name).map(|i| &self.links[i])
+    }
+
+    /// The Network of that name.
+    pub fn network(&self, name: &str) -> Option<&Entity<NetworkData>> {
+        self.find(Kind::Network, name).map(|i| &self.networks[i])
+    }
+
+    /// The Rack of that name.
+    pub fn rack(&self, name: &str) -> Option<&Entity<RackData>> {
+        self.find(Kind::Rack, name).map(|i| &self.racks[i])
+    }
+
+    /// The HardwareProfile of that name.
+    pub fn hardware_profile(&self, name: &str) -> Option<&Entity<HardwareProfileData>> {
+        self.find(Kind::HardwareProfile, name)
+            .map(|i| &self.hardware_profiles[i])
+    }
+
+    /// The HostProfile of that name.
+    pub fn host_profile(&self, name: &str) -> Option<&Entity<HostData>> {
+        self.find(Kind::HostProfile, name)
+            .map(|i| &self.host_profiles[i])
+    }
+
+    /// The BaremetalNode of that name.
+    pub fn node(&self, name: &str) -> Option<&Entity<HostData>> {
+        self.find(Kind::BaremetalNode, name).map(|i| &self.nodes[i])
+    }
+
+    /// The BootAction of that name.
+    pub fn boot_action(&self, name: &str) -> Option<&Entity<BootActionData>> {
+        self.find(Kind::BootAction, name)
+            .map(|i| &self.boot_actions[i])
+    }
+
+    /// A message about a document, pointing at the field `pointer` (into `data`).
+    pub fn msg_at(&self, mut m: Message, doc: usize, pointer: &str) -> Message {
+        let d = &self.documents[doc];
+        m = m.about(d.schema(), &d.name);
+        let line = d.line_of(pointer);
+        m.at(&d.file, line)
+    }
+
+    /// Every node with its profiles applied, in document order.
+    pub fn effective_nodes(&self) -> Vec<EffectiveNode> {
+        self.nodes
+            .iter()
+            .map(|n| effective::compile(self, n))
+            .collect()
+    }
+}
+
+/// The outcome of validating a set of design files.
+#[derive(Debug)]
+pub struct Validation {
+    /// The design, when parse and schema stages left documents to type.
+    pub design: Option<Design>,
+    pub messages: Vec<Message>,
+}
+
+impl Validation {
+    /// True when no message is an error.
+    pub fn is_valid(&self) -> bool {
+        !self.messages.iter().any(|m| m.error)
+    }
+
+    /// The number of error messages.
+    pub fn error_count(&self) -> usize {
+        self.messages.iter().filter(|m| m.error).count()
+    }
+
+    /// Drydock's Status object for this validation.
+    pub fn status(&self) -> Status {
+        Status::from_messages(&self.messages)
+    }
+}
+
+/// Runs all three stages over a design's files. Never panics.
+pub fn validate(files: &[DesignFile]) -> Validation {
+    let parsed = parse::parse_files(files);
+    let mut messages = parsed.messages;
+    let (design, typed_msgs) = build(parsed.documents);
+    messages.extend(typed_msgs);
+    let blocking = messages.iter().filter(|m| m.error).count();
+    if blocking > 0 {
+        messages.push(Message::info(
+            "SW300",
+            format!("semantic rules not run: the parse and schema stages found {blocking} error(s)"),
+            "Fix the errors above; the cross-document rules run once every document is well-formed.",
+        ));
+    } else {
+        messages.extend(rules::check(&design));
+    }
+    sort_messages(&mut messages);
+    Validation {
+        design: Some(design),
+        messages,
+    }
+}
+
+/// Orders messages by file, line, then code, so output is stable.
+pub fn sort_messages(messages: &mut [Message]) {
+    messages.sort_by(|a, b| {
+        let ka = (
+            a.source.as_ref().map(|s| (s.file.as_str(), s.line)),
+            &a.code,
+        );
+        let kb = (
+            b.source.as_ref().map(|s| (s.file.as_str(), s.line)),
+            &b.code,
+        );
+        ka.cmp(&kb)
+    });
+}
+
+/// Schema-checks each document and types the valid ones.
+pub fn build(documents: Vec<Document>) -> (Design, Vec<Message>) {
+    let checks: Vec<Vec<Message>> = {
+        use rayon::prelude::*;
+        documents.par_iter().map(schema::check).collect()
+    };
+    let mut design = Design::default();
+    let mut messages = Vec::new();
+    for (i, (doc, errs)) in documents.iter().zip(checks).enumerate() {
+        if !errs.is_empty() {
+            messages.extend(errs);
+            continue;
+        }
+        let r = match doc.kind {
+            Kind::Region => typed(doc, i, &mut design.regions),
+            Kind::Rack => typed(doc, i, &mut design.racks),
+            Kind::NetworkLink => typed(doc, i, &mut design.links),
+            Kind::Network => typed(doc, i, &mut design.networks),
+            Kind::HardwareProfile => typed(doc, i, &mut design.hardware_profiles),
+            Kind::HostProfile => typed(doc, i, &mut design.host_profiles),
+            Kind::BaremetalNode => typed(doc, i, &mut design.nodes),
+            Kind::BootAction => typed(doc, i, &mut design.boot_actions),
+        };
+        match r {
+            Ok(pos) => {
+                design
+                    .index
+                    .entry((doc.kind, doc.name.clone()))
+                    .or_insert(pos);
+            }
+            Err(e) => messages.push(
+                Message::error(
+                    "SW202",
+                    format!("{} cannot be read: {e}", doc.kind.name()),
+                    "Give the field a value of the type Drydock expects.",
+                )
+                .about(doc.schema(), &doc.name)
+                .at(&doc.file, doc.line),
+            ),
+        }
+    }
+    design.documents = documents;
+    (design, messages)
+}
+
+fn typed<T: DeserializeOwned>(
+    doc: &Document,
+    i: usize,
+    list: &mut Vec<Entity<T>>,
+) -> Result<usize, serde_json::Error> {
+    let data = if doc.data.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        doc.data.clone()
+    };
+    let data: T = serde_json::from_value(data)?;
+    list.push(Entity {
+        name: doc.name.clone(),
+        doc: i,
+        data,
+    });
+    Ok(list.len() - 1)
+}

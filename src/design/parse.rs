@@ -1,0 +1,416 @@
+//! Design files to documents with provenance (parse stage, codes `SW1nn`).
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::message::Message;
+use super::yaml::{self, KeyProblem, Node, Value};
+use super::Kind;
+
+/// One file of a design: its path relative to the design root and its bytes.
+#[derive(Debug, Clone)]
+pub struct DesignFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A Drydock document with where it came from.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub kind: Kind,
+    pub name: String,
+    /// File path relative to the design root.
+    pub file: String,
+    /// 1-based line of the document's first line.
+    pub line: u32,
+    /// sha256 (hex) of the document's canonical JSON (keys sorted, no spaces).
+    pub hash: String,
+    /// The canonical JSON of the whole document, as stored in state.
+    pub canonical: String,
+    /// The document's `data` (or legacy `spec`).
+    pub data: serde_json::Value,
+    /// The YAML tree of `data`, kept to find the line of a field.
+    pub tree: Node,
+    /// Written in the legacy `apiVersion`/`kind`/`spec` format.
+    pub legacy: bool,
+}
+
+impl Document {
+    /// The line of the field a JSON pointer into `data` names (or its nearest parent).
+    pub fn line_of(&self, pointer: &str) -> u32 {
+        self.tree.line_of_pointer(pointer)
+    }
+
+    /// `drydock/<Kind>/v1`.
+    pub fn schema(&self) -> &'static str {
+        self.kind.schema()
+    }
+}
+
+/// The documents and parse-stage messages of a set of files.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub documents: Vec<Document>,
+    pub messages: Vec<Message>,
+}
+
+/// Parses every file, in path order. Never panics on any input.
+pub fn parse_files(files: &[DesignFile]) -> Parsed {
+    let mut order: Vec<&DesignFile> = files.iter().collect();
+    order.sort_by(|a, b| a.path.cmp(&b.path));
+    let per_file: Vec<Parsed> = order.par_iter().map(|f| parse_file(f)).collect();
+    let mut out = Parsed::default();
+    for p in per_file {
+        out.documents.extend(p.documents);
+        out.messages.extend(p.messages);
+    }
+    out
+}
+
+/// Parses one file: every document of its YAML stream.
+pub fn parse_file(file: &DesignFile) -> Parsed {
+    let mut out = Parsed::default();
+    let text = match std::str::from_utf8(&file.bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = 1 + file.bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u32;
+            out.messages.push(
+                Message::error(
+                    "SW102",
+                    format!("file is not valid UTF-8 (byte {})", e.valid_up_to()),
+                    "Save the file as UTF-8.",
+                )
+                .at(&file.path, line),
+            );
+            return out;
+        }
+    };
+    for (start_line, chunk) in split_documents(text) {
+        let docs = match yaml::parse_stream(chunk) {
+            Ok(d) => d,
+            Err(e) => {
+                out.messages.push(
+                    Message::error(
+                        "SW101",
+                        format!("YAML syntax error at column {}: {}", e.col, e.message),
+                        "Fix the YAML syntax at this line; `yamllint` shows the same position.",
+                    )
+                    .at(&file.path, e.line + start_line - 1),
+                );
+                continue;
+            }
+        };
+        let docs: Vec<_> = docs
+            .into_iter()
+            .map(|mut d| {
+                shift_lines(&mut d.root, start_line - 1);
+                d.line += start_line - 1;
+                d
+            })
+            .collect();
+        let results: Vec<(Option<Document>, Vec<Message>)> = if docs.len() > 16 {
+            docs.into_par_iter()
+                .map(|d| envelope(&file.path, d))
+                .collect()
+        } else {
+            docs.into_iter().map(|d| envelope(&file.path, d)).collect()
+        };
+        for (doc, msgs) in results {
+            out.messages.extend(msgs);
+            out.documents.extend(doc);
+        }
+    }
+    out
+}
+
+/// Splits a stream at the `---` lines that start documents, so that large files
+/// parse in parallel and a syntax error costs only its own document. A line
+/// starting with `---` (then space, tab or end of line) at column 0 always starts a
+/// document in YAML (it ends any block scalar), so splitting there is exact. A file
+/// with directives (`%YAML`, `%TAG`) is parsed whole.
+fn split_documents(text: &str) -> Vec<(u32, &str)> {
+    if text.starts_with('%') || text.contains("\n%") {
+        return vec![(1, text)];
+    }
+    let mut chunks = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 1u32;
+    let mut line = 1u32;
+    let mut pos = 0usize;
+    let bytes = text.as_bytes();
+    while pos < bytes.len() {
+        let is_marker = bytes[pos..].starts_with(b"---")
+            && matches!(
+                bytes.get(pos + 3),
+                None | Some(b' ' | b'\t' | b'\n' | b'\r')
+            );
+        if is_marker && pos > start && !only_comments(&text[start..pos]) {
+            chunks.push((start_line, &text[start..pos]));
+            start = pos;
+            start_line = line;
+        }
+        match memchr_newline(&bytes[pos..]) {
+            Some(i) => {
+                pos += i + 1;
+                line += 1;
+            }
+            None => break,
+        }
+    }
+    chunks.push((start_line, &text[start..]));
+    chunks
+}
+
+fn memchr_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|c| *c == b'\n')
+}
+
+fn only_comments(s: &str) -> bool {
+    s.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#')
+    })
+}
+
+fn shift_lines(node: &mut Node, by: u32) {
+    if by == 0 {
+        return;
+    }
+    node.line += by;
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|n| shift_lines(n, by)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            shift_lines(k, by);
+            shift_lines(v, by);
+        }),
+        _ => {}
+    }
+}
+
+/// Reads a document's envelope; returns the Drydock document, if it is one.
+fn envelope(file: &str, doc: yaml::YamlDocument) -> (Option<Document>, Vec<Message>) {
+    let mut msgs = Vec::new();
+    let root = doc.root;
+    let line = doc.line.max(1);
+    let at = |m: Message| m.at(file, line);
+    match &root.value {
+        Value::Null => return (None, msgs),
+        Value::Map(_) => {}
+        _ => {
+            msgs.push(at(Message::error(
+                "SW103",
+                "document is not a mapping",
+                "A design document is a mapping with `schema`, `metadata` and `data`.",
+            )));
+            return (None, msgs);
+        }
+    }
+
+    // Deckhand format: schema: <ns>/<Kind>/<version>.
+    let (kind_name, version, data_key, legacy, schema_text) = if let Some(schema) =
+        root.get("schema")
+    {
+        let Some(s) = schema.as_str() else {
+            msgs.push(at(Message::error(
+                "SW103",
+                "`schema` is not a string",
+                "Write `schema: drydock/<Kind>/v1`.",
+            )));
+            return (None, msgs);
+        };
+        let parts: Vec<&str> = s.split('/').collect();
+        if parts.len() != 3 || parts[0] != "drydock" {
+            msgs.push(at(Message::info(
+                "SW108",
+                format!("document of schema `{s}` is not a Drydock document; skipped"),
+                "Nothing to do: slipway reads only drydock/* documents.",
+            )));
+            return (None, msgs);
+        }
+        (
+            parts[1].to_string(),
+            parts[2].to_string(),
+            "data",
+            false,
+            s.to_string(),
+        )
+    } else if let (Some(api), Some(kind)) = (root.get("apiVersion"), root.get("kind")) {
+        let api = api.as_str().unwrap_or_default().to_string();
+        let kind = kind.as_str().unwrap_or_default().to_string();
+        if Kind::from_name(&kind).is_none() && !api.starts_with("drydock/") {
+            msgs.push(at(Message::info(
+                "SW108",
+                format!("document of apiVersion `{api}` kind `{kind}` is not a Drydock document; skipped"),
+                "Nothing to do: slipway reads only Drydock documents.",
+            )));
+            return (None, msgs);
+        }
+        let schema_text = format!("drydock/{kind}/v1");
+        (kind, "v1".to_string(), "spec", true, schema_text)
+    } else {
+        msgs.push(at(Message::warning(
+            "SW110",
+            "document has no `schema`; skipped",
+            "Add `schema: drydock/<Kind>/v1`, or move the file out of the design directory.",
+        )));
+        return (None, msgs);
+    };
+
+    let Some(kind) = Kind::from_name(&kind_name).filter(|_| version == "v1") else {
+        msgs.push(at(Message::error(
+            "SW104",
+            format!("unknown Drydock kind or version `{schema_text}`"),
+            "Use one of drydock/{Region,Rack,NetworkLink,Network,HardwareProfile,HostProfile,BaremetalNode,BootAction}/v1.",
+        )));
+        return (None, msgs);
+    };
+
+    let metadata = root.get("metadata");
+    let name = match metadata.and_then(|m| m.get("name")).map(|n| &n.value) {
+        Some(Value::Str(s)) if !s.is_empty() => s.clone(),
+        _ => {
+            msgs.push(at(Message::error(
+                "SW105",
+                format!("{} document has no `metadata.name` string", kind.name()),
+                "Give the document a name under `metadata.name`.",
+            )
+            .about(kind.schema(), "Unknown")));
+            return (None, msgs);
+        }
+    };
+
+    if let Some(abstract_flag) = metadata
+        .and_then(|m| m.get("layeringDefinition"))
+        .and_then(|l| l.get("abstract"))
+    {
+        if abstract_flag.value == Value::Bool(true) {
+            msgs.push(at(Message::info(
+                "SW109",
+                format!("abstract Deckhand document {}/{name} skipped", kind.name()),
+                "Abstract documents are layering templates; slipway reads rendered (concrete) documents.",
+            )
+            .about(kind.schema(), &name)));
+            return (None, msgs);
+        }
+    }
+    if metadata.and_then(|m| m.get("substitutions")).is_some() {
+        msgs.push(at(Message::info(
+            "SW111",
+            format!("{}/{name} declares Deckhand substitutions, which slipway does not resolve", kind.name()),
+            "Render the site with Deckhand (or commit the substituted values) for these fields to be set.",
+        )
+        .about(kind.schema(), &name)));
+    }
+
+    let mut problems = Vec::new();
+    let whole = root.to_json(&mut problems);
+    for p in problems {
+        match p {
+            KeyProblem::NotAString { line, key } => msgs.push(
+                Message::error(
+                    "SW106",
+                    format!("mapping key `{key}` is not a string (YAML reads it as a number, boolean or null)"),
+                    "Quote the key, e.g. '0xffff': ...",
+                )
+                .about(kind.schema(), &name)
+                .at(file, line),
+            ),
+            KeyProblem::Duplicate { line, key } => msgs.push(
+                Message::warning(
+                    "SW107",
+                    format!("key `{key}` appears twice in one mapping; the last one is used"),
+                    "Remove the duplicate key.",
+                )
+                .about(kind.schema(), &name)
+                .at(file, line),
+            ),
+        }
+    }
+    let canonical = serde_json::to_string(&whole).unwrap_or_default();
+    let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
+    let tree = root.get(data_key).cloned().unwrap_or(Node {
+        value: Value::Null,
+        line,
+        col: 1,
+    });
+    let data = whole
+        .get(data_key)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    let doc = Document {
+        kind,
+        name,
+        file: file.to_string(),
+        line,
+        hash,
+        canonical,
+        data,
+        tree,
+        legacy,
+    };
+    (Some(doc), msgs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> DesignFile {
+        DesignFile {
+            path: "site.yaml".into(),
+            bytes: text.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn documents_keep_file_line_and_hash() {
+        let p = parse_files(&[file(
+            "# header\n---\nschema: drydock/Rack/v1\nmetadata:\n  name: r1\ndata:\n  labels: {a: b}\n---\nschema: deckhand/Passphrase/v1\nmetadata: {name: x}\ndata: y\n---\nschema: drydock/Rack/v1\nmetadata:\n  name: r2\ndata: {}\n",
+        )]);
+        assert_eq!(p.documents.len(), 2);
+        assert_eq!(p.documents[0].line, 2);
+        assert_eq!(p.documents[1].line, 12);
+        assert_eq!(p.documents[0].line_of("/labels/a"), 7);
+        assert_eq!(p.documents[0].hash.len(), 64);
+        assert_ne!(p.documents[0].hash, p.documents[1].hash);
+        assert!(p.messages.iter().any(|m| m.code == "SW108"));
+    }
+
+    #[test]
+    fn hash_ignores_key_order_and_formatting() {
+        let a = parse_files(&[file(
+            "schema: drydock/Rack/v1\nmetadata: {name: r}\ndata: {labels: {a: '1', b: '2'}}\n",
+        )]);
+        let b = parse_files(&[file("data:\n  labels:\n    b: '2'\n    a: '1'\nmetadata:\n  name: r\nschema: drydock/Rack/v1\n")]);
+        assert_eq!(a.documents[0].hash, b.documents[0].hash);
+    }
+
+    #[test]
+    fn a_syntax_error_costs_only_its_document() {
+        let p = parse_files(&[file(
+            "schema: drydock/Rack/v1\nmetadata: {name: r1}\ndata: {}\n---\nschema: [\n---\nschema: drydock/Rack/v1\nmetadata: {name: r2}\ndata: {}\n",
+        )]);
+        assert_eq!(p.documents.len(), 2);
+        let err = p.messages.iter().find(|m| m.code == "SW101").unwrap();
+        assert!(err.source.as_ref().unwrap().line >= 5);
+    }
+
+    #[test]
+    fn legacy_documents_are_read_from_spec() {
+        let p = parse_files(&[file(
+            "apiVersion: 'drydock/v1'\nkind: Rack\nmetadata:\n  name: r1\nspec:\n  labels: {}\n",
+        )]);
+        assert_eq!(p.documents.len(), 1);
+        assert!(p.documents[0].legacy);
+    }
+
+    #[test]
+    fn unknown_kinds_and_missing_names_are_errors() {
+        let p = parse_files(&[file("schema: drydock/FooBar/v1\nmetadata: {name: x}\ndata: {}\n---\nschema: drydock/Rack/v1\ndata: {}\n")]);
+        let codes: Vec<_> = p.messages.iter().map(|m| m.code.as_str()).collect();
+        assert_eq!(codes, ["SW104", "SW105"]);
+    }
+}

@@ -1,0 +1,523 @@
+//! YAML streams to a tree that remembers where each node came from.
+//!
+//! The only user of `yaml-rust2`. Plain scalars are resolved the way PyYAML's
+//! YAML 1.1 resolver does it (`yes`/`on` are booleans, `0755` is octal,
+//! `52:54:00:12:34:56` is a base-60 integer), because Drydock — whose verdicts
+//! operators compare ours with — reads designs with PyYAML.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A YAML node and the 1-based line and column where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// The value of a node after tag resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    /// Entries in document order; duplicate keys are kept (see [`Node::to_json`]).
+    Map(Vec<(Node, Node)>),
+}
+
+/// One document of a stream.
+#[derive(Debug, Clone)]
+pub struct YamlDocument {
+    /// 1-based line of the document's first line (its `---`, or its first token).
+    pub line: u32,
+    pub root: Node,
+}
+
+/// A syntax error with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+}
+
+/// A mapping key that JSON cannot represent, or a key given twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyProblem {
+    NotAString { line: u32, key: String },
+    Duplicate { line: u32, key: String },
+}
+
+/// Deepest nesting accepted; deeper input is refused instead of risking the stack.
+const MAX_DEPTH: usize = 256;
+
+/// Parses a multi-document stream. Documents before a syntax error are not
+/// returned: a file is used whole or not at all.
+pub fn parse_stream(text: &str) -> Result<Vec<YamlDocument>, SyntaxError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    let res = parser.load(&mut builder, true);
+    if let Err(e) = res {
+        let m = e.marker();
+        return Err(SyntaxError {
+            line: m.line() as u32,
+            col: m.col() as u32 + 1,
+            message: e.info().to_string(),
+        });
+    }
+    if let Some(err) = builder.error {
+        return Err(err);
+    }
+    Ok(builder.docs)
+}
+
+#[derive(Default)]
+struct Builder {
+    docs: Vec<YamlDocument>,
+    doc_line: u32,
+    /// Open collections: the node being built and, for maps, a pending key.
+    stack: Vec<(Node, Option<Node>, usize)>,
+    anchors: HashMap<usize, Node>,
+    error: Option<SyntaxError>,
+}
+
+impl Builder {
+    fn push_value(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.docs.push(YamlDocument {
+                line: self.doc_line,
+                root: node,
+            }),
+            Some((parent, pending_key, _)) => match &mut parent.value {
+                Value::Seq(items) => items.push(node),
+                Value::Map(entries) => match pending_key.take() {
+                    None => *pending_key = Some(node),
+                    Some(key) => entries.push((key, node)),
+                },
+                _ => unreachable!("only collections are pushed on the stack"),
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        let line = mark.line() as u32;
+        let col = mark.col() as u32 + 1;
+        match ev {
+            Event::DocumentStart => {
+                self.doc_line = line;
+                self.anchors.clear();
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                // PyYAML refuses a `: value` line with no key; so do we.
+                if text.is_empty() && style == TScalarStyle::Plain && tag.is_none() {
+                    if let Some((
+                        Node {
+                            value: Value::Map(_),
+                            ..
+                        },
+                        None,
+                        _,
+                    )) = self.stack.last()
+                    {
+                        self.error = Some(SyntaxError {
+                            line,
+                            col,
+                            message: "expected a key before ':' (a mapping value with no key)"
+                                .into(),
+                        });
+                        return;
+                    }
+                }
+                let value = if style == TScalarStyle::Plain && tag.is_none() {
+                    resolve_plain(text)
+                } else {
+                    match tag {
+                        Some(t) if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" => {
+                            resolve_tagged(&t.suffix, text)
+                        }
+                        _ => Value::Str(text),
+                    }
+                };
+                self.push_value(Node { value, line, col }, anchor);
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if self.stack.len() >= MAX_DEPTH {
+                    self.error = Some(SyntaxError {
+                        line,
+                        col,
+                        message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                    });
+                    return;
+                }
+                let value = if matches!(ev, Event::SequenceStart(..)) {
+                    Value::Seq(Vec::new())
+                } else {
+                    Value::Map(Vec::new())
+                };
+                self.stack.push((Node { value, line, col }, None, anchor));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((node, _, anchor)) = self.stack.pop() {
+                    self.push_value(node, anchor);
+                }
+            }
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(node) => {
+                    let mut node = node.clone();
+                    node.line = line;
+                    node.col = col;
+                    self.push_value(node, 0);
+                }
+                None => {
+                    self.error = Some(SyntaxError {
+                        line,
+                        col,
+                        message: "alias to an unknown anchor".into(),
+                    })
+                }
+            },
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+        }
+    }
+}
+
+fn resolve_tagged(suffix: &str, text: String) -> Value {
+    match suffix {
+        "str" => Value::Str(text),
+        "null" => Value::Null,
+        "bool" | "int" | "float" => match resolve_plain(text.clone()) {
+            v @ (Value::Bool(_) | Value::Int(_) | Value::Float(_)) => v,
+            _ => Value::Str(text),
+        },
+        _ => Value::Str(text),
+    }
+}
+
+/// PyYAML's implicit resolvers (YAML 1.1) for a plain scalar.
+pub fn resolve_plain(text: String) -> Value {
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Value::Bool(true)
+        }
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Value::Bool(false)
+        }
+        _ => {}
+    }
+    if let Some(v) = resolve_int(&text) {
+        return v;
+    }
+    if let Some(f) = resolve_float(&text) {
+        return Value::Float(f);
+    }
+    Value::Str(text)
+}
+
+fn split_sign(s: &str) -> (bool, &str) {
+    match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    }
+}
+
+fn int_value(neg: bool, digits: &str, radix: u32) -> Option<Value> {
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    if clean.is_empty() {
+        return Some(Value::Int(0));
+    }
+    match i128::from_str_radix(&clean, radix) {
+        Ok(v) => {
+            let v = if neg { -v } else { v };
+            Some(match i64::try_from(v) {
+                Ok(i) => Value::Int(i),
+                Err(_) => Value::Float(v as f64),
+            })
+        }
+        // Longer than i128: still a number to PyYAML.
+        Err(_) => Some(Value::Float(f64::INFINITY)),
+    }
+}
+
+fn resolve_int(text: &str) -> Option<Value> {
+    let (neg, body) = split_sign(text);
+    let b = body.as_bytes();
+    if b.is_empty() {
+        return None;
+    }
+    let all = |s: &str, f: fn(char) -> bool| !s.is_empty() && s.chars().all(|c| f(c) || c == '_');
+    if let Some(rest) = body.strip_prefix("0b") {
+        return all(rest, |c| c == '0' || c == '1').then(|| int_value(neg, rest, 2))?;
+    }
+    if let Some(rest) = body.strip_prefix("0x") {
+        return all(rest, |c| c.is_ascii_hexdigit()).then(|| int_value(neg, rest, 16))?;
+    }
+    if body == "0" {
+        return Some(Value::Int(0));
+    }
+    if b[0] == b'0' {
+        return all(&body[1..], |c| ('0'..='7').contains(&c))
+            .then(|| int_value(neg, &body[1..], 8))?;
+    }
+    if b[0].is_ascii_digit() && all(body, |c| c.is_ascii_digit()) {
+        return int_value(neg, body, 10);
+    }
+    // Base 60: [1-9][0-9_]*(:[0-5]?[0-9])+
+    if b[0] != b'0' && b[0].is_ascii_digit() && body.contains(':') {
+        let mut parts = body.split(':');
+        let head = parts.next()?;
+        if !all(head, |c| c.is_ascii_digit()) {
+            return None;
+        }
+        let mut acc: i128 = head.replace('_', "").parse().ok()?;
+        for p in parts {
+            let pb = p.as_bytes();
+            let ok = match pb.len() {
+                1 => pb[0].is_ascii_digit(),
+                2 => (b'0'..=b'5').contains(&pb[0]) && pb[1].is_ascii_digit(),
+                _ => false,
+            };
+            if !ok {
+                return None;
+            }
+            acc = acc.checked_mul(60)?.checked_add(p.parse::<i128>().ok()?)?;
+        }
+        let acc = if neg { -acc } else { acc };
+        return Some(match i64::try_from(acc) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Float(acc as f64),
+        });
+    }
+    None
+}
+
+fn resolve_float(text: &str) -> Option<f64> {
+    let (neg, body) = split_sign(text);
+    let sign = if neg { -1.0 } else { 1.0 };
+    match body {
+        ".inf" | ".Inf" | ".INF" => return Some(sign * f64::INFINITY),
+        _ => {}
+    }
+    if matches!(text, ".nan" | ".NaN" | ".NAN") {
+        return Some(f64::NAN);
+    }
+    // [0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?  |  \.[0-9_]+([eE][-+][0-9]+)?
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let dot = mantissa.find('.')?;
+    let (int_part, frac) = (&mantissa[..dot], &mantissa[dot + 1..]);
+    let digits_ok = |s: &str| s.chars().all(|c| c.is_ascii_digit() || c == '_');
+    if !digits_ok(int_part) || !digits_ok(frac) {
+        return None;
+    }
+    if int_part.is_empty() {
+        if frac.is_empty() || frac.starts_with('_') {
+            return None;
+        }
+    } else if int_part.starts_with('_') {
+        return None;
+    }
+    if let Some(e) = exp {
+        let eb = e.as_bytes();
+        if eb.len() < 2
+            || !(eb[0] == b'-' || eb[0] == b'+')
+            || !e[1..].chars().all(|c| c.is_ascii_digit())
+        {
+            return None;
+        }
+    }
+    let clean: String = body.chars().filter(|c| *c != '_').collect();
+    let clean = if clean.starts_with('.') {
+        format!("0{clean}")
+    } else {
+        clean
+    };
+    clean.parse::<f64>().ok().map(|f| sign * f)
+}
+
+impl Node {
+    /// The value at a mapping key, if this node is a mapping holding it (last one wins).
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .rev()
+                .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The string value of this node, if it is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The line of the node a JSON pointer (RFC 6901) names, or of its deepest
+    /// existing ancestor. For a mapping entry, the line of its key.
+    pub fn line_of_pointer(&self, pointer: &str) -> u32 {
+        let mut node = self;
+        let mut line = self.line;
+        for raw in pointer.split('/').skip(1) {
+            let token = raw.replace("~1", "/").replace("~0", "~");
+            let next = match &node.value {
+                Value::Map(entries) => entries
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| key_text(k) == token)
+                    .map(|(k, v)| (k.line, v)),
+                Value::Seq(items) => token
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .map(|v| (v.line, v)),
+                _ => None,
+            };
+            match next {
+                Some((l, n)) => {
+                    line = l;
+                    node = n;
+                }
+                None => break,
+            }
+        }
+        line
+    }
+
+    /// Converts to JSON, collecting keys JSON cannot hold faithfully.
+    pub fn to_json(&self, problems: &mut Vec<KeyProblem>) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                // NaN and infinities have no JSON form; keep their YAML spelling.
+                .unwrap_or_else(|| J::String(format!("{f}"))),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(|n| n.to_json(problems)).collect()),
+            Value::Map(entries) => {
+                let mut map = serde_json::Map::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let key = key_text(k);
+                    if !matches!(k.value, Value::Str(_)) {
+                        problems.push(KeyProblem::NotAString {
+                            line: k.line,
+                            key: key.clone(),
+                        });
+                    }
+                    if map.insert(key.clone(), v.to_json(problems)).is_some() {
+                        problems.push(KeyProblem::Duplicate { line: k.line, key });
+                    }
+                }
+                J::Object(map)
+            }
+        }
+    }
+}
+
+/// The text a key is known by in JSON and in messages.
+fn key_text(k: &Node) -> String {
+    match &k.value {
+        Value::Str(s) => s.clone(),
+        Value::Null => "null".into(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Seq(_) | Value::Map(_) => "<collection>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(s: &str) -> Value {
+        resolve_plain(s.to_string())
+    }
+
+    #[test]
+    fn plain_scalars_resolve_like_pyyaml() {
+        assert_eq!(plain("yes"), Value::Bool(true));
+        assert_eq!(plain("Off"), Value::Bool(false));
+        assert_eq!(plain("y"), Value::Str("y".into()));
+        assert_eq!(plain("0755"), Value::Int(0o755));
+        assert_eq!(plain("600"), Value::Int(600));
+        assert_eq!(plain("0xffff"), Value::Int(0xffff));
+        assert_eq!(plain("1_000"), Value::Int(1000));
+        assert_eq!(
+            plain("52:54:00:12:34:56"),
+            Value::Int(((((52 * 60 + 54) * 60) * 60 + 12) * 60 + 34) * 60 + 56)
+        );
+        assert_eq!(
+            plain("02:00:00:00:00:01"),
+            Value::Str("02:00:00:00:00:01".into())
+        );
+        assert_eq!(
+            plain("aa:bb:cc:dd:ee:ff"),
+            Value::Str("aa:bb:cc:dd:ee:ff".into())
+        );
+        assert_eq!(plain("1.5"), Value::Float(1.5));
+        assert_eq!(plain("1e5"), Value::Str("1e5".into()));
+        assert_eq!(plain("802.3ad"), Value::Str("802.3ad".into()));
+        assert_eq!(plain("172.16.1.0/24"), Value::Str("172.16.1.0/24".into()));
+        assert_eq!(plain("~"), Value::Null);
+        assert_eq!(plain("20g"), Value::Str("20g".into()));
+        assert_eq!(plain("-77%"), Value::Str("-77%".into()));
+    }
+
+    #[test]
+    fn documents_keep_their_first_line_and_keys_their_lines() {
+        let text = "# c\n---\na: 1\nb:\n  c: [1, 2]\n---\nx: y\n";
+        let docs = parse_stream(text).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].line, 2);
+        assert_eq!(docs[1].line, 6);
+        assert_eq!(docs[0].root.line_of_pointer("/b/c"), 5);
+        assert_eq!(docs[0].root.line_of_pointer("/b/nope"), 4);
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let err = parse_stream("a: 1\n: Network\n  - x\n").unwrap_err();
+        assert!(err.line >= 2, "{err:?}");
+    }
+
+    #[test]
+    fn aliases_expand_and_unknown_ones_fail() {
+        let docs = parse_stream("a: &x {k: v}\nb: *x\n").unwrap();
+        let mut p = Vec::new();
+        let j = docs[0].root.to_json(&mut p);
+        assert_eq!(j["b"]["k"], "v");
+    }
+
+    #[test]
+    fn non_string_and_duplicate_keys_are_reported() {
+        let docs = parse_stream("0xffff: a\nk: 1\nk: 2\n").unwrap();
+        let mut p = Vec::new();
+        let j = docs[0].root.to_json(&mut p);
+        assert_eq!(j["k"], 2);
+        assert_eq!(p.len(), 2);
+    }
+}

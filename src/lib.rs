@@ -1,0 +1,20 @@
+//! slipway: a declarative GitOps controller for bare-metal provisioning.
+//!
+//! Crate map (see docs/ARCHITECTURE.md):
+//! - [`design`]: parse, schema-check, type and validate design documents (pure).
+//! - [`source`]: git revisions and directories as design files (only user of git2).
+//! - [`state`]: SQLite state and migrations (only user of rusqlite).
+//! - [`plan`]: the pure diff of a design against the applied state.
+//! - [`reconcile`]: the loop that turns new heads into applied revisions.
+//! - [`api`]: the HTTP API (only user of axum).
+//! - [`render`]: boot data rendering (only user of minijinja, tar, flate2).
+//! - [`revision`]: what a revision is, shared by source and state.
+
+pub mod api;
+pub mod design;
+pub mod plan;
+pub mod reconcile;
+pub mod render;
+pub mod revision;
+pub mod source;
+pub mod state;

@@ -1,0 +1,2 @@
+//! The reconcile loop: watch + timer + webhook -> newest head -> validate ->
+//! plan -> apply. Each pass starts from "what is the newest head?".

@@ -1,0 +1,2 @@
+//! Boot data: templates, asset pipelines and tarballs. The only user of
+//! `minijinja`, `tar` and `flate2`.
