@@ -58,42 +58,57 @@ impl EffectiveNode {
     }
 }
 
-/// Applies the profile chain to one node.
-pub fn compile(design: &Design, node: &Entity<HostData>) -> EffectiveNode {
-    let mut chain: Vec<&HostData> = vec![&node.data];
-    let mut names = Vec::new();
-    let mut missing = None;
-    let mut cycle = None;
-    let mut next = node.data.host_profile.clone();
+/// A host profile with its own parents applied, ready to receive a node's layer.
+#[derive(Debug, Clone, Default)]
+struct CompiledProfile {
+    base: EffectiveNode,
+    chain: Vec<String>,
+    missing: Option<String>,
+    cycle: Option<String>,
+}
+
+/// Compiles a profile chain starting at `start` (root first, then each child).
+fn compile_profile(design: &Design, start: Option<&str>) -> CompiledProfile {
+    let mut layers: Vec<&HostData> = Vec::new();
+    let mut out = CompiledProfile::default();
+    let mut next = start.map(str::to_string);
     while let Some(p) = next {
-        if names.contains(&p) {
-            cycle = Some(p);
+        if out.chain.contains(&p) {
+            out.cycle = Some(p);
             break;
         }
         match design.host_profile(&p) {
             Some(profile) => {
-                names.push(p);
-                chain.push(&profile.data);
+                out.chain.push(p);
+                layers.push(&profile.data);
                 next = profile.data.host_profile.clone();
             }
             None => {
-                missing = Some(p);
+                out.missing = Some(p);
                 break;
             }
         }
     }
-    // Fold from the root profile down to the node.
-    let mut eff = EffectiveNode::default();
-    for layer in chain.iter().rev() {
-        apply_layer(&mut eff, layer);
+    for layer in layers.iter().rev() {
+        apply_layer(&mut out.base, layer);
     }
-    eff.name = node.name.clone();
-    eff.doc = node.doc;
-    eff.profile_chain = names;
-    eff.missing_profile = missing;
-    eff.profile_cycle = cycle;
-    eff.boot_mac = node.data.metadata.as_ref().and_then(|m| m.boot_mac.clone());
-    eff.addressing = node
+    out
+}
+
+fn finish(design_node: &Entity<HostData>, profile: &CompiledProfile) -> EffectiveNode {
+    let mut eff = profile.base.clone();
+    apply_layer(&mut eff, &design_node.data);
+    eff.name = design_node.name.clone();
+    eff.doc = design_node.doc;
+    eff.profile_chain = profile.chain.clone();
+    eff.missing_profile = profile.missing.clone();
+    eff.profile_cycle = profile.cycle.clone();
+    eff.boot_mac = design_node
+        .data
+        .metadata
+        .as_ref()
+        .and_then(|m| m.boot_mac.clone());
+    eff.addressing = design_node
         .data
         .addressing
         .iter()
@@ -102,6 +117,32 @@ pub fn compile(design: &Design, node: &Entity<HostData>) -> EffectiveNode {
         .map(|a| (a.network.clone(), a.address.clone()))
         .collect();
     eff
+}
+
+/// Applies the profile chain to one node.
+pub fn compile(design: &Design, node: &Entity<HostData>) -> EffectiveNode {
+    finish(
+        node,
+        &compile_profile(design, node.data.host_profile.as_deref()),
+    )
+}
+
+/// Compiles every node, each host-profile chain once.
+pub fn compile_all(design: &Design) -> Vec<EffectiveNode> {
+    use rayon::prelude::*;
+    let mut profiles: std::collections::HashMap<Option<&str>, CompiledProfile> =
+        std::collections::HashMap::new();
+    for n in &design.nodes {
+        let key = n.data.host_profile.as_deref();
+        profiles
+            .entry(key)
+            .or_insert_with(|| compile_profile(design, key));
+    }
+    design
+        .nodes
+        .par_iter()
+        .map(|n| finish(n, &profiles[&n.data.host_profile.as_deref()]))
+        .collect()
 }
 
 fn inherit(child: &Option<String>, parent: &mut Option<String>) {

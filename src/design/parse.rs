@@ -88,40 +88,46 @@ pub fn parse_file(file: &DesignFile) -> Parsed {
             return out;
         }
     };
-    for (start_line, chunk) in split_documents(text) {
-        let docs = match yaml::parse_stream(chunk) {
-            Ok(d) => d,
-            Err(e) => {
-                out.messages.push(
-                    Message::error(
-                        "SW101",
-                        format!("YAML syntax error at column {}: {}", e.col, e.message),
-                        "Fix the YAML syntax at this line; `yamllint` shows the same position.",
-                    )
-                    .at(&file.path, e.line + start_line - 1),
-                );
-                continue;
-            }
-        };
-        let docs: Vec<_> = docs
-            .into_iter()
-            .map(|mut d| {
-                shift_lines(&mut d.root, start_line - 1);
-                d.line += start_line - 1;
-                d
-            })
-            .collect();
-        let results: Vec<(Option<Document>, Vec<Message>)> = if docs.len() > 16 {
-            docs.into_par_iter()
-                .map(|d| envelope(&file.path, d))
-                .collect()
-        } else {
-            docs.into_iter().map(|d| envelope(&file.path, d)).collect()
-        };
-        for (doc, msgs) in results {
-            out.messages.extend(msgs);
-            out.documents.extend(doc);
+    let chunks = split_documents(text);
+    let per_chunk: Vec<Parsed> = if chunks.len() > 8 {
+        chunks
+            .par_iter()
+            .map(|(l, c)| parse_chunk(&file.path, *l, c))
+            .collect()
+    } else {
+        chunks
+            .iter()
+            .map(|(l, c)| parse_chunk(&file.path, *l, c))
+            .collect()
+    };
+    for p in per_chunk {
+        out.documents.extend(p.documents);
+        out.messages.extend(p.messages);
+    }
+    out
+}
+
+/// Parses one chunk of a stream (one or more documents) starting at `start_line`.
+fn parse_chunk(path: &str, start_line: u32, chunk: &str) -> Parsed {
+    let mut out = Parsed::default();
+    let docs = match yaml::parse_stream_at(chunk, start_line - 1) {
+        Ok(d) => d,
+        Err(e) => {
+            out.messages.push(
+                Message::error(
+                    "SW101",
+                    format!("YAML syntax error at column {}: {}", e.col, e.message),
+                    "Fix the YAML syntax at this line; `yamllint` shows the same position.",
+                )
+                .at(path, e.line),
+            );
+            return out;
         }
+    };
+    for d in docs {
+        let (doc, msgs) = envelope(path, d);
+        out.messages.extend(msgs);
+        out.documents.extend(doc);
     }
     out
 }
@@ -175,18 +181,16 @@ fn only_comments(s: &str) -> bool {
     })
 }
 
-fn shift_lines(node: &mut Node, by: u32) {
-    if by == 0 {
-        return;
-    }
-    node.line += by;
+/// Moves the value of a mapping key out of `node` (the last one, as YAML readers do).
+fn take_entry(node: &mut Node, key: &str) -> Option<Node> {
     match &mut node.value {
-        Value::Seq(items) => items.iter_mut().for_each(|n| shift_lines(n, by)),
-        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
-            shift_lines(k, by);
-            shift_lines(v, by);
-        }),
-        _ => {}
+        Value::Map(entries) => {
+            let i = entries
+                .iter()
+                .rposition(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))?;
+            Some(entries.swap_remove(i).1)
+        }
+        _ => None,
     }
 }
 
@@ -331,15 +335,17 @@ fn envelope(file: &str, doc: yaml::YamlDocument) -> (Option<Document>, Vec<Messa
     }
     let canonical = serde_json::to_string(&whole).unwrap_or_default();
     let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
-    let tree = root.get(data_key).cloned().unwrap_or(Node {
+    let mut whole = whole;
+    let data = whole
+        .as_object_mut()
+        .and_then(|m| m.remove(data_key))
+        .unwrap_or(serde_json::Value::Null);
+    let mut root = root;
+    let tree = take_entry(&mut root, data_key).unwrap_or(Node {
         value: Value::Null,
         line,
         col: 1,
     });
-    let data = whole
-        .get(data_key)
-        .cloned()
-        .unwrap_or(serde_json::Value::Null);
     let doc = Document {
         kind,
         name,

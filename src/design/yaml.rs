@@ -60,13 +60,21 @@ const MAX_DEPTH: usize = 256;
 /// Parses a multi-document stream. Documents before a syntax error are not
 /// returned: a file is used whole or not at all.
 pub fn parse_stream(text: &str) -> Result<Vec<YamlDocument>, SyntaxError> {
-    let mut builder = Builder::default();
+    parse_stream_at(text, 0)
+}
+
+/// Like [`parse_stream`], for text that starts after `line_offset` lines of its file.
+pub fn parse_stream_at(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>, SyntaxError> {
+    let mut builder = Builder {
+        line_offset,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     let res = parser.load(&mut builder, true);
     if let Err(e) = res {
         let m = e.marker();
         return Err(SyntaxError {
-            line: m.line() as u32,
+            line: m.line() as u32 + line_offset,
             col: m.col() as u32 + 1,
             message: e.info().to_string(),
         });
@@ -85,6 +93,7 @@ struct Builder {
     stack: Vec<(Node, Option<Node>, usize)>,
     anchors: HashMap<usize, Node>,
     error: Option<SyntaxError>,
+    line_offset: u32,
 }
 
 impl Builder {
@@ -114,7 +123,7 @@ impl MarkedEventReceiver for Builder {
         if self.error.is_some() {
             return;
         }
-        let line = mark.line() as u32;
+        let line = mark.line() as u32 + self.line_offset;
         let col = mark.col() as u32 + 1;
         match ev {
             Event::DocumentStart => {

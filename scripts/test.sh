@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what it needs, then runs
+# formatting, lint, and every test. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+    if need apt-get; then
+        if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$@"; else sudo apt-get update -qq && sudo apt-get install -y -qq "$@"; fi
+    fi
+}
+
+# System tools the tests drive: git (real repositories), python3 (gen-site).
+need git || apt_install git
+need python3 || apt_install python3
+if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then
+    echo "error: ../shared/tools/gen-site not found (the shared folder must sit beside this checkout)" >&2
+    exit 2
+fi
+
+echo "== cargo fetch"
+cargo fetch --quiet
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --no-fail-fast
+# Benchmarks are compiled (and linted) by clippy --all-targets, timed only by `cargo bench`.
