@@ -5,6 +5,8 @@
 //! `52:54:00:12:34:56` is a base-60 integer), because Drydock — whose verdicts
 //! operators compare ours with — reads designs with PyYAML.
 
+mod fast;
+
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -65,6 +67,14 @@ pub fn parse_stream(text: &str) -> Result<Vec<YamlDocument>, SyntaxError> {
 
 /// Like [`parse_stream`], for text that starts after `line_offset` lines of its file.
 pub fn parse_stream_at(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>, SyntaxError> {
+    if let Some(docs) = fast::parse(text, line_offset) {
+        return Ok(docs);
+    }
+    parse_general(text, line_offset)
+}
+
+/// The general YAML parser (`yaml-rust2`), for everything the fast path declines.
+pub fn parse_general(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>, SyntaxError> {
     let mut builder = Builder {
         line_offset,
         ..Builder::default()
@@ -462,6 +472,153 @@ fn key_text(k: &Node) -> String {
 mod tests {
     use super::*;
 
+    /// Values and key lines, the parts of a tree the rest of slipway reads.
+    fn shape(n: &Node, out: &mut Vec<String>) {
+        match &n.value {
+            Value::Map(entries) => {
+                out.push("{".into());
+                for (k, v) in entries {
+                    out.push(format!("{:?}@{}", k.value, k.line));
+                    shape(v, out);
+                }
+                out.push("}".into());
+            }
+            Value::Seq(items) => {
+                out.push(format!("[@{}", n.line));
+                items.iter().for_each(|i| shape(i, out));
+                out.push("]".into());
+            }
+            // Block scalars: the general parser marks the first content line,
+            // the fast path the header line; both are fine in a message (and
+            // mapping values are located by their key's line).
+            Value::Str(s) => out.push(format!("{s:?}")),
+            // An empty value: the general parser marks where the next token starts.
+            Value::Null => out.push("Null".into()),
+            v => out.push(format!("{v:?}@{}", n.line)),
+        }
+    }
+
+    fn doc_shapes(docs: &[YamlDocument]) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in docs {
+            out.push(format!("doc@{}", d.line));
+            shape(&d.root, &mut out);
+        }
+        out
+    }
+
+    /// Asserts the fast path, when it accepts `text`, agrees with the general parser.
+    pub(crate) fn assert_same(name: &str, text: &str) -> bool {
+        let Some(fast) = fast::parse(text, 0) else {
+            return false;
+        };
+        let general = parse_general(text, 0)
+            .unwrap_or_else(|e| panic!("{name}: fast path accepted invalid YAML: {e:?}"));
+        let (a, b) = (doc_shapes(&fast), doc_shapes(&general));
+        if a != b {
+            let i = a
+                .iter()
+                .zip(&b)
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(b.len()));
+            panic!(
+                "{name}: fast path differs at item {i}: fast {:?} vs general {:?}",
+                a.get(i),
+                b.get(i)
+            );
+        }
+        true
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_parser_on_every_yaml_file_we_have() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![
+            root.join("designs"),
+            root.join("tests/data"),
+            root.join("../shared/reference"),
+        ];
+        let (mut seen, mut fast) = (0, 0);
+        while let Some(d) = dirs.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    seen += 1;
+                    // Whole files and each `---` chunk, as the parse stage feeds them.
+                    if assert_same(&p.display().to_string(), &text) {
+                        fast += 1;
+                    }
+                    for (i, chunk) in text.split_inclusive("\n---").enumerate() {
+                        let chunk = if i == 0 {
+                            chunk.to_string()
+                        } else {
+                            format!("---{chunk}")
+                        };
+                        let chunk = chunk.strip_suffix("---").unwrap_or(&chunk);
+                        assert_same(&format!("{}#{i}", p.display()), chunk);
+                    }
+                }
+            }
+        }
+        assert!(
+            seen > 50 && fast * 2 > seen,
+            "fast path used for {fast} of {seen} files"
+        );
+    }
+
+    #[test]
+    fn fast_path_handles_literal_block_scalars_like_the_general_parser() {
+        for text in [
+            "a: |\n  x\n  y\n",
+            "a: 1\n...\n---\nb: {}\nc: [] # e\n...\n",
+            "a: |\n  x\n...\n",
+            "a: |-\n  x\n\n",
+            "a: |+\n  x\n\n\n",
+            "a: |\n\n  x\n   y\n\n  z\nb: 1\n",
+            "- |\n  k1\n- |\n  k2\n",
+            "a:\n- x\n- y: 1\n  z: 2\nb: 3\n",
+            "a: 'it''s' # c\nb: \"q\\u00e9\\n\"\n",
+            "---\n---\na: 1\n",
+            "# only\n",
+            "---\n",
+        ] {
+            let docs = fast::parse(text, 0);
+            assert!(docs.is_some(), "fast path declined {text:?}");
+            assert_same(text, text);
+        }
+    }
+
+    #[test]
+    fn fast_path_declines_what_it_does_not_read() {
+        for text in [
+            "a: [1, 2]\n",
+            "a: &x 1\nb: *x\n",
+            "a: >\n  folded\n",
+            "a: multi\n  line\n",
+            "a: !!str 1\n",
+            "a:\tb\n",
+            "a: 1\n  b: 2\n",
+            "%YAML 1.1\n---\na: 1\n",
+            "a: b: c\n",
+            "? complex\n: key\n",
+            ": x\n",
+            "a: |\n   \n  x\n",
+            "a: |\n  x",
+            "a: |\nb: 2\n",
+        ] {
+            assert!(
+                fast::parse(text, 0).is_none(),
+                "fast path accepted {text:?}"
+            );
+        }
+    }
+
     fn plain(s: &str) -> Value {
         resolve_plain(s.to_string())
     }
@@ -528,5 +685,61 @@ mod tests {
         let j = docs[0].root.to_json(&mut p);
         assert_eq!(j["k"], 2);
         assert_eq!(p.len(), 2);
+    }
+
+    mod differential {
+        use proptest::prelude::*;
+
+        /// Lines of block YAML, indented 0-6 spaces, mixing the constructs the
+        /// fast path reads with some it must decline.
+        fn block_yaml() -> impl Strategy<Value = String> {
+            let body = prop::sample::select(vec![
+                "a:",
+                "a: 1",
+                "b: x y",
+                "- x",
+                "- a: 1",
+                "-",
+                "c: |",
+                "c: |-",
+                "c: |+",
+                "text line",
+                "d: 'q''s'",
+                "e: \"d\\n\"",
+                "# c",
+                "",
+                "f: {}",
+                "g: []",
+                "---",
+                "...",
+                "h: 0755",
+                "i: yes",
+                "k: 52:54:00:12:34:56",
+                "l: a #c",
+                "m: a#b",
+                "n: - x",
+                "o: [1]",
+                "p: &x 1",
+                "q: >",
+                "'r': 1",
+                "s:  ",
+                "- - x",
+                "t: \"a",
+            ]);
+            prop::collection::vec((0usize..7, body), 0..25).prop_map(|lines| {
+                lines
+                    .into_iter()
+                    .map(|(i, b)| format!("{}{b}\n", " ".repeat(i)))
+                    .collect::<String>()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+            #[test]
+            fn fast_path_output_equals_the_general_parser_whenever_it_accepts(text in block_yaml()) {
+                super::assert_same("generated", &text);
+            }
+        }
     }
 }
