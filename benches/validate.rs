@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 
 use slipway::design::{self, parse, rules, DesignFile};
 
+// Validation and planning allocate many small strings and maps; glibc's
+// allocator spends more time than the work itself on them (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn site(nodes: usize) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = root.join("target/bench-sites").join(format!("n{nodes}"));

@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod cli;
 
+// Validation and planning allocate many small strings and maps; glibc's
+// allocator spends more time than the work itself on them (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Declarative GitOps controller for bare-metal provisioning (Drydock designs).
 #[derive(Parser)]
 #[command(name = "slipway", version, about)]
