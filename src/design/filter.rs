@@ -1,17 +1,220 @@
 //! Boot-action node filters: which nodes a BootAction targets.
+//!
+//! Semantics are Drydock's (`process_node_filter` in its orchestrator), so a
+//! design targets the same nodes under slipway as under Drydock:
+//! - no filter selects every node;
+//! - each `filter_set` entry combines its non-empty criteria by `filter_type`;
+//!   a `union` entry with no criteria selects nothing, an `intersection` entry
+//!   with none (or an entry with no `filter_type`) puts no constraint;
+//! - the entries are combined by `filter_set_type`; a filter whose result is
+//!   empty or unconstrained targets **no** node.
+//!
+//! Criteria:
+//! - `node_names`: the node's name is listed;
+//! - `node_tags`: the node has **any** listed tag (OR, even in an
+//!   `intersection` entry, as in Drydock);
+//! - `node_labels`: **any** listed `key: value` pair is in the node's
+//!   `metadata.owner_data` (OR, as in Drydock);
+//! - `rack_names`: the node's `metadata.rack` is listed;
+//! - `rack_labels`: **any** listed `key: value` pair is in the `labels` of the
+//!   node's Rack document. Deviation: Drydock does not implement this criterion
+//!   (a filter using only it targets no node there); slipway matches it for real,
+//!   with the same OR semantics as `node_labels`.
+//!
+//! Shapes on which Drydock crashes are evaluated leniently here (an
+//! unconstrained entry counts as "all nodes") and reported by [`problems`].
+
+use std::collections::HashSet;
 
 use super::effective::EffectiveNode;
-use super::model::NodeFilter;
+use super::model::{scalar_text, NodeFilter, NodeFilterEntry};
 use super::Design;
 
 /// Indices (into `nodes`) of the nodes a filter selects; `None` filter: all.
-pub fn select(
-    _design: &Design,
-    nodes: &[EffectiveNode],
-    filter: Option<&NodeFilter>,
-) -> Vec<usize> {
-    match filter {
-        None => (0..nodes.len()).collect(),
-        Some(_) => (0..nodes.len()).collect(),
+pub fn select(design: &Design, nodes: &[EffectiveNode], filter: Option<&NodeFilter>) -> Vec<usize> {
+    let Some(filter) = filter else {
+        return (0..nodes.len()).collect();
+    };
+    let intersection = filter.filter_set_type.as_deref() == Some("intersection");
+    let mut acc: Option<Vec<bool>> = None;
+    for entry in &filter.filter_set {
+        let Some(sel) = entry_selection(design, nodes, entry) else {
+            // No constraint: neutral in an intersection; in a union Drydock
+            // crashes (reported by `problems`), read here as "every node".
+            if !intersection {
+                acc = Some(vec![true; nodes.len()]);
+            }
+            continue;
+        };
+        acc = Some(match acc {
+            None => sel,
+            Some(mut a) => {
+                for (x, s) in a.iter_mut().zip(sel) {
+                    *x = if intersection { *x && s } else { *x || s };
+                }
+                a
+            }
+        });
     }
+    match acc {
+        None => Vec::new(),
+        Some(a) => a
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &x)| x.then_some(i))
+            .collect(),
+    }
+}
+
+/// The nodes one entry selects, or `None` when it puts no constraint.
+fn entry_selection(
+    design: &Design,
+    nodes: &[EffectiveNode],
+    entry: &NodeFilterEntry,
+) -> Option<Vec<bool>> {
+    let intersection = match entry.filter_type.as_deref() {
+        Some("union") => false,
+        Some("intersection") => true,
+        _ => return None,
+    };
+    let mut criteria: Vec<Box<dyn Fn(&EffectiveNode) -> bool + '_>> = Vec::new();
+    if !entry.node_names.is_empty() {
+        let names: HashSet<&str> = entry.node_names.iter().map(String::as_str).collect();
+        criteria.push(Box::new(move |n| names.contains(n.name.as_str())));
+    }
+    if !entry.node_tags.is_empty() {
+        criteria.push(Box::new(|n| {
+            n.tags.iter().any(|t| entry.node_tags.contains(t))
+        }));
+    }
+    if !entry.node_labels.is_empty() {
+        let wanted: Vec<(&String, String)> = entry
+            .node_labels
+            .iter()
+            .map(|(k, v)| (k, scalar_text(v)))
+            .collect();
+        criteria.push(Box::new(move |n| {
+            wanted.iter().any(|(k, v)| n.owner_data.get(*k) == Some(v))
+        }));
+    }
+    if !entry.rack_names.is_empty() {
+        criteria.push(Box::new(|n| {
+            n.rack
+                .as_ref()
+                .is_some_and(|r| entry.rack_names.contains(r))
+        }));
+    }
+    if !entry.rack_labels.is_empty() {
+        let wanted: Vec<(&String, String)> = entry
+            .rack_labels
+            .iter()
+            .map(|(k, v)| (k, scalar_text(v)))
+            .collect();
+        criteria.push(Box::new(move |n| {
+            let Some(rack) = n.rack.as_deref().and_then(|r| design.rack(r)) else {
+                return false;
+            };
+            wanted
+                .iter()
+                .any(|(k, v)| rack.data.labels.get(*k).map(scalar_text).as_ref() == Some(v))
+        }));
+    }
+    if criteria.is_empty() {
+        return if intersection {
+            None
+        } else {
+            Some(vec![false; nodes.len()])
+        };
+    }
+    Some(
+        nodes
+            .iter()
+            .map(|n| {
+                if intersection {
+                    criteria.iter().all(|c| c(n))
+                } else {
+                    criteria.iter().any(|c| c(n))
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Something wrong with a node filter, with a JSON pointer into the
+/// BootAction's `data` at the offending field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterProblem {
+    /// `node_names` lists a node that is not in the design (Drydock accepts).
+    UnknownNode { pointer: String, name: String },
+    /// `rack_names` lists a rack that is not in the design (Drydock accepts).
+    UnknownRack { pointer: String, name: String },
+    /// A shape on which Drydock's filter evaluation raises an exception.
+    Crash { pointer: String, why: String },
+}
+
+/// The problems of a filter: unknown names, and shapes Drydock crashes on.
+pub fn problems(design: &Design, filter: &NodeFilter) -> Vec<FilterProblem> {
+    let mut out = Vec::new();
+    let base = "/node_filter";
+    let set_type = filter.filter_set_type.as_deref();
+    match set_type {
+        Some("union") | Some("intersection") => {}
+        other => out.push(FilterProblem::Crash {
+            pointer: base.to_string(),
+            why: format!(
+                "filter_set_type is {}; Drydock needs `union` or `intersection`",
+                other.map_or("missing".to_string(), |s| format!("`{s}`"))
+            ),
+        }),
+    }
+    if filter.filter_set.is_empty() && set_type == Some("intersection") {
+        out.push(FilterProblem::Crash {
+            pointer: base.to_string(),
+            why: "an `intersection` filter with an empty filter_set".to_string(),
+        });
+    }
+    for (i, entry) in filter.filter_set.iter().enumerate() {
+        let at = format!("{base}/filter_set/{i}");
+        let has_criteria = !(entry.node_names.is_empty()
+            && entry.node_tags.is_empty()
+            && entry.node_labels.is_empty()
+            && entry.rack_names.is_empty()
+            && entry.rack_labels.is_empty());
+        let unconstrained = match entry.filter_type.as_deref() {
+            Some("union") => false,
+            Some("intersection") => !has_criteria,
+            _ => true,
+        };
+        if unconstrained && set_type != Some("intersection") {
+            let why = match entry.filter_type.as_deref() {
+                Some("intersection") => {
+                    "an `intersection` entry with no criteria inside a `union` filter set"
+                        .to_string()
+                }
+                Some(t) => format!("filter_type `{t}` is unknown, inside a `union` filter set"),
+                None => "an entry with no filter_type, inside a `union` filter set".to_string(),
+            };
+            out.push(FilterProblem::Crash {
+                pointer: at.clone(),
+                why,
+            });
+        }
+        for (j, name) in entry.node_names.iter().enumerate() {
+            if design.node(name).is_none() {
+                out.push(FilterProblem::UnknownNode {
+                    pointer: format!("{at}/node_names/{j}"),
+                    name: name.clone(),
+                });
+            }
+        }
+        for (j, name) in entry.rack_names.iter().enumerate() {
+            if design.rack(name).is_none() {
+                out.push(FilterProblem::UnknownRack {
+                    pointer: format!("{at}/rack_names/{j}"),
+                    name: name.clone(),
+                });
+            }
+        }
+    }
+    out
 }

@@ -1,0 +1,655 @@
+//! Boot-action rules (SW380–SW395): Drydock's BootactionDefined (DD4001) and
+//! BootactionPackageListValid (DD4002), plus what Drydock only finds when it
+//! renders assets at deploy time (pipelines, templates) or never finds (two
+//! assets writing one path, filters naming unknown nodes or racks).
+//!
+//! Every template is compiled once and rendered, with strict undefined and
+//! placeholder action values, for each node its boot action targets. Renders
+//! run in parallel, one node context per node shared by all its templates.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rayon::prelude::*;
+
+use super::Ctx;
+use crate::design::filter::{self, FilterProblem};
+use crate::design::message::Message;
+use crate::design::model::{Asset, BootActionData};
+use crate::design::{Design, Entity};
+use crate::render::context::{node_context, ActionValues};
+use crate::render::template::{RenderContext, TemplateError, Templates};
+
+/// Runs every boot-action rule.
+pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
+    let design = ctx.design;
+    let targets: Vec<Vec<usize>> = design
+        .boot_actions
+        .iter()
+        .map(|ba| filter::select(design, &ctx.nodes, ba.data.node_filter.as_ref()))
+        .collect();
+
+    // --- BootactionDefined (DD4001): every node should get something.
+    let mut targeted = vec![false; ctx.nodes.len()];
+    for t in &targets {
+        for &i in t {
+            targeted[i] = true;
+        }
+    }
+    for (node, _) in ctx.nodes.iter().zip(&targeted).filter(|(_, t)| !**t) {
+        out.push(design.msg_at(
+            Message::warning(
+                "SW380",
+                format!("BaremetalNode {} is targeted by no BootAction", node.name),
+                "Drydock expects every node to have at least one post-deploy boot action; add one whose node_filter selects this node.",
+            ),
+            node.doc,
+            "",
+        ));
+    }
+
+    let mut templates = Templates::new();
+    let mut jobs: Vec<RenderJob> = Vec::new();
+    for (bi, ba) in design.boot_actions.iter().enumerate() {
+        if !ctx.nodes.is_empty() && targets[bi].is_empty() {
+            out.push(design.msg_at(
+                Message::warning(
+                    "SW394",
+                    format!("BootAction {} targets no node", ba.name),
+                    "Check its node_filter: nothing in the design matches it (Drydock also targets no node for a filter using only rack_labels).",
+                ),
+                ba.doc,
+                if ba.data.node_filter.is_some() { "/node_filter" } else { "" },
+            ));
+        }
+        if let Some(f) = &ba.data.node_filter {
+            check_filter(design, ba, f, out);
+        }
+        for (ai, asset) in ba.data.assets.iter().enumerate() {
+            check_asset(design, bi, ba, ai, asset, &mut templates, &mut jobs, out);
+        }
+    }
+    check_paths(design, &targets, &ctx.nodes, out);
+    render_all(ctx, &targets, &templates, &jobs, out);
+}
+
+fn check_filter(
+    design: &Design,
+    ba: &Entity<BootActionData>,
+    f: &crate::design::model::NodeFilter,
+    out: &mut Vec<Message>,
+) {
+    for p in filter::problems(design, f) {
+        let (m, ptr) = match p {
+            FilterProblem::UnknownNode { pointer, name } => (
+                Message::error(
+                    "SW390",
+                    format!("BootAction {}: node_filter names node `{name}`, which is not a BaremetalNode of the design", ba.name),
+                    "Correct the name or remove it; Drydock silently matches nothing for it.",
+                ),
+                pointer,
+            ),
+            FilterProblem::UnknownRack { pointer, name } => (
+                Message::error(
+                    "SW390",
+                    format!("BootAction {}: node_filter names rack `{name}`, which is not a Rack of the design", ba.name),
+                    "Correct the name or remove it; Drydock silently matches nothing for it.",
+                ),
+                pointer,
+            ),
+            FilterProblem::Crash { pointer, why } => (
+                Message::error(
+                    "SW391",
+                    format!("BootAction {}: node_filter has {why}", ba.name),
+                    "Give every filter_set entry `filter_type: union` or `intersection` with at least one criterion, and the filter a `filter_set_type` (Drydock raises an exception on this shape).",
+                ),
+                pointer,
+            ),
+        };
+        out.push(design.msg_at(m, ba.doc, &ptr));
+    }
+}
+
+/// A template to render for each target node of boot action `ba`.
+struct RenderJob {
+    ba: usize,
+    name: String,
+    doc: usize,
+    pointer: String,
+    what: String,
+}
+
+/// An asset's value as it goes through the pipeline; `None`: known only at
+/// deploy time (fetched from `location` or produced by a template).
+enum Stage {
+    Bytes(Option<Vec<u8>>),
+    Text(Option<String>),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_asset(
+    design: &Design,
+    bi: usize,
+    ba: &Entity<BootActionData>,
+    ai: usize,
+    asset: &Asset,
+    templates: &mut Templates,
+    jobs: &mut Vec<RenderJob>,
+    out: &mut Vec<Message>,
+) {
+    let at = |field: &str| format!("/assets/{ai}{field}");
+    let what = match &asset.path {
+        Some(p) => format!("asset {ai} (`{p}`)"),
+        None => format!("asset {ai}"),
+    };
+    let err = |code: &str, field: &str, text: String, diag: &str| {
+        design.msg_at(
+            Message::error(code, format!("BootAction {}: {what} {text}", ba.name), diag),
+            ba.doc,
+            &at(field),
+        )
+    };
+
+    if let Some(mode) = &asset.permissions {
+        let ok = (3..=4).contains(&mode.len()) && mode.bytes().all(|b| (b'0'..=b'7').contains(&b));
+        if !ok {
+            out.push(err(
+                "SW387",
+                "/permissions",
+                format!("has permissions `{mode}`; expected an octal mode of 3 or 4 digits 0-7, such as `0644`"),
+                "Quote the mode as a string of octal digits, e.g. '0755' or '644'.",
+            ));
+        }
+    }
+
+    if asset.asset_type.as_deref() == Some("pkg_list") {
+        check_pkg_list(asset, &err, out);
+        return;
+    }
+
+    match asset.path.as_deref() {
+        None => out.push(err(
+            "SW388",
+            "",
+            "has no path; expected the absolute path the asset is written to".to_string(),
+            "Give every file and unit asset an absolute `path`.",
+        )),
+        Some(p) => {
+            if let Some(why) = path_problem(p) {
+                out.push(err(
+                    "SW388",
+                    "/path",
+                    format!(
+                        "has path `{p}`, which {why}; expected a normalised absolute file path"
+                    ),
+                    "Write the path as /dir/file, without `.`, `..`, `//` or a trailing `/`.",
+                ));
+            }
+        }
+    }
+
+    // Location templates are rendered per node, like data templates.
+    if asset.location.is_some() && asset.location_pipeline.iter().any(|s| s == "template") {
+        let src = asset.location.clone().unwrap_or_default();
+        add_template(
+            design,
+            bi,
+            ba,
+            &format!("{bi}/{ai}/location"),
+            &src,
+            at("/location"),
+            format!("{what} location"),
+            templates,
+            jobs,
+            out,
+        );
+    }
+
+    let mut stage = if asset.location.is_some() {
+        Stage::Bytes(None)
+    } else {
+        match &asset.data {
+            Some(serde_json::Value::String(s)) => Stage::Bytes(Some(s.clone().into_bytes())),
+            Some(_) => {
+                out.push(err(
+                    "SW386",
+                    "/data",
+                    "has `data` that is not a string; expected text for a file or unit asset"
+                        .to_string(),
+                    "Give file and unit assets their content as a string, or use `location`.",
+                ));
+                return;
+            }
+            None => {
+                out.push(err(
+                    "SW386",
+                    "",
+                    "has neither `data` nor `location`; expected one".to_string(),
+                    "Give the asset its content in `data`, or a `location` to fetch it from.",
+                ));
+                return;
+            }
+        }
+    };
+
+    let mut templated = false;
+    for (si, step) in asset.data_pipeline.iter().enumerate() {
+        let step_ptr = format!("/data_pipeline/{si}");
+        let wrong = |found: &str, expected: &str| {
+            err(
+                "SW385",
+                &step_ptr,
+                format!("pipeline step {si} `{step}` gets {found}; expected {expected}"),
+                "Order the pipeline as the data needs: base64_decode (bytes), then utf8_decode (bytes to text), then template (text).",
+            )
+        };
+        stage = match (step.as_str(), stage) {
+            ("base64_encode", Stage::Bytes(b)) => {
+                use base64::Engine;
+                Stage::Bytes(b.map(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .encode(b)
+                        .into_bytes()
+                }))
+            }
+            ("base64_encode", Stage::Text(_)) => {
+                out.push(wrong("text", "bytes (add utf8_encode first)"));
+                return;
+            }
+            ("base64_decode", Stage::Bytes(Some(b))) => match b64decode(&b) {
+                Ok(v) => Stage::Bytes(Some(v)),
+                Err(e) => {
+                    out.push(err(
+                        "SW383",
+                        "/data",
+                        format!("cannot be base64-decoded at pipeline step {si}: {e}"),
+                        "Encode the content with `base64` (standard alphabet, with `=` padding) or remove base64_decode from the pipeline.",
+                    ));
+                    return;
+                }
+            },
+            ("base64_decode", Stage::Text(Some(t))) => match b64decode(t.as_bytes()) {
+                Ok(v) => Stage::Bytes(Some(v)),
+                Err(e) => {
+                    out.push(err(
+                        "SW383",
+                        "/data",
+                        format!("cannot be base64-decoded at pipeline step {si}: {e}"),
+                        "Make the text at this step valid base64.",
+                    ));
+                    return;
+                }
+            },
+            ("base64_decode", _) => Stage::Bytes(None),
+            ("utf8_decode", Stage::Bytes(b)) => match b.map(String::from_utf8) {
+                None => Stage::Text(None),
+                Some(Ok(t)) => Stage::Text(Some(t)),
+                Some(Err(e)) => {
+                    out.push(err(
+                        "SW384",
+                        "/data",
+                        format!(
+                            "is not UTF-8 at pipeline step {si} (invalid byte at offset {})",
+                            e.utf8_error().valid_up_to()
+                        ),
+                        "Only text assets can be utf8_decoded; drop utf8_decode (and template) for binary content.",
+                    ));
+                    return;
+                }
+            },
+            ("utf8_decode", Stage::Text(_)) => {
+                out.push(wrong(
+                    "text",
+                    "bytes (utf8_decode appears twice, or after template)",
+                ));
+                return;
+            }
+            ("utf8_encode", Stage::Text(t)) => Stage::Bytes(t.map(String::into_bytes)),
+            ("utf8_encode", Stage::Bytes(_)) => {
+                out.push(wrong("bytes", "text (add utf8_decode first)"));
+                return;
+            }
+            ("template", Stage::Bytes(_)) => {
+                out.push(wrong(
+                    "bytes",
+                    "text: add utf8_decode before template (Drydock feeds assets to the pipeline as bytes, which Jinja2 rejects)",
+                ));
+                return;
+            }
+            ("template", Stage::Text(Some(src))) if !templated => {
+                templated = true;
+                add_template(
+                    design,
+                    bi,
+                    ba,
+                    &format!("{bi}/{ai}/data"),
+                    &src,
+                    at("/data"),
+                    what.clone(),
+                    templates,
+                    jobs,
+                    out,
+                );
+                Stage::Text(None)
+            }
+            // A second template's source depends on the node; it is checked
+            // when boot data is rendered, not here.
+            ("template", Stage::Text(_)) => Stage::Text(None),
+            (other, _) => {
+                out.push(err(
+                    "SW385",
+                    &step_ptr,
+                    format!("pipeline step {si} is `{other}`; expected base64_encode, base64_decode, utf8_encode, utf8_decode or template"),
+                    "Use only the pipeline steps Drydock knows.",
+                ));
+                return;
+            }
+        };
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_template(
+    design: &Design,
+    bi: usize,
+    ba: &Entity<BootActionData>,
+    name: &str,
+    src: &str,
+    pointer: String,
+    what: String,
+    templates: &mut Templates,
+    jobs: &mut Vec<RenderJob>,
+    out: &mut Vec<Message>,
+) {
+    match templates.add(name, src) {
+        Ok(()) => jobs.push(RenderJob {
+            ba: bi,
+            name: name.to_string(),
+            doc: ba.doc,
+            pointer,
+            what,
+        }),
+        Err(e) => out.push(design.msg_at(
+            Message::error(
+                "SW392",
+                format!("BootAction {}: {what} is not a valid template: {e}", ba.name),
+                "Fix the Jinja syntax, or drop `template` from the pipeline if the braces are literal text.",
+            ),
+            ba.doc,
+            &pointer,
+        )),
+    }
+}
+
+/// Python's `base64.b64decode` (non-validating): characters outside the
+/// alphabet are skipped, padding is required.
+fn b64decode(input: &[u8]) -> Result<Vec<u8>, String> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+    const ENGINE: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+    );
+    if let Some(pos) = input.iter().position(|b| !b.is_ascii()) {
+        return Err(format!("non-ASCII byte at offset {pos}"));
+    }
+    let clean: Vec<u8> = input
+        .iter()
+        .copied()
+        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        .collect();
+    ENGINE.decode(&clean).map_err(|e| e.to_string())
+}
+
+/// Why a path is not a normalised absolute file path, if it is not.
+fn path_problem(p: &str) -> Option<&'static str> {
+    if !p.starts_with('/') {
+        return Some("is relative");
+    }
+    if p.ends_with('/') {
+        return Some("names a directory");
+    }
+    if p.contains('\0') {
+        return Some("contains a NUL byte");
+    }
+    for part in p[1..].split('/') {
+        match part {
+            "" => return Some("contains `//`"),
+            "." | ".." => return Some("contains `.` or `..`"),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn check_pkg_list(
+    asset: &Asset,
+    err: &dyn Fn(&str, &str, String, &str) -> Message,
+    out: &mut Vec<Message>,
+) {
+    match &asset.data {
+        Some(serde_json::Value::Object(pkgs)) if !pkgs.is_empty() => {
+            for (name, version) in pkgs {
+                let Some(v) = version.as_str().filter(|v| !v.is_empty()) else {
+                    continue;
+                };
+                if !debian_version_ok(v) {
+                    out.push(err(
+                        "SW382",
+                        &format!("/data/{}", super::storage::esc(name)),
+                        format!("pins package `{name}` to version `{v}`; expected a Debian version [epoch:]upstream-revision, e.g. `1.0.13-1`"),
+                        "Write the full Debian version including the revision after the last `-`, or null for any version.",
+                    ));
+                }
+            }
+        }
+        _ if asset.location.is_some() => {}
+        _ => out.push(err(
+            "SW381",
+            "",
+            "is a pkg_list with no packages; expected a mapping of package names to versions, or a location".to_string(),
+            "List the packages under `data` as `name: version` (or `name: null`).",
+        )),
+    }
+}
+
+/// Drydock's version pattern `(\d+:)?([a-zA-Z0-9.+~-]+)(-[a-zA-Z0-9.+~]+)`,
+/// matched in full.
+fn debian_version_ok(v: &str) -> bool {
+    let rest = match v.split_once(':') {
+        Some((epoch, rest)) => {
+            if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            rest
+        }
+        None => v,
+    };
+    let Some((upstream, revision)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    let up = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'~' | b'-');
+    !upstream.is_empty()
+        && upstream.bytes().all(up)
+        && !revision.is_empty()
+        && revision.bytes().all(|b| up(b) && b != b'-')
+}
+
+/// Two assets that write one path on one node (Drydock tars both; the
+/// node keeps whichever it unpacks last). Within one BootAction that is
+/// always a mistake (SW389). Across BootActions Drydock's own samples do it
+/// (`helloworld` and `hw_filtered` both write `/var/tmp/hello.sh`), so a
+/// clash with different content is a warning (SW395), and identical assets
+/// are accepted.
+fn check_paths(
+    design: &Design,
+    targets: &[Vec<usize>],
+    nodes: &[crate::design::EffectiveNode],
+    out: &mut Vec<Message>,
+) {
+    let mut writers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (bi, ba) in design.boot_actions.iter().enumerate() {
+        for (ai, a) in ba.data.assets.iter().enumerate() {
+            if a.asset_type.as_deref() == Some("pkg_list") {
+                continue;
+            }
+            if let Some(p) = a.path.as_deref() {
+                writers.entry(p).or_default().push((bi, ai));
+            }
+        }
+    }
+    let mut clashes: Vec<(&str, (usize, usize), (usize, usize), usize)> = Vec::new();
+    for (path, w) in &writers {
+        for (j, &(bj, aj)) in w.iter().enumerate().skip(1) {
+            // Report each later writer once, against the first it clashes with.
+            for &(bi, ai) in &w[..j] {
+                let same_action = bi == bj;
+                let identical = design.boot_actions[bi].data.assets[ai]
+                    == design.boot_actions[bj].data.assets[aj];
+                if !same_action && identical {
+                    continue;
+                }
+                if let Some(n) = first_common(&targets[bi], &targets[bj]) {
+                    clashes.push((path, (bi, ai), (bj, aj), n));
+                    break;
+                }
+            }
+        }
+    }
+    clashes.sort_by_key(|c| (c.2, c.1));
+    for (path, (bi, ai), (bj, aj), n) in clashes {
+        let first = &design.boot_actions[bi];
+        let second = &design.boot_actions[bj];
+        let m = if bi == bj {
+            Message::error(
+                "SW389",
+                format!(
+                    "BootAction {}: assets {ai} and {aj} both write `{path}` (on node {} and every other target)",
+                    first.name, nodes[n].name
+                ),
+                "Give each asset of a boot action its own path.",
+            )
+        } else {
+            Message::warning(
+                "SW395",
+                format!(
+                    "BootAction {} asset {aj} writes `{path}` with other content than BootAction {} asset {ai}, on node {} (and any other node both target); which one the node keeps depends on unpacking order",
+                    second.name, first.name, nodes[n].name
+                ),
+                "Give each asset its own path, or make the node filters disjoint.",
+            )
+        };
+        let m = design.msg_at(m, second.doc, &format!("/assets/{aj}/path"));
+        out.push(if bi == bj {
+            m
+        } else {
+            m.about(crate::design::Kind::BootAction.schema(), &first.name)
+        });
+    }
+}
+
+/// The first element of two ascending lists that is in both.
+fn first_common(a: &[usize], b: &[usize]) -> Option<usize> {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return Some(a[i]),
+        }
+    }
+    None
+}
+
+/// Renders each template for each of its target nodes; one message per
+/// (template, error), naming the first failing node and counting the rest.
+fn render_all(
+    ctx: &Ctx,
+    targets: &[Vec<usize>],
+    templates: &Templates,
+    jobs: &[RenderJob],
+    out: &mut Vec<Message>,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    let mut per_node: Vec<Vec<u32>> = vec![Vec::new(); ctx.nodes.len()];
+    for (ji, job) in jobs.iter().enumerate() {
+        for &n in &targets[job.ba] {
+            per_node[n].push(ji as u32);
+        }
+    }
+    let action = ActionValues::placeholder();
+    let failures: Vec<(u32, usize, TemplateError)> = per_node
+        .par_iter()
+        .enumerate()
+        .filter(|(_, js)| !js.is_empty())
+        .flat_map_iter(|(n, js)| {
+            let node = node_context(ctx.design, &ctx.nodes[n]);
+            let rc = RenderContext::from_parts(&node, &action);
+            js.iter()
+                .filter_map(|&j| {
+                    templates
+                        .render(&jobs[j as usize].name, &rc)
+                        .err()
+                        .map(|e| (j, n, e))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // (job, error text) -> (first node, count), in job then node order.
+    let mut grouped: BTreeMap<(u32, String), (usize, usize)> = BTreeMap::new();
+    for (j, n, e) in failures {
+        let entry = grouped.entry((j, e.to_string())).or_insert((n, 0));
+        entry.0 = entry.0.min(n);
+        entry.1 += 1;
+    }
+    for ((j, text), (n, count)) in grouped {
+        let job = &jobs[j as usize];
+        let ba = &ctx.design.boot_actions[job.ba];
+        let others = if count > 1 {
+            format!(" (and {} more nodes)", count - 1)
+        } else {
+            String::new()
+        };
+        let m = Message::error(
+            "SW393",
+            format!(
+                "BootAction {}: {} fails to render for node {}{others}: {text}",
+                ba.name, job.what, ctx.nodes[n].name
+            ),
+            "Use only variables every target node has (node.hostname, node.domain, node.tags, node.labels.<owner_data key>, node.network.<net with a static address>.{ip,cidr,dns_suffix}, node.interfaces.<dev>, action.*), or guard with `is defined`.",
+        );
+        out.push(ctx.design.msg_at(m, job.doc, &job.pointer));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_versions_follow_drydock_pattern() {
+        for ok in ["1.0.13-1", "1:2.3-4ubuntu1", "7.58.0-2ubuntu3.1", "a-b-c"] {
+            assert!(debian_version_ok(ok), "{ok}");
+        }
+        for bad in ["7.58.0", ":)", "1:", "-1", "1.0-", "x:1-1", "1.0-a-"] {
+            assert!(!debian_version_ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base64_like_python() {
+        assert_eq!(b64decode(b"aGVs\nbG8=\n").unwrap(), b"hello");
+        assert!(b64decode(b"aGVsbG8").is_err());
+    }
+
+    #[test]
+    fn paths_must_be_normalised_and_absolute() {
+        assert_eq!(path_problem("/etc/x.conf"), None);
+        for bad in ["etc/x", "/etc/", "/etc//x", "/etc/../x", "/./x"] {
+            assert!(path_problem(bad).is_some(), "{bad}");
+        }
+    }
+}
