@@ -12,7 +12,7 @@
 //! clock, so validation (with placeholder action values) and boot-data
 //! rendering (with the deployment's real values) see the same shape.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -89,62 +89,89 @@ pub struct TemplateContext {
 /// The `node` context of one node. Addresses on networks the design does not
 /// define are left out (Drydock raises there; another rule reports it).
 pub fn node_context(design: &Design, node: &EffectiveNode) -> NodeContext {
-    let domain = node
-        .primary_network
-        .as_deref()
-        .and_then(|n| design.network(n))
-        .and_then(|n| n.data.dns.as_ref())
-        .and_then(|d| d.domain.clone())
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "local".to_string());
-    let mut network = BTreeMap::new();
-    for (net, addr) in &node.addressing {
-        let (Some(net), Some(addr)) = (net, addr) else {
-            continue;
-        };
-        // Drydock's context holds static addresses only.
-        if addr == "dhcp" {
-            continue;
+    ContextBuilder::new(design).node(node)
+}
+
+/// Builds node contexts for many nodes of one design, looking each network
+/// up once instead of once per node.
+pub struct ContextBuilder<'d> {
+    /// Network name to (cidr, dns domain).
+    networks: HashMap<&'d str, (Option<&'d str>, Option<&'d str>)>,
+}
+
+impl<'d> ContextBuilder<'d> {
+    /// Indexes the design's networks.
+    pub fn new(design: &'d Design) -> Self {
+        let mut networks = HashMap::new();
+        for n in &design.networks {
+            // The first of duplicate names wins, as in `Design::network`.
+            networks.entry(n.name.as_str()).or_insert((
+                n.data.cidr.as_deref(),
+                n.data.dns.as_ref().and_then(|d| d.domain.as_deref()),
+            ));
         }
-        let Some(def) = design.network(net) else {
-            continue;
-        };
-        let entry = NetworkContext {
-            ip: addr.clone(),
-            cidr: def.data.cidr.clone(),
-            dns_suffix: def.data.dns.as_ref().and_then(|d| d.domain.clone()),
-        };
-        if node.primary_network.as_deref() == Some(net.as_str()) {
-            network.insert("default".to_string(), entry.clone());
-        }
-        network.insert(net.clone(), entry);
+        ContextBuilder { networks }
     }
-    let interfaces = node
-        .interfaces
-        .iter()
-        .map(|(name, i)| {
-            let ctx = match &i.sriov {
-                Some(s) => InterfaceContext {
-                    sriov: true,
-                    vf_count: Some(s.vf_count.map_or(0, |v| v as i64)),
-                    trustedmode: Some(s.trustedmode.unwrap_or(false)),
-                },
-                None => InterfaceContext {
-                    sriov: false,
-                    vf_count: None,
-                    trustedmode: None,
-                },
+
+    /// The `node` context of one node.
+    pub fn node(&self, node: &EffectiveNode) -> NodeContext {
+        let domain = node
+            .primary_network
+            .as_deref()
+            .and_then(|n| self.networks.get(n))
+            .and_then(|(_, dns)| *dns)
+            .filter(|d| !d.is_empty())
+            .unwrap_or("local")
+            .to_string();
+        let mut network = BTreeMap::new();
+        for (net, addr) in &node.addressing {
+            let (Some(net), Some(addr)) = (net, addr) else {
+                continue;
             };
-            (name.clone(), ctx)
-        })
-        .collect();
-    NodeContext {
-        hostname: node.name.clone(),
-        domain,
-        tags: node.tags.clone(),
-        labels: node.owner_data.clone(),
-        network,
-        interfaces,
+            // Drydock's context holds static addresses only.
+            if addr == "dhcp" {
+                continue;
+            }
+            let Some((cidr, dns)) = self.networks.get(net.as_str()) else {
+                continue;
+            };
+            let entry = NetworkContext {
+                ip: addr.clone(),
+                cidr: cidr.map(str::to_string),
+                dns_suffix: dns.map(str::to_string),
+            };
+            if node.primary_network.as_deref() == Some(net.as_str()) {
+                network.insert("default".to_string(), entry.clone());
+            }
+            network.insert(net.clone(), entry);
+        }
+        let interfaces = node
+            .interfaces
+            .iter()
+            .map(|(name, i)| {
+                let ctx = match &i.sriov {
+                    Some(s) => InterfaceContext {
+                        sriov: true,
+                        vf_count: Some(s.vf_count.map_or(0, |v| v as i64)),
+                        trustedmode: Some(s.trustedmode.unwrap_or(false)),
+                    },
+                    None => InterfaceContext {
+                        sriov: false,
+                        vf_count: None,
+                        trustedmode: None,
+                    },
+                };
+                (name.clone(), ctx)
+            })
+            .collect();
+        NodeContext {
+            hostname: node.name.clone(),
+            domain,
+            tags: node.tags.clone(),
+            labels: node.owner_data.clone(),
+            network,
+            interfaces,
+        }
     }
 }
 

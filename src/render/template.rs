@@ -10,6 +10,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object};
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 use super::context::{
@@ -83,48 +86,185 @@ impl Templates {
 
     /// Renders a compiled template with a prepared context.
     pub fn render(&self, name: &str, ctx: &RenderContext) -> Result<String, TemplateError> {
-        let tpl = self.env.get_template(name)?;
-        Ok(tpl.render(&ctx.0)?)
+        self.get(name)?.render(ctx)
+    }
+
+    /// A compiled template, to render many times without looking it up again.
+    pub fn get(&self, name: &str) -> Result<Compiled<'_>, TemplateError> {
+        Ok(Compiled(self.env.get_template(name)?))
     }
 }
 
-/// A [`TemplateContext`] converted once for any number of renders.
+/// One compiled template of a [`Templates`] set.
+pub struct Compiled<'t>(minijinja::Template<'t, 't>);
+
+impl Compiled<'_> {
+    /// Renders with a prepared context.
+    pub fn render(&self, ctx: &RenderContext) -> Result<String, TemplateError> {
+        Ok(self.0.render(&ctx.0)?)
+    }
+}
+
+/// The `action` half of a context, converted once and shared by every render.
+#[derive(Debug, Clone)]
+pub struct PreparedAction(Value);
+
+impl PreparedAction {
+    /// Converts an action's values.
+    pub fn new(action: &ActionValues) -> Self {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "action_id".to_string(),
+            Value::from(action.action_id.as_str()),
+        );
+        m.insert(
+            "action_key".to_string(),
+            Value::from(action.action_key.as_str()),
+        );
+        m.insert(
+            "report_url".to_string(),
+            Value::from(action.report_url.as_str()),
+        );
+        m.insert(
+            "design_ref".to_string(),
+            Value::from(action.design_ref.as_str()),
+        );
+        PreparedAction(Value::from(m))
+    }
+}
+
+/// A [`TemplateContext`] ready for any number of renders. The node half is
+/// exposed lazily (only the fields a template reads are converted), which
+/// keeps rendering every template for 10,000 nodes cheap.
 #[derive(Debug, Clone)]
 pub struct RenderContext(Value);
 
 impl RenderContext {
-    /// Converts a node's context and an action's values.
+    /// Prepares a node's context and an action's values.
     pub fn new(ctx: &TemplateContext) -> Self {
-        Self::from_parts(&ctx.node, &ctx.action)
+        Self::for_node(ctx.node.clone(), &PreparedAction::new(&ctx.action))
     }
 
-    /// Like [`RenderContext::new`], without building a [`TemplateContext`].
-    pub fn from_parts(node: &NodeContext, action: &ActionValues) -> Self {
+    /// Prepares a node's context with an already converted action.
+    pub fn for_node(node: NodeContext, action: &PreparedAction) -> Self {
         let mut top = BTreeMap::new();
-        top.insert("node".to_string(), node_value(node));
-        top.insert("action".to_string(), action_value(action));
+        top.insert(
+            "node".to_string(),
+            Value::from_object(NodeObject(Arc::new(node))),
+        );
+        top.insert("action".to_string(), action.0.clone());
         RenderContext(Value::from(top))
     }
 }
 
-fn action_value(a: &ActionValues) -> Value {
-    let mut m = BTreeMap::new();
-    m.insert("action_id".to_string(), Value::from(a.action_id.as_str()));
-    m.insert("action_key".to_string(), Value::from(a.action_key.as_str()));
-    m.insert("report_url".to_string(), Value::from(a.report_url.as_str()));
-    m.insert("design_ref".to_string(), Value::from(a.design_ref.as_str()));
-    Value::from(m)
+/// `node`, backed by the context it was made from.
+#[derive(Debug)]
+struct NodeObject(Arc<NodeContext>);
+
+const NODE_FIELDS: &[&str] = &[
+    "hostname",
+    "domain",
+    "tags",
+    "labels",
+    "network",
+    "interfaces",
+];
+
+impl Object for NodeObject {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let n = &self.0;
+        Some(match key {
+            "hostname" => Value::from(n.hostname.as_str()),
+            "domain" => Value::from(n.domain.as_str()),
+            "tags" => Value::from_iter(n.tags.iter().map(|t| Value::from(t.as_str()))),
+            "labels" => Value::from_object(NodeMap(n.clone(), Part::Labels)),
+            "network" => Value::from_object(NodeMap(n.clone(), Part::Network)),
+            "interfaces" => Value::from_object(NodeMap(n.clone(), Part::Interfaces)),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(NODE_FIELDS)
+    }
 }
 
-fn network_value(n: &NetworkContext) -> Value {
-    let mut m = BTreeMap::new();
-    m.insert("ip".to_string(), Value::from(n.ip.as_str()));
-    m.insert("cidr".to_string(), Value::from(n.cidr.as_deref()));
-    m.insert(
-        "dns_suffix".to_string(),
-        Value::from(n.dns_suffix.as_deref()),
-    );
-    Value::from(m)
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Labels,
+    Network,
+    Interfaces,
+}
+
+/// `node.labels`, `node.network` or `node.interfaces`.
+#[derive(Debug)]
+struct NodeMap(Arc<NodeContext>, Part);
+
+impl Object for NodeMap {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let n = &self.0;
+        match self.1 {
+            Part::Labels => n.labels.get(key).map(|v| Value::from(v.as_str())),
+            Part::Network => n
+                .network
+                .keys()
+                .position(|k| k == key)
+                .map(|i| Value::from_object(NetworkEntry(n.clone(), i))),
+            Part::Interfaces => n.interfaces.get(key).map(interface_value),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let n = &self.0;
+        let keys: Vec<Value> = match self.1 {
+            Part::Labels => n.labels.keys().map(|k| Value::from(k.as_str())).collect(),
+            Part::Network => n.network.keys().map(|k| Value::from(k.as_str())).collect(),
+            Part::Interfaces => n
+                .interfaces
+                .keys()
+                .map(|k| Value::from(k.as_str()))
+                .collect(),
+        };
+        Enumerator::Values(keys)
+    }
+}
+
+/// `node.network.<net>`: the `i`-th entry of the node's network map.
+#[derive(Debug)]
+struct NetworkEntry(Arc<NodeContext>, usize);
+
+impl NetworkEntry {
+    fn entry(&self) -> Option<&NetworkContext> {
+        self.0.network.values().nth(self.1)
+    }
+}
+
+impl Object for NetworkEntry {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let e = self.entry()?;
+        Some(match key {
+            "ip" => Value::from(e.ip.as_str()),
+            "cidr" => Value::from(e.cidr.as_deref()),
+            "dns_suffix" => Value::from(e.dns_suffix.as_deref()),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["ip", "cidr", "dns_suffix"])
+    }
 }
 
 fn interface_value(i: &InterfaceContext) -> Value {
@@ -136,35 +276,6 @@ fn interface_value(i: &InterfaceContext) -> Value {
     if let Some(t) = i.trustedmode {
         m.insert("trustedmode".to_string(), Value::from(t));
     }
-    Value::from(m)
-}
-
-fn node_value(n: &NodeContext) -> Value {
-    let mut m = BTreeMap::new();
-    m.insert("hostname".to_string(), Value::from(n.hostname.as_str()));
-    m.insert("domain".to_string(), Value::from(n.domain.as_str()));
-    m.insert(
-        "tags".to_string(),
-        Value::from_iter(n.tags.iter().map(|t| Value::from(t.as_str()))),
-    );
-    let labels: BTreeMap<String, Value> = n
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-        .collect();
-    m.insert("labels".to_string(), Value::from(labels));
-    let network: BTreeMap<String, Value> = n
-        .network
-        .iter()
-        .map(|(k, v)| (k.clone(), network_value(v)))
-        .collect();
-    m.insert("network".to_string(), Value::from(network));
-    let interfaces: BTreeMap<String, Value> = n
-        .interfaces
-        .iter()
-        .map(|(k, v)| (k.clone(), interface_value(v)))
-        .collect();
-    m.insert("interfaces".to_string(), Value::from(interfaces));
     Value::from(m)
 }
 
@@ -181,7 +292,7 @@ mod tests {
             network: BTreeMap::new(),
             interfaces: BTreeMap::new(),
         };
-        RenderContext::from_parts(&node, &ActionValues::placeholder())
+        RenderContext::for_node(node, &PreparedAction::new(&ActionValues::placeholder()))
     }
 
     #[test]
@@ -201,6 +312,14 @@ mod tests {
         t.add("a", "{{ node.labels.zone }}").unwrap();
         let e = t.render("a", &ctx()).unwrap_err();
         assert!(e.undefined, "{e}");
+    }
+
+    #[test]
+    fn maps_iterate_like_dicts() {
+        let mut t = Templates::new();
+        t.add("a", "{% for k in node.labels %}{{ k }}={{ node.labels[k] }}{% endfor %} {{ node.labels | length }}")
+            .unwrap();
+        assert_eq!(t.render("a", &ctx()).unwrap(), "role=compute 1");
     }
 
     #[test]

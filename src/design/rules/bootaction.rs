@@ -16,8 +16,8 @@ use crate::design::filter::{self, FilterProblem};
 use crate::design::message::Message;
 use crate::design::model::{Asset, BootActionData};
 use crate::design::{Design, Entity};
-use crate::render::context::{node_context, ActionValues};
-use crate::render::template::{RenderContext, TemplateError, Templates};
+use crate::render::context::{ActionValues, ContextBuilder};
+use crate::render::template::{Compiled, PreparedAction, RenderContext, TemplateError, Templates};
 
 /// Runs every boot-action rule.
 pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
@@ -581,19 +581,20 @@ fn render_all(
         }
     }
     let action = ActionValues::placeholder();
+    let action = PreparedAction::new(&action);
+    let builder = ContextBuilder::new(ctx.design);
+    let compiled: Vec<Option<Compiled>> =
+        jobs.iter().map(|j| templates.get(&j.name).ok()).collect();
     let failures: Vec<(u32, usize, TemplateError)> = per_node
         .par_iter()
         .enumerate()
         .filter(|(_, js)| !js.is_empty())
         .flat_map_iter(|(n, js)| {
-            let node = node_context(ctx.design, &ctx.nodes[n]);
-            let rc = RenderContext::from_parts(&node, &action);
+            let rc = RenderContext::for_node(builder.node(&ctx.nodes[n]), &action);
             js.iter()
                 .filter_map(|&j| {
-                    templates
-                        .render(&jobs[j as usize].name, &rc)
-                        .err()
-                        .map(|e| (j, n, e))
+                    let t = compiled[j as usize].as_ref()?;
+                    t.render(&rc).err().map(|e| (j, n, e))
                 })
                 .collect::<Vec<_>>()
         })

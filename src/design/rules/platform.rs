@@ -10,7 +10,7 @@
 //! Drydock splits on, and a node without (or with an unknown) hardware
 //! profile, crash Drydock's compile step; slipway gives a message.
 
-use super::storage::{locate, NodeReport};
+use super::storage::{check_nodes, locate, NodeReport};
 use super::Ctx;
 use crate::design::effective::EffectiveNode;
 use crate::design::message::{Level, Message};
@@ -20,9 +20,12 @@ use crate::design::Design;
 /// Runs every platform and hardware rule over every node.
 pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
     let mut report = NodeReport::new(ctx.design);
-    for node in &ctx.nodes {
-        check_node(ctx.design, node, &mut report);
-    }
+    check_nodes(
+        ctx,
+        &mut report,
+        |own| own.platform.is_some() || own.hardware_profile.is_some(),
+        check_node,
+    );
     report.finish(out);
 }
 
@@ -40,17 +43,19 @@ fn kernel_param_ptr(design: &Design, node: &EffectiveNode, key: &str) -> super::
 
 fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     // --- Hardware profile: Drydock raises "Hardware profile not set/found."
-    let hw_origin = locate(design, node, |d| {
-        d.hardware_profile
-            .as_ref()
-            .map(|_| "/hardware_profile".to_string())
-    });
+    let hw_origin = || {
+        locate(design, node, |d| {
+            d.hardware_profile
+                .as_ref()
+                .map(|_| "/hardware_profile".to_string())
+        })
+    };
     let hwprof = match node.hardware_profile.as_deref() {
         None => {
             r.error(
                 node,
                 "SW369",
-                &hw_origin,
+                &hw_origin(),
                 "no hardware_profile in the node or its host profiles; expected one".to_string(),
                 "Set `hardware_profile` on the node or on a host profile it inherits from.",
             );
@@ -62,7 +67,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                 r.error(
                     node,
                     "SW370",
-                    &hw_origin,
+                    &hw_origin(),
                     format!("hardware_profile `{name}` is not defined; expected a HardwareProfile of that name"),
                     "Define the HardwareProfile or correct the name.",
                 );
@@ -101,12 +106,12 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
         if reference.is_empty() {
             continue; // Drydock passes an empty reference through unchanged.
         }
-        let origin = kernel_param_ptr(design, node, key);
+        let origin = || kernel_param_ptr(design, node, key);
         let Some((ref_type, ref_val)) = reference.split_once('.') else {
             r.error(
                 node,
                 "SW368",
-                &origin,
+                &origin(),
                 format!("kernel_params.{key} is `{text}`; expected `hardwareprofile:cpuset.<set>` or `hardwareprofile:hugepages.<conf>.size|count`"),
                 "Write the reference in one of the two supported forms.",
             );
@@ -120,7 +125,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                     r.error(
                         node,
                         "SW366",
-                        &origin,
+                        &origin(),
                         format!(
                             "kernel_params.{key} refers to cpu set `{ref_val}`, which HardwareProfile {} does not define (it has: {})",
                             hw.name,
@@ -135,7 +140,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                     r.error(
                         node,
                         "SW368",
-                        &origin,
+                        &origin(),
                         format!("kernel_params.{key} is `{text}`; expected `hardwareprofile:hugepages.<conf>.size` or `.count`"),
                         "Name the hugepage configuration and the field (`size` or `count`).",
                     );
@@ -145,7 +150,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                     r.error(
                         node,
                         "SW368",
-                        &origin,
+                        &origin(),
                         format!("kernel_params.{key} refers to hugepage field `{field}`; expected `size` or `count`"),
                         "Use `.size` or `.count`.",
                     );
@@ -162,7 +167,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                     r.error(
                         node,
                         "SW367",
-                        &origin,
+                        &origin(),
                         format!(
                             "kernel_params.{key} refers to hugepages `{conf}.{field}`, which HardwareProfile {} does not define",
                             hw.name
@@ -174,7 +179,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             other => r.error(
                 node,
                 "SW368",
-                &origin,
+                &origin(),
                 format!(
                     "kernel_params.{key} refers to `{other}`; expected `cpuset` or `hugepages`"
                 ),

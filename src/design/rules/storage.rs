@@ -39,7 +39,12 @@ pub(super) fn layers<'d>(
     node: &EffectiveNode,
 ) -> Vec<(usize, Option<&'d str>, &'d HostData)> {
     let mut out = Vec::new();
-    if let Some(n) = design.nodes.iter().find(|n| n.doc == node.doc) {
+    // By name first (a hash lookup); a duplicate name falls back to a scan.
+    let own = design
+        .node(&node.name)
+        .filter(|n| n.doc == node.doc)
+        .or_else(|| design.nodes.iter().find(|n| n.doc == node.doc));
+    if let Some(n) = own {
         out.push((n.doc, None, &n.data));
     }
     for p in &node.profile_chain {
@@ -78,6 +83,71 @@ pub(super) struct NodeReport<'a> {
     design: &'a Design,
     seen: HashMap<(&'static str, usize, String, String), usize>,
     messages: Vec<(Message, Vec<String>)>,
+    /// Findings of the node being checked, kept to replay for its twins.
+    recording: Option<Vec<Finding>>,
+}
+
+/// One finding, as given to [`NodeReport::add`].
+#[derive(Debug, Clone)]
+pub(super) struct Finding {
+    code: &'static str,
+    level: Level,
+    origin: Origin,
+    text: String,
+    diagnostic: String,
+}
+
+/// Runs `check` on every node. Nodes whose own document sets none of the
+/// fields a family reads (`own_fields` is false) and that share a host
+/// profile get the same findings: the first is checked, the others replay
+/// its findings. With 10,000 nodes on a handful of profiles this turns the
+/// family's cost from per node to per profile.
+pub(super) fn check_nodes(
+    ctx: &Ctx,
+    report: &mut NodeReport,
+    own_fields: impl Fn(&HostData) -> bool,
+    check: impl Fn(&Design, &EffectiveNode, &mut NodeReport),
+) {
+    let design = ctx.design;
+    let mut memo: HashMap<&str, Vec<Finding>> = HashMap::new();
+    for node in &ctx.nodes {
+        let own = design
+            .node(&node.name)
+            .filter(|n| n.doc == node.doc)
+            .or_else(|| design.nodes.iter().find(|n| n.doc == node.doc));
+        let key = match (own, node.profile_chain.first()) {
+            (Some(own), Some(p)) if !own_fields(&own.data) && node.missing_profile.is_none() => {
+                Some(p.as_str())
+            }
+            _ => None,
+        };
+        let Some(key) = key else {
+            check(design, node, report);
+            continue;
+        };
+        if let Some(findings) = memo.get(key) {
+            for f in findings {
+                // An origin in the node itself is its document root: this node's.
+                let mut origin = f.origin.clone();
+                if origin.profile.is_none() {
+                    origin.doc = node.doc;
+                }
+                report.add(
+                    node,
+                    f.code,
+                    f.level,
+                    &origin,
+                    f.text.clone(),
+                    &f.diagnostic,
+                );
+            }
+            continue;
+        }
+        report.recording = Some(Vec::new());
+        check(design, node, report);
+        let findings = report.recording.take().unwrap_or_default();
+        memo.insert(key, findings);
+    }
 }
 
 impl<'a> NodeReport<'a> {
@@ -87,6 +157,7 @@ impl<'a> NodeReport<'a> {
             design,
             seen: HashMap::new(),
             messages: Vec::new(),
+            recording: None,
         }
     }
 
@@ -101,6 +172,15 @@ impl<'a> NodeReport<'a> {
         text: String,
         diagnostic: &str,
     ) {
+        if let Some(rec) = &mut self.recording {
+            rec.push(Finding {
+                code,
+                level,
+                origin: origin.clone(),
+                text: text.clone(),
+                diagnostic: diagnostic.to_string(),
+            });
+        }
         let key = (code, origin.doc, origin.pointer.clone(), text.clone());
         if let Some(&i) = self.seen.get(&key) {
             self.messages[i].1.push(node.name.clone());
@@ -223,9 +303,7 @@ const GB: i128 = 1000 * 1000 * 1000;
 /// Runs every storage rule over every node.
 pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
     let mut report = NodeReport::new(ctx.design);
-    for node in &ctx.nodes {
-        check_node(ctx.design, node, &mut report);
-    }
+    check_nodes(ctx, &mut report, |own| own.storage.is_some(), check_node);
     report.finish(out);
 }
 
@@ -314,10 +392,35 @@ fn name_of(n: &Option<String>) -> &str {
 }
 
 /// One sized item of a node: a partition of a device or an LV of a VG.
-struct Sized<'n> {
-    what: String,
-    size: Option<&'n str>,
-    origin: Origin,
+/// Its origin is looked up only when there is something to report.
+enum Item<'n> {
+    Part(&'n str, &'n Partition),
+    Lv(&'n str, &'n LogicalVolume),
+}
+
+impl Item<'_> {
+    fn what(&self) -> String {
+        match self {
+            Item::Part(dev, p) => format!("partition {} on device {dev}", name_of(&p.name)),
+            Item::Lv(vg, lv) => {
+                format!("logical volume {} in volume group {vg}", name_of(&lv.name))
+            }
+        }
+    }
+
+    fn size(&self) -> Option<&str> {
+        match self {
+            Item::Part(_, p) => p.size.as_deref(),
+            Item::Lv(_, lv) => lv.size.as_deref(),
+        }
+    }
+
+    fn origin(&self, design: &Design, node: &EffectiveNode, field: &str) -> Origin {
+        match self {
+            Item::Part(dev, p) => locate_part(design, node, dev, p, field),
+            Item::Lv(vg, lv) => locate_lv(design, node, vg, lv, field),
+        }
+    }
 }
 
 fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
@@ -333,7 +436,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             if label == "root" {
                 root_seen = true;
             }
-            let origin = locate_part(design, node, dev, p, "/size");
+            let origin = || locate_part(design, node, dev, p, "/size");
             match p.size.as_deref().map(parse_size) {
                 // Missing or malformed sizes are SW353's.
                 None | Some(None) => {}
@@ -350,7 +453,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                         r.error(
                             node,
                             code,
-                            &origin,
+                            &origin(),
                             format!(
                                 "partition `{label}` on device {dev} is {} ({bytes} bytes); expected at least {} bytes",
                                 p.size.as_deref().unwrap_or(""),
@@ -363,7 +466,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                 Some(Some(_)) => r.error(
                     node,
                     "SW354",
-                    &origin,
+                    &origin(),
                     format!(
                         "partition `{label}` on device {dev} has size `{}`; expected a fixed size such as `40g` (Drydock cannot check `%` or `>` sizes of root and boot)",
                         p.size.as_deref().unwrap_or("")
@@ -436,17 +539,13 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     }
 
     // --- Sizes: format, sign, percent sums, `>` placement (DD2003 and beyond).
-    let mut groups: Vec<(String, &'static str, Vec<Sized>)> = Vec::new();
+    let mut groups: Vec<(String, &'static str, Vec<Item>)> = Vec::new();
     for (dev, d) in &node.physical_devices {
         let items = d
             .partitions
             .iter()
             .flatten()
-            .map(|p| Sized {
-                what: format!("partition {} on device {dev}", name_of(&p.name)),
-                size: p.size.as_deref(),
-                origin: locate_part(design, node, dev, p, "/size"),
-            })
+            .map(|p| Item::Part(dev, p))
             .collect();
         groups.push((format!("device {dev}"), "SW356", items));
     }
@@ -454,26 +553,23 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
         let items = g
             .logical_volumes
             .iter()
-            .map(|lv| Sized {
-                what: format!("logical volume {} in volume group {vg}", name_of(&lv.name)),
-                size: lv.size.as_deref(),
-                origin: locate_lv(design, node, vg, lv, "/size"),
-            })
+            .map(|lv| Item::Lv(vg, lv))
             .collect();
         groups.push((format!("volume group {vg}"), "SW357", items));
     }
     for (group, sum_code, items) in &groups {
         let mut percent_sum: i64 = 0;
-        let mut greedy: Option<&Sized> = None;
+        let mut last_percent: Option<&Item> = None;
+        let mut greedy: Option<&Item> = None;
         for item in items {
-            let Some(text) = item.size else {
+            let Some(text) = item.size() else {
                 r.error(
                     node,
                     "SW353",
-                    &item.origin,
+                    &item.origin(design, node, "/size"),
                     format!(
                         "{} has no size; expected e.g. `20g`, `10%` or `>100g`",
-                        item.what
+                        item.what()
                     ),
                     "Give every partition and logical volume a `size`.",
                 );
@@ -483,10 +579,10 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                 r.error(
                     node,
                     "SW353",
-                    &item.origin,
+                    &item.origin(design, node, "/size"),
                     format!(
                         "{} has size `{text}`; expected an integer with a unit m/g/t (x1000), mi/gi/ti (x1024) or %, optionally after `>`",
-                        item.what
+                        item.what()
                     ),
                     "Write sizes like `500m`, `20g`, `1t`, `30%` or `>100g`.",
                 );
@@ -496,10 +592,10 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                 r.error(
                     node,
                     "SW355",
-                    &item.origin,
+                    &item.origin(design, node, "/size"),
                     format!(
                         "{} has negative size `{text}`; expected zero or more",
-                        item.what
+                        item.what()
                     ),
                     "Sizes must be positive.",
                 );
@@ -509,10 +605,11 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                 r.error(
                     node,
                     "SW363",
-                    &item.origin,
+                    &item.origin(design, node, "/size"),
                     format!(
                         "{} cannot fit: it comes after {}, whose `>` size takes all remaining space of {group}",
-                        item.what, g.what
+                        item.what(),
+                        g.what()
                     ),
                     "Put the single `>`-sized item last on its device or volume group, or give it a fixed size.",
                 );
@@ -522,19 +619,14 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             }
             if let Size::Percent { percent, .. } = size {
                 percent_sum += percent;
+                last_percent = Some(item);
             }
         }
         if percent_sum > 99 {
-            let origin = items
-                .iter()
-                .rev()
-                .find(|i| {
-                    i.size
-                        .and_then(parse_size)
-                        .is_some_and(|s| matches!(s, Size::Percent { .. }))
-                })
-                .map(|i| i.origin.clone())
-                .unwrap_or_else(|| locate_storage(design, node));
+            let origin = match last_percent {
+                Some(i) => i.origin(design, node, "/size"),
+                None => locate_storage(design, node),
+            };
             r.error(
                 node,
                 sum_code,
@@ -548,26 +640,18 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     }
 
     // --- Mount points (DD2004 and beyond).
-    let mut mounts: BTreeMap<&str, Vec<(String, Origin)>> = BTreeMap::new();
+    let mut mounts: BTreeMap<&str, Vec<Item>> = BTreeMap::new();
     for (dev, d) in &node.physical_devices {
         for p in d.partitions.iter().flatten() {
             if let Some(mp) = p.filesystem.as_ref().and_then(|f| f.mountpoint.as_deref()) {
-                let what = format!("partition {} on device {dev}", name_of(&p.name));
-                mounts.entry(mp).or_default().push((
-                    what,
-                    locate_part(design, node, dev, p, "/filesystem/mountpoint"),
-                ));
+                mounts.entry(mp).or_default().push(Item::Part(dev, p));
             }
         }
     }
     for (vg, g) in &node.volume_groups {
         for lv in &g.logical_volumes {
             if let Some(mp) = lv.filesystem.as_ref().and_then(|f| f.mountpoint.as_deref()) {
-                let what = format!("logical volume {} in volume group {vg}", name_of(&lv.name));
-                mounts.entry(mp).or_default().push((
-                    what,
-                    locate_lv(design, node, vg, lv, "/filesystem/mountpoint"),
-                ));
+                mounts.entry(mp).or_default().push(Item::Lv(vg, lv));
             }
         }
     }
@@ -576,24 +660,30 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             continue;
         }
         if !mp.starts_with('/') {
-            for (what, origin) in users {
+            for item in users {
                 r.error(
                     node,
                     "SW364",
-                    origin,
-                    format!("{what} has mountpoint `{mp}`; expected an absolute path (or `none`)"),
+                    &item.origin(design, node, "/filesystem/mountpoint"),
+                    format!(
+                        "{} has mountpoint `{mp}`; expected an absolute path (or `none`)",
+                        item.what()
+                    ),
                     "Write mount points as absolute paths such as `/var/log`.",
                 );
             }
         }
         if users.len() > 1 {
-            let (first, _) = &users[0];
-            for (what, origin) in &users[1..] {
+            let first = users[0].what();
+            for item in &users[1..] {
                 r.error(
                     node,
                     "SW361",
-                    origin,
-                    format!("{what} mounts `{mp}`, already mounted by {first}; expected each mount point once"),
+                    &item.origin(design, node, "/filesystem/mountpoint"),
+                    format!(
+                        "{} mounts `{mp}`, already mounted by {first}; expected each mount point once",
+                        item.what()
+                    ),
                     "Give every filesystem of a node its own mount point.",
                 );
             }
@@ -740,6 +830,63 @@ mod drydock_samples {
                     println!("  {}", m.to_text_line());
                 }
             }
+        }
+    }
+}
+
+/// Timing of the rule stage on a generated site: `SLIPWAY_SITE=/tmp/gs10k
+/// cargo test --release --lib rules_timing -- --ignored --nocapture`.
+#[cfg(test)]
+mod timing {
+    #[test]
+    #[ignore = "needs SLIPWAY_SITE pointing at a gen-site directory"]
+    fn rules_timing() {
+        let Ok(dir) = std::env::var("SLIPWAY_SITE") else {
+            return;
+        };
+        let path = std::path::Path::new(&dir).join("site.yaml");
+        let files = vec![crate::design::DesignFile {
+            path: "site.yaml".into(),
+            bytes: std::fs::read(path).unwrap(),
+        }];
+        let parsed = crate::design::parse::parse_files(&files);
+        let (design, _) = crate::design::build(parsed.documents);
+        let t = std::time::Instant::now();
+        let ctx = super::super::Ctx::new(&design);
+        println!("compile nodes: {:?}", t.elapsed());
+        let reps: usize = std::env::var("REPS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(3);
+        for _ in 0..reps {
+            let t = std::time::Instant::now();
+            let mut out = Vec::new();
+            super::super::bootaction::check(&ctx, &mut out);
+            println!("bootaction warm: {:?}", t.elapsed());
+        }
+        for (name, f) in [
+            (
+                "storage",
+                super::check as fn(&super::super::Ctx, &mut Vec<_>),
+            ),
+            ("platform", super::super::platform::check),
+            ("oob", super::super::oob::check),
+            ("bootaction", super::super::bootaction::check),
+        ] {
+            let t = std::time::Instant::now();
+            let mut out = Vec::new();
+            f(&ctx, &mut out);
+            let errors: Vec<_> = out
+                .iter()
+                .filter(|m| m.error)
+                .take(5)
+                .map(|m| m.to_text_line())
+                .collect();
+            println!(
+                "{name}: {:?}, {} messages, errors: {errors:#?}",
+                t.elapsed(),
+                out.len()
+            );
         }
     }
 }
