@@ -66,6 +66,9 @@ pub fn select(design: &Design, nodes: &[EffectiveNode], filter: Option<&NodeFilt
     }
 }
 
+/// One criterion of a filter entry, as a test of a node.
+type Criterion<'a> = Box<dyn Fn(&EffectiveNode) -> bool + 'a>;
+
 /// The nodes one entry selects, or `None` when it puts no constraint.
 fn entry_selection(
     design: &Design,
@@ -77,7 +80,7 @@ fn entry_selection(
         Some("intersection") => true,
         _ => return None,
     };
-    let mut criteria: Vec<Box<dyn Fn(&EffectiveNode) -> bool + '_>> = Vec::new();
+    let mut criteria: Vec<Criterion> = Vec::new();
     if !entry.node_names.is_empty() {
         let names: HashSet<&str> = entry.node_names.iter().map(String::as_str).collect();
         criteria.push(Box::new(move |n| names.contains(n.name.as_str())));

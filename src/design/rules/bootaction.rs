@@ -499,7 +499,9 @@ fn check_paths(
             }
         }
     }
-    let mut clashes: Vec<(&str, (usize, usize), (usize, usize), usize)> = Vec::new();
+    // (path, first writer, later writer, a node both target); writers are
+    // (boot action, asset) indices.
+    let mut clashes: Vec<(&str, AssetRef, AssetRef, usize)> = Vec::new();
     for (path, w) in &writers {
         for (j, &(bj, aj)) in w.iter().enumerate().skip(1) {
             // Report each later writer once, against the first it clashes with.
@@ -548,6 +550,9 @@ fn check_paths(
         });
     }
 }
+
+/// A boot action's asset: (boot action index, asset index).
+type AssetRef = (usize, usize);
 
 /// The first element of two ascending lists that is in both.
 fn first_common(a: &[usize], b: &[usize]) -> Option<usize> {

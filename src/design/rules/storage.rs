@@ -494,12 +494,16 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
         let has_vg = d.volume_group.is_some();
         if has_parts == has_vg {
             let origin = locate_dev(design, node, dev);
-            let found = if has_parts { "both" } else { "neither" };
+            let found = if has_parts {
+                "both `partitions` and `volume_group`"
+            } else {
+                "neither `partitions` nor `volume_group`"
+            };
             r.error(
                 node,
                 "SW358",
                 &origin,
-                format!("physical device {dev} has {found} `partitions` and `volume_group`; expected exactly one"),
+                format!("physical device {dev} has {found}; expected exactly one of them"),
                 "Either carve the device into partitions or make it a physical volume of one volume group.",
             );
         }
@@ -746,7 +750,11 @@ mod drydock_samples {
     }
 
     fn run(name: &str) -> Option<Vec<Message>> {
-        let path = samples()?.join(name);
+        run_in(&samples()?, name)
+    }
+
+    fn run_in(dir: &std::path::Path, name: &str) -> Option<Vec<Message>> {
+        let path = dir.join(name);
         let bytes = std::fs::read(path).ok()?;
         let v = validate(&[DesignFile {
             path: name.to_string(),
@@ -817,14 +825,20 @@ mod drydock_samples {
     #[test]
     #[ignore = "prints every sample's messages, for inspection"]
     fn dump() {
-        let Some(dir) = samples() else { return };
-        let mut names: Vec<_> = std::fs::read_dir(dir)
+        let dir = match std::env::var("DUMP_DIR") {
+            Ok(d) => PathBuf::from(d),
+            Err(_) => match samples() {
+                Some(d) => d,
+                None => return,
+            },
+        };
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
         for name in names {
-            if let Some(ms) = run(&name) {
+            if let Some(ms) = run_in(&dir, &name) {
                 println!("== {name}");
                 for m in ms {
                     println!("  {}", m.to_text_line());
