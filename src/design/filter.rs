@@ -221,3 +221,114 @@ pub fn problems(design: &Design, filter: &NodeFilter) -> Vec<FilterProblem> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::{validate, DesignFile};
+
+    const SITE: &str = "
+schema: drydock/Rack/v1
+metadata: {name: r1}
+data: {labels: {zone: a}}
+---
+schema: drydock/Rack/v1
+metadata: {name: r2}
+data: {labels: {zone: b}}
+---
+schema: drydock/BaremetalNode/v1
+metadata: {name: n1}
+data: {addressing: [{network: x, address: dhcp}], metadata: {rack: r1, tags: [control], owner_data: {role: control}}}
+---
+schema: drydock/BaremetalNode/v1
+metadata: {name: n2}
+data: {addressing: [{network: x, address: dhcp}], metadata: {rack: r1, tags: [compute], owner_data: {role: compute}}}
+---
+schema: drydock/BaremetalNode/v1
+metadata: {name: n3}
+data: {addressing: [{network: x, address: dhcp}], metadata: {rack: r2, tags: [compute, gpu], owner_data: {role: compute}}}
+";
+
+    fn names(filter_yaml: &str) -> Vec<String> {
+        let v = validate(&[DesignFile {
+            path: "site.yaml".into(),
+            bytes: SITE.as_bytes().to_vec(),
+        }]);
+        let design = v.design.unwrap();
+        let nodes = design.effective_nodes();
+        let filter: Option<NodeFilter> = serde_json::from_str(filter_yaml).unwrap();
+        select(&design, &nodes, filter.as_ref())
+            .into_iter()
+            .map(|i| nodes[i].name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn no_filter_selects_all() {
+        assert_eq!(names("null"), ["n1", "n2", "n3"]);
+    }
+
+    #[test]
+    fn union_of_names_and_racks() {
+        let f = r#"{"filter_set_type":"union","filter_set":[
+            {"filter_type":"union","node_names":["n1"]},
+            {"filter_type":"union","rack_names":["r2"]}]}"#;
+        assert_eq!(names(f), ["n1", "n3"]);
+    }
+
+    #[test]
+    fn tags_and_labels_match_any_even_in_intersection() {
+        let f = r#"{"filter_set_type":"union","filter_set":[
+            {"filter_type":"intersection","node_tags":["gpu","control"]}]}"#;
+        assert_eq!(names(f), ["n1", "n3"]);
+        let f = r#"{"filter_set_type":"union","filter_set":[
+            {"filter_type":"intersection","node_labels":{"role":"control"},"rack_names":["r1"]}]}"#;
+        assert_eq!(names(f), ["n1"]);
+    }
+
+    #[test]
+    fn rack_labels_match_the_rack_document() {
+        let f = r#"{"filter_set_type":"union","filter_set":[
+            {"filter_type":"union","rack_labels":{"zone":"a"}}]}"#;
+        assert_eq!(names(f), ["n1", "n2"]);
+    }
+
+    #[test]
+    fn intersection_of_entries_and_unconstrained_entries() {
+        let f = r#"{"filter_set_type":"intersection","filter_set":[
+            {"filter_type":"union","node_tags":["compute"]},
+            {"filter_type":"intersection"},
+            {"filter_type":"union","rack_names":["r1"]}]}"#;
+        assert_eq!(names(f), ["n2"]);
+        // Only unconstrained entries: Drydock's None, which targets no node.
+        let f =
+            r#"{"filter_set_type":"intersection","filter_set":[{"filter_type":"intersection"}]}"#;
+        assert!(names(f).is_empty());
+        let f = r#"{"filter_set_type":"union","filter_set":[]}"#;
+        assert!(names(f).is_empty());
+    }
+
+    #[test]
+    fn problems_name_unknown_documents_and_crash_shapes() {
+        let v = validate(&[DesignFile {
+            path: "site.yaml".into(),
+            bytes: SITE.as_bytes().to_vec(),
+        }]);
+        let design = v.design.unwrap();
+        let f: NodeFilter = serde_json::from_str(
+            r#"{"filter_set_type":"union","filter_set":[
+            {"node_names":["n1","n9"]},
+            {"filter_type":"union","rack_names":["r7"]}]}"#,
+        )
+        .unwrap();
+        let p = problems(&design, &f);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(
+            matches!(&p[0], FilterProblem::Crash { pointer, .. } if pointer == "/node_filter/filter_set/0")
+        );
+        assert!(matches!(&p[1], FilterProblem::UnknownNode { name, .. } if name == "n9"));
+        assert!(
+            matches!(&p[2], FilterProblem::UnknownRack { pointer, .. } if pointer == "/node_filter/filter_set/1/rack_names/0")
+        );
+    }
+}

@@ -56,6 +56,9 @@ impl From<minijinja::Error> for TemplateError {
     }
 }
 
+/// Instructions one render may execute before it is stopped.
+pub const FUEL: u64 = 1_000_000;
+
 /// A set of compiled templates, addressed by name.
 pub struct Templates {
     env: Environment<'static>,
@@ -74,6 +77,10 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Asset content is not HTML: never escape.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // A design is untrusted input: a template with nested loops must not
+        // stall validation. Real boot-action templates use a few hundred
+        // instructions; this allows a thousand times that.
+        env.set_fuel(Some(FUEL));
         Templates { env }
     }
 
@@ -320,6 +327,17 @@ mod tests {
         t.add("a", "{% for k in node.labels %}{{ k }}={{ node.labels[k] }}{% endfor %} {{ node.labels | length }}")
             .unwrap();
         assert_eq!(t.render("a", &ctx()).unwrap(), "role=compute 1");
+    }
+
+    #[test]
+    fn runaway_template_is_stopped() {
+        let mut t = Templates::new();
+        t.add(
+            "a",
+            "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}",
+        )
+        .unwrap();
+        assert!(t.render("a", &ctx()).is_err());
     }
 
     #[test]

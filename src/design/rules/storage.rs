@@ -622,7 +622,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                 greedy = Some(item);
             }
             if let Size::Percent { percent, .. } = size {
-                percent_sum += percent;
+                percent_sum = percent_sum.saturating_add(percent);
                 last_percent = Some(item);
             }
         }
