@@ -12,7 +12,7 @@
 //! clock, so validation (with placeholder action values) and boot-data
 //! rendering (with the deployment's real values) see the same shape.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -92,20 +92,28 @@ pub fn node_context(design: &Design, node: &EffectiveNode) -> NodeContext {
     ContextBuilder::new(design).node(node)
 }
 
+/// A network as templates see it: (name, cidr, dns domain).
+type NetworkRow<'d> = (&'d str, Option<&'d str>, Option<&'d str>);
+
 /// Builds node contexts for many nodes of one design, looking each network
 /// up once instead of once per node.
 pub struct ContextBuilder<'d> {
-    /// Network name to (cidr, dns domain).
-    networks: HashMap<&'d str, (Option<&'d str>, Option<&'d str>)>,
+    /// (name, cidr, dns domain) of each network, first of a name only. A
+    /// site has a handful of networks: a scan beats hashing the name.
+    networks: Vec<NetworkRow<'d>>,
 }
 
 impl<'d> ContextBuilder<'d> {
     /// Indexes the design's networks.
     pub fn new(design: &'d Design) -> Self {
-        let mut networks = HashMap::new();
+        let mut networks: Vec<NetworkRow<'d>> = Vec::new();
         for n in &design.networks {
             // The first of duplicate names wins, as in `Design::network`.
-            networks.entry(n.name.as_str()).or_insert((
+            if networks.iter().any(|r| r.0 == n.name) {
+                continue;
+            }
+            networks.push((
+                n.name.as_str(),
                 n.data.cidr.as_deref(),
                 n.data.dns.as_ref().and_then(|d| d.domain.as_deref()),
             ));
@@ -113,13 +121,20 @@ impl<'d> ContextBuilder<'d> {
         ContextBuilder { networks }
     }
 
+    fn network(&self, name: &str) -> Option<(Option<&'d str>, Option<&'d str>)> {
+        self.networks
+            .iter()
+            .find(|r| r.0 == name)
+            .map(|r| (r.1, r.2))
+    }
+
     /// The `node` context of one node.
     pub fn node(&self, node: &EffectiveNode) -> NodeContext {
         let domain = node
             .primary_network
             .as_deref()
-            .and_then(|n| self.networks.get(n))
-            .and_then(|(_, dns)| *dns)
+            .and_then(|n| self.network(n))
+            .and_then(|(_, dns)| dns)
             .filter(|d| !d.is_empty())
             .unwrap_or("local")
             .to_string();
@@ -132,7 +147,7 @@ impl<'d> ContextBuilder<'d> {
             if addr == "dhcp" {
                 continue;
             }
-            let Some((cidr, dns)) = self.networks.get(net.as_str()) else {
+            let Some((cidr, dns)) = self.network(net) else {
                 continue;
             };
             let entry = NetworkContext {
