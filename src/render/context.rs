@@ -92,6 +92,19 @@ pub fn node_context(design: &Design, node: &EffectiveNode) -> NodeContext {
     ContextBuilder::new(design).node(node)
 }
 
+/// The type of what a variable path gives in a node's template context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// Not defined (an error under strict undefined).
+    Undefined,
+    None,
+    Str,
+    Bool,
+    Int,
+    List,
+    Map,
+}
+
 /// A network as templates see it: (name, cidr, dns domain).
 type NetworkRow<'d> = (&'d str, Option<&'d str>, Option<&'d str>);
 
@@ -126,6 +139,83 @@ impl<'d> ContextBuilder<'d> {
             .iter()
             .find(|r| r.0 == name)
             .map(|r| (r.1, r.2))
+    }
+
+    /// What `path` gives in the context of `node` with any action values,
+    /// without building the context: the same answer as looking the path up
+    /// in `TemplateContext { node: self.node(node), action }`. Anything read
+    /// below a scalar is undefined, as it is for the template engine.
+    pub fn kind_of(&self, node: &EffectiveNode, path: &[String]) -> ValueKind {
+        use ValueKind::*;
+        // No defined value is deeper than 4; a fixed buffer avoids an allocation
+        // per lookup (this runs for every path of every template and node).
+        let mut buf = [""; 5];
+        if path.len() > buf.len() {
+            return Undefined;
+        }
+        for (b, seg) in buf.iter_mut().zip(path) {
+            *b = seg.as_str();
+        }
+        match &buf[..path.len()] {
+            [] | ["node"] | ["action"] => Map,
+            ["action", "action_id" | "action_key" | "report_url" | "design_ref"] => Str,
+            ["node", "hostname" | "domain"] => Str,
+            ["node", "tags"] => List,
+            ["node", "labels" | "network" | "interfaces"] => Map,
+            ["node", "labels", key] => {
+                if node.owner_data.contains_key(*key) {
+                    Str
+                } else {
+                    Undefined
+                }
+            }
+            ["node", "network", net, rest @ ..] => {
+                let Some((cidr, dns)) = self.network_entry(node, net) else {
+                    return Undefined;
+                };
+                match rest {
+                    [] => Map,
+                    ["ip"] => Str,
+                    ["cidr"] => cidr.map_or(None, |_| Str),
+                    ["dns_suffix"] => dns.map_or(None, |_| Str),
+                    _ => Undefined,
+                }
+            }
+            ["node", "interfaces", dev, rest @ ..] => {
+                let Some(i) = node.interface(dev) else {
+                    return Undefined;
+                };
+                match (rest, i.sriov.is_some()) {
+                    ([], _) => Map,
+                    (["sriov"], _) => Bool,
+                    (["vf_count"], true) => Int,
+                    (["trustedmode"], true) => Bool,
+                    _ => Undefined,
+                }
+            }
+            _ => Undefined,
+        }
+    }
+
+    /// `node.network.<net>` as [`ContextBuilder::node`] would fill it:
+    /// the (cidr, dns domain) of the entry, if there is one.
+    fn network_entry(
+        &self,
+        node: &EffectiveNode,
+        net: &str,
+    ) -> Option<(Option<&'d str>, Option<&'d str>)> {
+        let wanted = if net == "default" {
+            node.primary_network.as_deref()?
+        } else {
+            net
+        };
+        node.addressing.iter().find_map(|(n, a)| {
+            let (n, a) = (n.as_deref()?, a.as_deref()?);
+            if n != wanted || a == "dhcp" {
+                return None;
+            }
+            self.network(n)
+        })
     }
 
     /// The `node` context of one node.

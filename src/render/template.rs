@@ -56,6 +56,111 @@ impl From<minijinja::Error> for TemplateError {
     }
 }
 
+/// A variable a template reads, as its dotted path (`node.network.mgmt.ip`).
+pub type VarPath = Vec<String>;
+
+/// Filters that succeed on any defined value of a given type, so a template
+/// using only them fails or not by the types of what it reads alone.
+const TOTAL_FILTERS: &[&str] = &[
+    "join",
+    "lower",
+    "upper",
+    "trim",
+    "string",
+    "length",
+    "title",
+    "capitalize",
+];
+
+/// The variables of a *simple* template, or `None` when it is not simple.
+///
+/// Simple: no statements (`{% ... %}`), and every expression is a dotted
+/// variable path, optionally piped through [`TOTAL_FILTERS`] with
+/// string-literal arguments. Whether such a template renders under strict
+/// undefined depends only on which of its paths are defined and of which type,
+/// so callers can render it once per distinct answer instead of once per node.
+pub fn simple_paths(source: &str) -> Option<Vec<VarPath>> {
+    let mut paths: Vec<VarPath> = Vec::new();
+    let mut rest = source;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        match after.as_bytes().first() {
+            Some(b'%') => return None,
+            Some(b'#') => {
+                let end = after.find("#}")?;
+                rest = &after[end + 2..];
+            }
+            Some(b'{') => {
+                let end = after.find("}}")?;
+                let expr = after[1..end].trim_start_matches('-').trim_end_matches('-');
+                let path = simple_expression(expr.trim())?;
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+                rest = &after[end + 2..];
+            }
+            _ => rest = after,
+        }
+    }
+    Some(paths)
+}
+
+/// The path of `a.b.c | filter("x") | filter`, if the expression has that shape.
+fn simple_expression(expr: &str) -> Option<VarPath> {
+    let mut parts = expr.split('|');
+    let path: VarPath = parts
+        .next()?
+        .trim()
+        .split('.')
+        .map(|seg| is_ident(seg).then(|| seg.to_string()))
+        .collect::<Option<_>>()?;
+    for filter in parts {
+        let filter = filter.trim();
+        let (name, args) = match filter.split_once('(') {
+            Some((n, a)) => (n.trim(), Some(a.strip_suffix(')')?)),
+            None => (filter, None),
+        };
+        if !TOTAL_FILTERS.contains(&name) {
+            return None;
+        }
+        if let Some(args) = args {
+            if !string_literals(args) {
+                return None;
+            }
+        }
+    }
+    Some(path)
+}
+
+/// True for a comma-separated list of plain `"..."` / `'...'` literals.
+fn string_literals(args: &str) -> bool {
+    let mut rest = args.trim();
+    while !rest.is_empty() {
+        let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            return false;
+        };
+        let Some(end) = rest[1..].find(q) else {
+            return false;
+        };
+        if rest[1..1 + end].contains('\\') {
+            return false;
+        }
+        rest = rest[end + 2..].trim_start();
+        match rest.strip_prefix(',') {
+            Some(r) => rest = r.trim_start(),
+            None if rest.is_empty() => {}
+            None => return false,
+        }
+    }
+    true
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Instructions one render may execute before it is stopped.
 pub const FUEL: u64 = 1_000_000;
 
@@ -338,6 +443,31 @@ mod tests {
         )
         .unwrap();
         assert!(t.render("a", &ctx()).is_err());
+    }
+
+    #[test]
+    fn simple_templates_are_recognised() {
+        let p = simple_paths("a {{ node.hostname }} {{- node.tags | join(\",\") -}} {# c #} {{ action.action_id }}\n")
+            .unwrap();
+        assert_eq!(
+            p,
+            vec![
+                vec!["node".to_string(), "hostname".to_string()],
+                vec!["node".to_string(), "tags".to_string()],
+                vec!["action".to_string(), "action_id".to_string()],
+            ]
+        );
+        assert_eq!(simple_paths("GENSITE_LITERAL='{ not }'"), Some(vec![]));
+        for not_simple in [
+            "{% if x %}{% endif %}",
+            "{{ node.labels['role'] }}",
+            "{{ node.tags | map('upper') }}",
+            "{{ node.tags.0 }}",
+            "{{ x + 1 }}",
+            "{{ node.hostname",
+        ] {
+            assert_eq!(simple_paths(not_simple), None, "{not_simple}");
+        }
     }
 
     #[test]
