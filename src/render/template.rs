@@ -186,6 +186,8 @@ impl Templates {
         // stall validation. Real boot-action templates use a few hundred
         // instructions; this allows a thousand times that.
         env.set_fuel(Some(FUEL));
+        // Name the undefined variable in errors in release builds too.
+        env.set_debug(true);
         Templates { env }
     }
 

@@ -110,9 +110,11 @@ pub(super) fn check_nodes(
 ) {
     let design = ctx.design;
     let mut memo: HashMap<&str, Vec<Finding>> = HashMap::new();
-    for node in &ctx.nodes {
+    for (i, node) in ctx.nodes.iter().enumerate() {
+        // `Ctx::nodes` compiles `Design::nodes` in order; check, don't assume.
         let own = design
-            .node(&node.name)
+            .nodes
+            .get(i)
             .filter(|n| n.doc == node.doc)
             .or_else(|| design.nodes.iter().find(|n| n.doc == node.doc));
         let key = match (own, node.profile_chain.first()) {
