@@ -771,3 +771,60 @@ mod tests {
         }
     }
 }
+
+/// Whatever a user writes into the fields these rules read, validation gives
+/// messages and never panics.
+#[cfg(test)]
+mod never_panics {
+    use proptest::prelude::*;
+
+    fn base() -> String {
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/designs/ok/gen-site-3-nodes.yaml"
+        ))
+        .unwrap()
+    }
+
+    /// Replaces the first `from` with a YAML double-quoted `value`.
+    fn with(base: &str, from: &str, value: &str) -> Vec<crate::design::DesignFile> {
+        let quoted = serde_json::to_string(value).unwrap();
+        vec![crate::design::DesignFile {
+            path: "site.yaml".into(),
+            bytes: base.replacen(from, &quoted, 1).into_bytes(),
+        }]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn any_field_value(value in "\\PC{0,24}", field in 0usize..8) {
+            let base = base();
+            let from = [
+                "'40g'",
+                "'/var/log'",
+                "'0644'",
+                "'hardwareprofile:cpuset.sriov'",
+                "'/etc/gensite/node.json'",
+                "'1.0.13-1'",
+                "rack01\n  assets",
+                "'qemu'",
+            ][field];
+            let files = with(&base, from, &value);
+            let _ = crate::design::validate(&files);
+        }
+
+        #[test]
+        fn any_template(value in "[{}%#a-z. |()'\"-]{0,40}") {
+            let base = base();
+            let files = with(&base, "'{{ node.hostname }}'", &value);
+            let _ = crate::design::validate(&files);
+            let files = with(
+                &base,
+                "Description=gensite first boot of {{ node.hostname }}",
+                &value,
+            );
+            let _ = crate::design::validate(&files);
+        }
+    }
+}
