@@ -43,23 +43,17 @@ fn expected_codes(path: &Path) -> BTreeSet<String> {
     let name = path.file_stem().unwrap().to_string_lossy();
     let head = name.split('-').next().unwrap_or("");
     head.split('+')
-        .filter(|c| {
-            c.len() == 5 && c.starts_with("SW") && c[2..].chars().all(|d| d.is_ascii_digit())
-        })
+        .filter(|c| c.len() == 5 && c.starts_with("SW") && c[2..].chars().all(|d| d.is_ascii_digit()))
         .map(str::to_string)
         .collect()
 }
 
 fn fixtures(sub: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/designs")
-        .join(sub);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/designs").join(sub);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.is_dir() || matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-        })
+        .filter(|p| p.is_dir() || matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
         .collect();
     v.sort();
     v
@@ -91,30 +85,15 @@ fn every_err_fixture_fails_with_exactly_its_named_error_codes() {
     assert!(!all.is_empty());
     for path in all {
         let expected = expected_codes(&path);
-        assert!(
-            !expected.is_empty(),
-            "{}: err fixture names no code",
-            path.display()
-        );
+        assert!(!expected.is_empty(), "{}: err fixture names no code", path.display());
         let v = design::validate(&fixture_files(&path));
-        let got: BTreeSet<String> = v
-            .messages
-            .iter()
-            .filter(|m| m.error)
-            .map(|m| m.code.clone())
-            .collect();
+        let got: BTreeSet<String> = v.messages.iter().filter(|m| m.error).map(|m| m.code.clone()).collect();
         if v.is_valid() || got != expected {
-            failures.push(format!(
-                "expected {expected:?}, got {got:?}; {}",
-                report(&path, &v)
-            ));
+            failures.push(format!("expected {expected:?}, got {got:?}; {}", report(&path, &v)));
         }
         for m in v.messages.iter().filter(|m| m.error) {
             if m.source.is_none() || m.documents.is_empty() && !m.code.starts_with("SW1") {
-                failures.push(format!(
-                    "{}: message without source or document: {m:?}",
-                    path.display()
-                ));
+                failures.push(format!("{}: message without source or document: {m:?}", path.display()));
             }
         }
     }
