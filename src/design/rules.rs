@@ -39,4 +39,14 @@ pub fn check(design: &Design) -> Vec<Message> {
 
 type Family = fn(&Ctx, &mut Vec<Message>);
 
-const FAMILIES: &[Family] = &[];
+const FAMILIES: &[Family] = &[
+    storage::check,
+    platform::check,
+    oob::check,
+    bootaction::check,
+];
+
+pub mod bootaction;
+pub mod oob;
+pub mod platform;
+pub mod storage;

@@ -1,0 +1,214 @@
+//! Platform and hardware rules (SW365–SW374): Drydock's HugepagesValidity
+//! (DD1008), the kernel-parameter references Drydock resolves while compiling
+//! a node (`hardwareprofile:cpuset.X`, `hardwareprofile:hugepages.X.size`),
+//! the hardware profile Drydock needs to compile a node at all, and a stand-in
+//! for PlatformSelection (DD3001).
+//!
+//! Drydock resolves references leniently: an unknown cpu set or hugepage
+//! config is logged and the literal `hardwareprofile:...` text goes to the
+//! kernel command line. slipway rejects it. A reference without the dots
+//! Drydock splits on, and a node without (or with an unknown) hardware
+//! profile, crash Drydock's compile step; slipway gives a message.
+
+use super::storage::{check_nodes, locate, NodeReport};
+use super::Ctx;
+use crate::design::effective::EffectiveNode;
+use crate::design::message::{Level, Message};
+use crate::design::model::scalar_text;
+use crate::design::Design;
+
+/// Runs every platform and hardware rule over every node.
+pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
+    let mut report = NodeReport::new(ctx.design);
+    check_nodes(
+        ctx,
+        &mut report,
+        |own| own.platform.is_some() || own.hardware_profile.is_some(),
+        check_node,
+    );
+    report.finish(out);
+}
+
+fn kernel_param_ptr(design: &Design, node: &EffectiveNode, key: &str) -> super::storage::Origin {
+    let ptr = format!("/platform/kernel_params/{}", super::storage::esc(key));
+    locate(design, node, |d| {
+        d.platform
+            .as_ref()?
+            .kernel_params
+            .as_ref()?
+            .contains_key(key)
+            .then(|| ptr.clone())
+    })
+}
+
+fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
+    // --- Hardware profile: Drydock raises "Hardware profile not set/found."
+    let hw_origin = || {
+        locate(design, node, |d| {
+            d.hardware_profile
+                .as_ref()
+                .map(|_| "/hardware_profile".to_string())
+        })
+    };
+    let hwprof = match node.hardware_profile.as_deref() {
+        None => {
+            r.error(
+                node,
+                "SW369",
+                &hw_origin(),
+                "no hardware_profile in the node or its host profiles; expected one".to_string(),
+                "Set `hardware_profile` on the node or on a host profile it inherits from.",
+            );
+            None
+        }
+        Some(name) => match design.hardware_profile(name) {
+            Some(p) => Some(p),
+            None => {
+                r.error(
+                    node,
+                    "SW370",
+                    &hw_origin(),
+                    format!("hardware_profile `{name}` is not defined; expected a HardwareProfile of that name"),
+                    "Define the HardwareProfile or correct the name.",
+                );
+                None
+            }
+        },
+    };
+
+    // --- HugepagesValidity (DD1008): both or neither.
+    let kp = &node.kernel_params;
+    match (kp.contains_key("hugepages"), kp.contains_key("hugepagesz")) {
+        (true, false) | (false, true) => {
+            let (has, lacks) = if kp.contains_key("hugepages") {
+                ("hugepages", "hugepagesz")
+            } else {
+                ("hugepagesz", "hugepages")
+            };
+            let origin = kernel_param_ptr(design, node, has);
+            r.error(
+                node,
+                "SW365",
+                &origin,
+                format!("kernel_params has `{has}` but no `{lacks}`; expected both or neither"),
+                "Set hugepages (count) and hugepagesz (page size) together.",
+            );
+        }
+        _ => {}
+    }
+
+    // --- References into the hardware profile.
+    for (key, value) in kp {
+        let text = scalar_text(value);
+        let Some(reference) = text.strip_prefix("hardwareprofile:") else {
+            continue;
+        };
+        if reference.is_empty() {
+            continue; // Drydock passes an empty reference through unchanged.
+        }
+        let origin = || kernel_param_ptr(design, node, key);
+        let Some((ref_type, ref_val)) = reference.split_once('.') else {
+            r.error(
+                node,
+                "SW368",
+                &origin(),
+                format!("kernel_params.{key} is `{text}`; expected `hardwareprofile:cpuset.<set>` or `hardwareprofile:hugepages.<conf>.size|count`"),
+                "Write the reference in one of the two supported forms.",
+            );
+            continue;
+        };
+        match ref_type {
+            "cpuset" => {
+                let Some(hw) = hwprof else { continue };
+                if !hw.data.cpu_sets.contains_key(ref_val) {
+                    let known: Vec<&str> = hw.data.cpu_sets.keys().map(String::as_str).collect();
+                    r.error(
+                        node,
+                        "SW366",
+                        &origin(),
+                        format!(
+                            "kernel_params.{key} refers to cpu set `{ref_val}`, which HardwareProfile {} does not define (it has: {})",
+                            hw.name,
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        ),
+                        "Define the cpu set in the node's hardware profile's `cpu_sets`, or correct the name.",
+                    );
+                }
+            }
+            "hugepages" => {
+                let Some((conf, field)) = ref_val.split_once('.') else {
+                    r.error(
+                        node,
+                        "SW368",
+                        &origin(),
+                        format!("kernel_params.{key} is `{text}`; expected `hardwareprofile:hugepages.<conf>.size` or `.count`"),
+                        "Name the hugepage configuration and the field (`size` or `count`).",
+                    );
+                    continue;
+                };
+                if field != "size" && field != "count" {
+                    r.error(
+                        node,
+                        "SW368",
+                        &origin(),
+                        format!("kernel_params.{key} refers to hugepage field `{field}`; expected `size` or `count`"),
+                        "Use `.size` or `.count`.",
+                    );
+                    continue;
+                }
+                let Some(hw) = hwprof else { continue };
+                let resolved = hw
+                    .data
+                    .hugepages
+                    .get(conf)
+                    .and_then(|c| c.get(field))
+                    .is_some_and(|v| !v.is_null());
+                if !resolved {
+                    r.error(
+                        node,
+                        "SW367",
+                        &origin(),
+                        format!(
+                            "kernel_params.{key} refers to hugepages `{conf}.{field}`, which HardwareProfile {} does not define",
+                            hw.name
+                        ),
+                        "Define the hugepage configuration (with size and count) in the hardware profile's `hugepages`.",
+                    );
+                }
+            }
+            other => r.error(
+                node,
+                "SW368",
+                &origin(),
+                format!(
+                    "kernel_params.{key} refers to `{other}`; expected `cpuset` or `hugepages`"
+                ),
+                "Only cpu sets and hugepage configurations can be referenced.",
+            ),
+        }
+    }
+
+    // --- PlatformSelection (DD3001): without an image catalogue slipway can
+    // only say when nothing was chosen.
+    let missing: Vec<&str> = [("image", &node.image), ("kernel", &node.kernel)]
+        .into_iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(f, _)| f)
+        .collect();
+    if !missing.is_empty() {
+        let origin = locate(design, node, |d| {
+            d.platform.as_ref().map(|_| "/platform".to_string())
+        });
+        r.add(
+            node,
+            "SW371",
+            Level::Warning,
+            &origin,
+            format!(
+                "platform {} not set; the deploy driver's default will be used",
+                missing.join(" and ")
+            ),
+            "Set platform.image and platform.kernel so every node deploys the intended OS.",
+        );
+    }
+}
