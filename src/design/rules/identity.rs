@@ -2,9 +2,7 @@
 //! interface. Drydock checks none of this; MAAS finds a node by its boot MAC,
 //! so two nodes with one MAC, or one NIC enslaved twice, break deployment.
 
-use std::collections::{HashMap, HashSet};
-
-use super::references::{layers, ptr};
+use super::references::{layers, nodes_by_interfaces, ptr, FxMap, FxSet};
 use super::Ctx;
 use crate::design::message::Message;
 use crate::design::model::{Interface, Labels};
@@ -16,31 +14,33 @@ pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
     nics(ctx, out);
 }
 
-/// A MAC address as six hex octets separated by `:` or `-`, normalised to
-/// lower case with `:`; `None` when it is not one.
-pub(crate) fn normalize_mac(s: &str) -> Option<String> {
+/// A MAC address as six two-digit hex octets separated by `:` or `-`, as a
+/// number (so `02:BD:…` and `02-bd-…` compare equal); `None` when it is not one.
+pub(crate) fn parse_mac(s: &str) -> Option<u64> {
     let s = s.trim();
     let sep = if s.contains(':') { ':' } else { '-' };
-    let parts: Vec<&str> = s.split(sep).collect();
-    if parts.len() != 6
-        || !parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
-        return None;
+    let mut value = 0u64;
+    let mut octets = 0;
+    for part in s.split(sep) {
+        if part.len() != 2 || octets == 6 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        value = (value << 8) | u64::from(u8::from_str_radix(part, 16).ok()?);
+        octets += 1;
     }
-    Some(parts.join(":").to_ascii_lowercase())
+    (octets == 6).then_some(value)
 }
 
 fn boot_macs(ctx: &Ctx, out: &mut Vec<Message>) {
     let d = ctx.design;
-    let mut first: HashMap<String, &str> = HashMap::new();
+    let mut first: FxMap<u64, &str> =
+        FxMap::with_capacity_and_hasher(ctx.nodes.len(), Default::default());
     for node in &ctx.nodes {
         let Some(mac) = node.boot_mac.as_deref() else {
             continue;
         };
         let at = "/metadata/boot_mac";
-        let Some(norm) = normalize_mac(mac) else {
+        let Some(norm) = parse_mac(mac) else {
             let m = Message::error(
                 "SW345",
                 format!("boot_mac '{mac}' of node {} is not a MAC address: expected six hex octets like 02:00:00:00:00:01", node.name),
@@ -86,23 +86,21 @@ fn unconfigured(labels: &Labels) -> bool {
 fn nics(ctx: &Ctx, out: &mut Vec<Message>) {
     let d = ctx.design;
     // A defect written in a profile is reported once, at the line that has it.
-    let mut seen: HashSet<(usize, String)> = HashSet::new();
-    for node in &ctx.nodes {
-        let mut owner: HashMap<&str, &str> = HashMap::new();
+    let mut seen: FxSet<(usize, String)> = FxSet::default();
+    for node in nodes_by_interfaces(ctx) {
+        // (slave, interface): a node has a handful, so a list beats a map.
+        let mut owner: Vec<(&str, &str)> = Vec::new();
         for (name, iface) in &node.interfaces {
             if unconfigured(&iface.labels) {
                 continue;
             }
-            let mut here: HashSet<&str> = HashSet::new();
+            let start = owner.len();
             for slave in iface.slaves.iter().flatten() {
-                if !here.insert(slave) {
-                    continue;
-                }
-                match owner.get(slave.as_str()) {
-                    None => {
-                        owner.insert(slave, name);
-                    }
-                    Some(other) => {
+                match owner.iter().find(|(s, _)| s == slave) {
+                    // Listed twice in this interface: harmless, not two interfaces.
+                    Some(_) if owner[start..].iter().any(|(s, _)| s == slave) => {}
+                    None => owner.push((slave, name)),
+                    Some((_, other)) => {
                         let (doc, p) = slave_site(ctx, node, name, slave);
                         if !seen.insert((doc, p.clone())) {
                             continue;
@@ -146,17 +144,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn macs_normalise_and_reject_garbage() {
-        assert_eq!(
-            normalize_mac("02:BD:50:00:00:01").as_deref(),
-            Some("02:bd:50:00:00:01")
-        );
-        assert_eq!(
-            normalize_mac("02-bd-50-00-00-01").as_deref(),
-            Some("02:bd:50:00:00:01")
-        );
-        assert!(normalize_mac("02:bd:50:00:00").is_none());
-        assert!(normalize_mac("02:bd:50:00:00:0g").is_none());
-        assert!(normalize_mac("").is_none());
+    fn macs_parse_in_either_notation_and_reject_garbage() {
+        assert_eq!(parse_mac("02:BD:50:00:00:01"), Some(0x02bd_5000_0001));
+        assert_eq!(parse_mac("02-bd-50-00-00-01"), Some(0x02bd_5000_0001));
+        assert!(parse_mac("02:bd:50:00:00").is_none());
+        assert!(parse_mac("02:bd:50:00:00:01:02").is_none());
+        assert!(parse_mac("02:bd:50:00:00:0g").is_none());
+        assert!(parse_mac("+2:bd:50:00:00:01").is_none());
+        assert!(parse_mac("").is_none());
     }
 }

@@ -7,12 +7,11 @@
 //! rules Drydock lets through. Every address is parsed once, up front, so
 //! nothing below can fail on text that is not an address.
 
-use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::references::{layers, ptr};
+use super::references::{layers, nodes_by_interfaces, ptr, FxMap, FxSet};
 use super::Ctx;
 use crate::design::message::Message;
 use crate::design::model::{NetworkData, NetworkLinkData};
@@ -462,9 +461,9 @@ fn network_mtu_vs_link(d: &Design, out: &mut Vec<Message>) {
 }
 
 fn unique_networks(d: &Design, out: &mut Vec<Message>) {
-    let mut first: HashMap<&str, &str> = HashMap::new();
+    let mut first: FxMap<&str, &str> = FxMap::default();
     for l in &d.links {
-        let mut here: HashSet<&str> = HashSet::new();
+        let mut here: FxSet<&str> = FxSet::default();
         for (i, net) in l.data.allowed_networks.iter().flatten().enumerate() {
             if !here.insert(net) {
                 continue;
@@ -498,7 +497,7 @@ fn vlan_key(v: &str) -> String {
 
 fn vlans_per_link(d: &Design, out: &mut Vec<Message>) {
     for l in &d.links {
-        let mut seen: HashMap<String, &str> = HashMap::new();
+        let mut seen: FxMap<String, &str> = FxMap::default();
         for (i, net) in l.data.allowed_networks.iter().flatten().enumerate() {
             let Some(n) = d.network(net) else { continue };
             let Some(vlan) = vlan_of(&n.data) else {
@@ -527,24 +526,26 @@ fn vlans_per_link(d: &Design, out: &mut Vec<Message>) {
 }
 
 /// Checks every node address; returns the networks some node addresses with `dhcp`.
-fn node_addresses<'a>(d: &'a Design, nets: &[Net], out: &mut Vec<Message>) -> HashSet<&'a str> {
-    let net_index: HashMap<&str, usize> = d
+fn node_addresses<'a>(d: &'a Design, nets: &[Net], out: &mut Vec<Message>) -> FxSet<&'a str> {
+    let net_index: FxMap<&str, usize> = d
         .networks
         .iter()
         .enumerate()
         .rev() // the first document of a name wins, as in Design's lookups
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
-    let mut dhcp = HashSet::new();
+    let mut dhcp = FxSet::default();
     // Address (parsed when possible) -> (node index, address index) of first use.
-    let mut used: HashMap<Result<IpAddr, &str>, (usize, usize)> = HashMap::new();
+    let mut used: FxMap<Result<IpAddr, &str>, (usize, usize)> =
+        FxMap::with_capacity_and_hasher(d.nodes.len() * 4, Default::default());
     for (ni, node) in d.nodes.iter().enumerate() {
         for (ai, a) in node.data.addressing.iter().flatten().enumerate() {
             let Some(a) = a else { continue };
             let Some(text) = a.address.as_deref().filter(|s| !s.is_empty()) else {
                 continue;
             };
-            let at = format!("/addressing/{ai}/address");
+            // The pointer is built only for a message: most addresses are fine.
+            let at = || format!("/addressing/{ai}/address");
             if text == "dhcp" {
                 if let Some(net) = &a.network {
                     dhcp.insert(net.as_str());
@@ -553,7 +554,9 @@ fn node_addresses<'a>(d: &'a Design, nets: &[Net], out: &mut Vec<Message>) -> Ha
             }
             let ip = parse_ip(text);
             let key = ip.ok_or(text);
-            if let Some(&(fn_, fa)) = used.get(&key) {
+            let entry = used.entry(key);
+            if let std::collections::hash_map::Entry::Occupied(o) = &entry {
+                let (fn_, fa) = *o.get();
                 let first = &d.nodes[fn_];
                 let where_ = if fn_ == ni {
                     format!("addressing entry {fa} of the same node")
@@ -566,17 +569,17 @@ fn node_addresses<'a>(d: &'a Design, nets: &[Net], out: &mut Vec<Message>) -> Ha
                     "Give each node address a unique IP.",
                 );
                 out.push(
-                    d.msg_at(m, node.doc, &at)
+                    d.msg_at(m, node.doc, &at())
                         .about(Kind::BaremetalNode.schema(), &first.name),
                 );
             } else {
-                used.insert(key, (ni, ai));
+                entry.or_insert((ni, ai));
             }
             let Some(ip) = ip else {
                 out.push(d.msg_at(
                     not_an_ip(&format!("address {ai}"), Some(text)),
                     node.doc,
-                    &at,
+                    &at(),
                 ));
                 continue;
             };
@@ -594,7 +597,7 @@ fn node_addresses<'a>(d: &'a Design, nets: &[Net], out: &mut Vec<Message>) -> Ha
                     d.msg_at(
                         outside(&format!("address {ai}"), text, cidr, name),
                         node.doc,
-                        &at,
+                        &at(),
                     )
                     .about(Kind::Network.schema(), name),
                 );
@@ -614,7 +617,7 @@ fn node_addresses<'a>(d: &'a Design, nets: &[Net], out: &mut Vec<Message>) -> Ha
                     "Pick a static address outside the network's dhcp ranges, or use address: dhcp.",
                 );
                 out.push(
-                    d.msg_at(m, node.doc, &at)
+                    d.msg_at(m, node.doc, &at())
                         .about(Kind::Network.schema(), &ndoc.name),
                 );
             }
@@ -634,7 +637,7 @@ fn node_addresses<'a>(d: &'a Design, nets: &[Net], out: &mut Vec<Message>) -> Ha
                     "Pick another host address inside the network's static range.",
                 );
                 out.push(
-                    d.msg_at(m, node.doc, &at)
+                    d.msg_at(m, node.doc, &at())
                         .about(Kind::Network.schema(), &ndoc.name),
                 );
             }
@@ -651,7 +654,7 @@ fn host_bits(c: &IpNet) -> u8 {
 /// turns DHCP on for exactly those, and nodes PXE boot from that DHCP — or one
 /// a node addresses with `dhcp`. NIC firmware PXE boots untagged, so it must
 /// have no vlan.
-fn pxe_untagged(d: &Design, dhcp_addressed: &HashSet<&str>, out: &mut Vec<Message>) {
+fn pxe_untagged(d: &Design, dhcp_addressed: &FxSet<&str>, out: &mut Vec<Message>) {
     for n in &d.networks {
         let has_dhcp_range = n
             .data
@@ -679,7 +682,7 @@ fn pxe_untagged(d: &Design, dhcp_addressed: &HashSet<&str>, out: &mut Vec<Messag
 
 fn interface_networks_allowed(ctx: &Ctx, out: &mut Vec<Message>) {
     let d = ctx.design;
-    let allowed: HashMap<&str, HashSet<&str>> = d
+    let allowed: FxMap<&str, FxSet<&str>> = d
         .links
         .iter()
         .rev()
@@ -694,9 +697,10 @@ fn interface_networks_allowed(ctx: &Ctx, out: &mut Vec<Message>) {
             (l.name.as_str(), set)
         })
         .collect();
+    let defined: FxSet<&str> = d.networks.iter().map(|n| n.name.as_str()).collect();
     // A defect written in a profile is reported once, at the line that has it.
-    let mut seen: HashSet<(usize, String)> = HashSet::new();
-    for node in &ctx.nodes {
+    let mut seen: FxSet<(usize, String)> = FxSet::default();
+    for node in nodes_by_interfaces(ctx) {
         for (name, iface) in &node.interfaces {
             let Some(link) = iface.device_link.as_deref() else {
                 continue;
@@ -705,7 +709,7 @@ fn interface_networks_allowed(ctx: &Ctx, out: &mut Vec<Message>) {
                 continue;
             };
             for net in iface.networks.iter().flatten() {
-                if ok.contains(net.as_str()) || d.network(net).is_none() {
+                if ok.contains(net.as_str()) || !defined.contains(net.as_str()) {
                     continue;
                 }
                 let (doc, p) = network_site(d, node, name, net);
@@ -764,33 +768,40 @@ fn valid_label(l: &str) -> bool {
 
 fn hostnames(ctx: &Ctx, out: &mut Vec<Message>) {
     let d = ctx.design;
+    // Primary network name -> (its document, when defined; the node domain).
+    let mut domains: FxMap<&str, (Option<&Entity<NetworkData>>, &str)> = FxMap::default();
     // Domain problems are reported once per Network, not once per node.
-    let mut domain_checked: HashSet<&str> = HashSet::new();
+    let mut domain_checked: FxSet<&str> = FxSet::default();
     for node in &ctx.nodes {
-        let pn = node.primary_network.as_deref().and_then(|p| d.network(p));
-        let domain = pn
-            .and_then(|n| n.data.dns.as_ref())
-            .and_then(|dns| dns.domain.as_deref())
-            .filter(|s| !s.is_empty())
-            .unwrap_or("local");
-        let fqdn = format!("{}.{domain}", node.name);
-        let bad: Vec<&str> = node.name.split('.').filter(|l| !valid_label(l)).collect();
-        if !bad.is_empty() {
+        let (pn, domain) = match node.primary_network.as_deref() {
+            None => (None, "local"),
+            Some(p) => *domains.entry(p).or_insert_with(|| {
+                let n = d.network(p);
+                let domain = n
+                    .and_then(|n| n.data.dns.as_ref())
+                    .and_then(|dns| dns.domain.as_deref())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("local");
+                (n, domain)
+            }),
+        };
+        let fqdn_len = node.name.len() + 1 + domain.len();
+        if let Some(bad) = node.name.split('.').find(|l| !valid_label(l)) {
             let m = Message::error(
                 "SW337",
                 format!(
-                    "host name of {fqdn} is invalid: label '{}' is not 1–63 letters, digits or inner hyphens",
-                    bad[0]
+                    "host name of {}.{domain} is invalid: label '{bad}' is not 1–63 letters, digits or inner hyphens",
+                    node.name
                 ),
                 "Rename the node: DNS labels hold A–Z, a–z, 0–9 and '-', not first or last, at most 63 characters.",
             );
             out.push(d.msg_at(m, node.doc, ""));
-        } else if fqdn.len() > 255 {
+        } else if fqdn_len > 255 {
             let m = Message::error(
                 "SW337",
                 format!(
-                    "FQDN {fqdn} is {} characters: expected at most 255",
-                    fqdn.len()
+                    "FQDN {}.{domain} is {fqdn_len} characters: expected at most 255",
+                    node.name
                 ),
                 "Shorten the node name or the primary network's dns.domain.",
             );
