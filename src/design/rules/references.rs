@@ -260,11 +260,13 @@ fn profile_parents(d: &Design, names: &Names, out: &mut Vec<Message>) {
                 if !cycle.iter().any(|p| reported.contains(p)) {
                     reported.extend(cycle.iter().copied());
                     // Report on the member written first, at its host_profile.
-                    let first = cycle
+                    let Some(first) = cycle
                         .iter()
                         .filter_map(|n| d.host_profile(n))
                         .min_by_key(|e| e.doc)
-                        .expect("cycle members are defined profiles");
+                    else {
+                        break;
+                    };
                     let mut names: Vec<&str> = cycle.to_vec();
                     names.push(name);
                     let m = Message::error(
