@@ -829,6 +829,95 @@ fn hostnames(ctx: &Ctx, out: &mut Vec<Message>) {
 mod tests {
     use super::*;
 
+    fn codes(yaml: &str) -> Vec<String> {
+        let files = [crate::design::DesignFile {
+            path: "t.yaml".into(),
+            bytes: yaml.as_bytes().to_vec(),
+        }];
+        let v = crate::design::validate(&files);
+        let mut c: Vec<String> = v.messages.iter().map(|m| m.code.clone()).collect();
+        c.sort();
+        c.dedup();
+        c
+    }
+
+    fn doc(kind: &str, name: &str, data: &str) -> String {
+        format!("---\nschema: drydock/{kind}/v1\nmetadata:\n  name: {name}\ndata:\n{data}\n")
+    }
+
+    #[test]
+    fn odd_values_give_messages_not_panics() {
+        let y = [
+            doc("Network", "a", "  cidr: 'fe80::/129'\n  mtu: 0\n  vlan: abc\n  ranges:\n    - type: dhcp\n    - type: static\n      start: '::1'\n      end: 10.0.0.1\n  routes:\n    - subnet: nope\n      gateway: slaac"),
+            doc("Network", "b", "  cidr: 10.0.0.0/8\n  ranges:\n    - type: dhcp\n      start: 10.0.0.10\n      end: 10.0.0.20\n  routes:\n    - gateway: 10.0.0.1"),
+            doc("Network", "c", "  cidr: 10.1.0.0/16"),
+            doc("NetworkLink", "l", "  mtu: 100000\n  bonding:\n    mode: balance-rr\n    peer_rate: fast\n  allowed_networks: [a, b, c, ghost]"),
+            doc("HostProfile", "p", "  host_profile: p\n  interfaces:\n    i0:\n      device_link: l\n      slaves: [x, x]\n      networks: [b]\n    i1:\n      slaves: [x]"),
+            doc("BaremetalNode", "-bad-", "  host_profile: p\n  addressing:\n    - network: b\n      address: slaac\n    - network: b\n      address: 10.0.0.15\n    - network: b\n      address: 10.0.0.0\n    - address: 10.0.0.3\n  metadata:\n    boot_mac: zz"),
+        ]
+        .concat();
+        let c = codes(&y);
+        for want in [
+            "SW304", "SW320", "SW325", "SW327", "SW329", "SW334", "SW337", "SW340", "SW341",
+            "SW342", "SW345", "SW347",
+        ] {
+            assert!(c.iter().any(|x| x == want), "missing {want} in {c:?}");
+        }
+    }
+
+    /// Drydock's own samples, when a copy is at hand:
+    /// `SLIPWAY_DRYDOCK_SAMPLES=/path/to/yaml_samples cargo test drydock_samples`.
+    #[test]
+    fn drydock_samples_get_drydocks_verdicts() {
+        let Ok(dir) = std::env::var("SLIPWAY_DRYDOCK_SAMPLES") else {
+            return;
+        };
+        let run = |f: &str| {
+            let bytes = std::fs::read(format!("{dir}/{f}")).expect("sample");
+            let v = crate::design::validate(&[crate::design::DesignFile {
+                path: f.into(),
+                bytes,
+            }]);
+            v.messages
+                .iter()
+                .filter(|m| m.error && m.code.starts_with("SW3") && m.code.as_str() < "SW350")
+                .map(|m| m.code.clone())
+                .collect::<Vec<_>>()
+        };
+        for f in [
+            "deckhand_fullsite.yaml",
+            "deckhand_fullsite_no_nodes.yaml",
+            "deckhand_fullsite_nic_autodetect.yaml",
+            "deckhand_routedomain.yaml",
+            "validation.yaml",
+            "partitions_without_mountpoints.yaml",
+        ] {
+            assert_eq!(run(f), Vec::<String>::new(), "{f}");
+        }
+        for (f, want) in [
+            (
+                "invalid_validation.yaml",
+                &[
+                    "SW313", "SW326", "SW327", "SW328", "SW330", "SW332", "SW333", "SW336", "SW337",
+                ][..],
+            ),
+            ("invalid_network_cidr.yaml", &["SW321"]),
+            (
+                "invalid_rational_network_trunking.yaml",
+                &["SW329", "SW330", "SW331"],
+            ),
+            ("invalid_unique_network.yaml", &["SW335", "SW310"]),
+            ("ip_locality_no_gateway.yaml", &["SW324"]),
+            ("invalid_kernel.yaml", &["SW309"]),
+            ("multidoc.yaml", &["SW312"]),
+        ] {
+            let got = run(f);
+            for w in want {
+                assert!(got.iter().any(|g| g == w), "{f}: missing {w} in {got:?}");
+            }
+        }
+    }
+
     #[test]
     fn cidr_parsing_accepts_bare_addresses_and_rejects_bad_prefixes() {
         assert!(parse_cidr("10.0.0.0/24").is_some());
