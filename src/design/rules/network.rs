@@ -865,6 +865,60 @@ mod tests {
         }
     }
 
+    /// Every address-like field of a valid site, replaced by tricky text,
+    /// gives messages (each error with a source and a document), never a panic.
+    #[test]
+    fn tricky_values_in_a_valid_site_never_panic() {
+        let site = include_str!("../../../tests/data/designs/ok/gen-site-3-nodes.yaml");
+        let fields = [
+            "cidr: 10.64.0.0/16",
+            "gateway: 10.48.0.1",
+            "start: 10.32.128.0",
+            "end: 10.32.255.254",
+            "address: 10.64.1.3",
+            "boot_mac: '02:bd:50:00:00:03'",
+            "vlan: '200'",
+            "mtu: 9000",
+            "default_network: mgmt",
+            "domain: gensite.example.com",
+        ];
+        let values = [
+            "''",
+            "'/'",
+            "'::'",
+            "'::/0'",
+            "'0.0.0.0/0'",
+            "'10.0.0.0/-1'",
+            "'255.255.255.255/32'",
+            "'fe80::1%eth0'",
+            "'1.2.3'",
+            "'dhcp'",
+            "'é'",
+            "'~1/~0'",
+            "'a..b'",
+            "0",
+            "-1",
+            "1e308",
+        ];
+        for field in fields {
+            let key = field.split(':').next().unwrap();
+            for value in values {
+                let text = site.replacen(field, &format!("{key}: {value}"), 1);
+                let files = [crate::design::DesignFile {
+                    path: "t.yaml".into(),
+                    bytes: text.into_bytes(),
+                }];
+                let v = crate::design::validate(&files);
+                for m in v.messages.iter().filter(|m| m.error) {
+                    assert!(
+                        m.source.is_some() && !m.documents.is_empty(),
+                        "{field} -> {value}: {m:?}"
+                    );
+                }
+            }
+        }
+    }
+
     /// Drydock's own samples, when a copy is at hand:
     /// `SLIPWAY_DRYDOCK_SAMPLES=/path/to/yaml_samples cargo test drydock_samples`.
     #[test]
