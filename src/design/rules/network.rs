@@ -178,6 +178,43 @@ fn compile_network(d: &Design, n: &Entity<NetworkData>, out: &mut Vec<Message>) 
             },
         }
     }
+    // DNS servers and the DHCP relay are handed to MAAS as addresses; Drydock
+    // passes the text through unchecked.
+    if let Some(servers) = data.dns.as_ref().and_then(|d| d.servers.as_deref()) {
+        for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if parse_ip(server).is_none() {
+                out.push(d.msg_at(not_an_ip("dns server", Some(server)), n.doc, "/dns/servers"));
+            }
+        }
+    }
+    if let Some(relay) = &data.dhcp_relay {
+        for (field, v) in [
+            ("self_ip", &relay.self_ip),
+            ("upstream_target", &relay.upstream_target),
+        ] {
+            let Some(text) = v.as_deref() else { continue };
+            let at = format!("/dhcp_relay/{field}");
+            match parse_ip(text) {
+                None => out.push(d.msg_at(
+                    not_an_ip(&format!("dhcp_relay {field}"), Some(text)),
+                    n.doc,
+                    &at,
+                )),
+                // The relay's own address answers on this network; the
+                // upstream server is elsewhere by design.
+                Some(ip) if field == "self_ip" => {
+                    if let Some(c) = net.cidr.as_ref().filter(|c| !c.contains(&ip)) {
+                        out.push(d.msg_at(
+                            outside("dhcp_relay self_ip", text, c, &n.name),
+                            n.doc,
+                            &at,
+                        ));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
     for (i, r) in data.ranges.iter().enumerate() {
         let at = format!("/ranges/{i}");
         let mut bounds = [None, None];
