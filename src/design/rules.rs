@@ -11,6 +11,10 @@ use super::effective::EffectiveNode;
 use super::message::Message;
 use super::Design;
 
+pub mod identity;
+pub mod network;
+pub mod references;
+
 /// What every rule sees: the design and its compiled nodes.
 pub struct Ctx<'a> {
     pub design: &'a Design,
@@ -40,6 +44,9 @@ pub fn check(design: &Design) -> Vec<Message> {
 type Family = fn(&Ctx, &mut Vec<Message>);
 
 const FAMILIES: &[Family] = &[
+    references::check,
+    network::check,
+    identity::check,
     storage::check,
     platform::check,
     oob::check,
