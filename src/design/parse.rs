@@ -244,7 +244,10 @@ fn envelope(file: &str, doc: yaml::YamlDocument) -> (Option<Document>, Vec<Messa
     } else if let (Some(api), Some(kind)) = (root.get("apiVersion"), root.get("kind")) {
         let api = api.as_str().unwrap_or_default().to_string();
         let kind = kind.as_str().unwrap_or_default().to_string();
-        if Kind::from_name(&kind).is_none() && !api.starts_with("drydock/") {
+        // Drydock's legacy format used `drydock/v1` and `v1.0`; other apiVersions
+        // (Kubernetes manifests, say) are not ours.
+        let drydock_api = api.starts_with("drydock/") || api == "v1.0";
+        if Kind::from_name(&kind).is_none() && !drydock_api {
             msgs.push(at(Message::info(
                 "SW108",
                 format!("document of apiVersion `{api}` kind `{kind}` is not a Drydock document; skipped"),

@@ -61,19 +61,8 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             );
             None
         }
-        Some(name) => match design.hardware_profile(name) {
-            Some(p) => Some(p),
-            None => {
-                r.error(
-                    node,
-                    "SW370",
-                    &hw_origin(),
-                    format!("hardware_profile `{name}` is not defined; expected a HardwareProfile of that name"),
-                    "Define the HardwareProfile or correct the name.",
-                );
-                None
-            }
-        },
+        // An undefined name is SW305 (references family); nothing more to check here.
+        Some(name) => design.hardware_profile(name),
     };
 
     // --- HugepagesValidity (DD1008): both or neither.

@@ -768,7 +768,7 @@ mod drydock_samples {
     /// Error codes of the host families (SW350–SW399).
     fn host_errors(ms: &[Message]) -> BTreeSet<String> {
         ms.iter()
-            .filter(|m| m.error && m.code.as_str() >= "SW350" && m.code.as_str() <= "SW399")
+            .filter(|m| m.error && (350..=399).contains(&m.code[2..].parse::<u32>().unwrap_or(0)))
             .map(|m| m.code.clone())
             .collect()
     }

@@ -351,9 +351,7 @@ impl<'a> P<'a> {
                 if blank {
                     if l.raw.len() > ci {
                         // Spaces beyond the indentation are content.
-                        for _ in 0..trailing_blank {
-                            body.push("");
-                        }
+                        body.resize(body.len() + trailing_blank, "");
                         trailing_blank = 0;
                         body.push(&l.raw[ci..]);
                     } else {
@@ -368,9 +366,7 @@ impl<'a> P<'a> {
                 if l.raw[..ci].contains('\t') {
                     return Err(Bail);
                 }
-                for _ in 0..trailing_blank {
-                    body.push("");
-                }
+                body.resize(body.len() + trailing_blank, "");
                 trailing_blank = 0;
                 body.push(&l.raw[ci..]);
                 self.pos += 1;
