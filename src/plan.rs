@@ -323,15 +323,3 @@ fn node_write(
         addresses,
     }
 }
-
-/// The snapshot that applying `design` to an empty store would leave.
-pub fn snapshot_of(_design: &Design) -> Snapshot {
-    todo!()
-}
-
-impl Plan {
-    /// Human-readable lines: `+ Kind/name`, `~ Kind/name`, `- Kind/name`, node lines.
-    pub fn summary_lines(&self) -> Vec<String> {
-        todo!()
-    }
-}
