@@ -33,6 +33,9 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Time between polls of the branch head; the watcher and webhook act at once.
     pub poll: Duration,
+    /// Watch the repository's refs and reconcile at once when they move.
+    /// Off only in tests that must show the webhook or poll acting alone.
+    pub watch: bool,
 }
 
 /// Errors that stop the server from starting or running.
@@ -165,9 +168,13 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     // The watcher is a convenience: without it the poll timer still works.
-    let _watcher = match watch::spawn(&watch_paths, trigger.clone()) {
-        Ok(w) => Some(w),
-        Err(e) => {
+    let _watcher = match cfg
+        .watch
+        .then(|| watch::spawn(&watch_paths, trigger.clone()))
+    {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "cannot watch the repository; relying on the poll timer");
             None
         }

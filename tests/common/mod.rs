@@ -127,13 +127,20 @@ pub struct Server {
 impl Server {
     /// Starts a server on `127.0.0.1:0` following `repo`'s checked-out branch.
     pub async fn start(repo: &Path, db: &Path, poll: Duration) -> Server {
-        Self::try_start(repo, db, poll).await.expect("server start")
+        Self::try_start(repo, db, poll, true)
+            .await
+            .expect("server start")
     }
 
     /// Like [`Server::start`], surfacing a startup error. Startup errors
     /// (database, repository) are reported before the server listens, so a
     /// short wait on the task tells them apart from a running server.
-    pub async fn try_start(repo: &Path, db: &Path, poll: Duration) -> Result<Server, ServeError> {
+    pub async fn try_start(
+        repo: &Path,
+        db: &Path,
+        poll: Duration,
+        watch: bool,
+    ) -> Result<Server, ServeError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cfg = ServeConfig {
@@ -143,6 +150,7 @@ impl Server {
             db: db.to_path_buf(),
             listen: addr,
             poll,
+            watch,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let mut handle = tokio::spawn(run(cfg, listener, async move {
