@@ -75,6 +75,17 @@ async fn health_is_503_until_a_valid_commit_is_applied() {
     assert_eq!(ext["documents"], snapshot(&db).documents.len());
     assert_eq!(ext["db"], db.display().to_string());
     assert!(ext["uptime_secs"].is_u64());
+
+    // An idle server stays idle: its own reads of the repository must not
+    // wake the watcher (that would be a busy loop).
+    let passes = ext["passes"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, ext) = s.get("/api/v1.0/health/extended").await;
+    assert_eq!(
+        ext["passes"].as_u64().unwrap(),
+        passes,
+        "no passes while idle"
+    );
     s.stop().await;
 }
 

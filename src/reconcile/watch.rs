@@ -29,10 +29,24 @@ impl Drop for RefWatcher {
 /// file created later (`packed-refs`) or replaced by rename (`HEAD`) is seen.
 pub fn spawn(paths: &[PathBuf], trigger: Arc<Notify>) -> notify::Result<RefWatcher> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let wanted: Vec<PathBuf> = paths.to_vec();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        // Errors are also a reason to look: the loop re-reads the head anyway.
-        let _ = ev;
-        let _ = tx.send(());
+        let relevant = match ev {
+            // Reads (our own pass reading HEAD) must not wake the loop, or it
+            // would wake itself forever; nor may unrelated files of the git dir.
+            Ok(ev) => {
+                !matches!(ev.kind, notify::EventKind::Access(_))
+                    && ev
+                        .paths
+                        .iter()
+                        .any(|p| wanted.iter().any(|w| p.starts_with(w)))
+            }
+            // Errors (e.g. an overflowed queue) may hide a ref change: look.
+            Err(_) => true,
+        };
+        if relevant {
+            let _ = tx.send(());
+        }
     })?;
     let mut dirs: Vec<(&Path, RecursiveMode)> = Vec::new();
     for p in paths {
