@@ -323,3 +323,190 @@ async fn an_unreadable_head_is_reported_and_retried() {
     s.wait_status(&c1, "applied").await;
     s.stop().await;
 }
+
+/// The real `slipway` binary serving `repo` on a fresh local port.
+struct Process {
+    child: std::process::Child,
+    base: String,
+    /// stderr lines, as they arrive.
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Process {
+    fn spawn(repo: &Path, db: &Path) -> Process {
+        // The binary needs an explicit port: take a free one from the kernel.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["serve", "--repo"])
+            .arg(repo)
+            .arg("--db")
+            .arg(db)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--poll", "3600"])
+            .env("SLIPWAY_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn slipway");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("[slipway] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Process {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            lines,
+        }
+    }
+
+    /// Waits (bounded) for a log line containing `needle`.
+    fn wait_log(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + common::TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return,
+                Ok(_) => {}
+                Err(e) => panic!("no log line with {needle:?}: {e}"),
+            }
+        }
+    }
+
+    /// Waits (bounded) for the process to exit and returns its code.
+    fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + common::TIMEOUT;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            assert!(std::time::Instant::now() < deadline, "slipway did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Never leave a server behind, even when an assertion failed.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_apply_leaves_the_database_consistent() {
+    let g = GitRepo::new();
+    let out = std::process::Command::new("python3")
+        .arg("/work/shared/tools/gen-site")
+        .args(["--nodes", "10000", "--out"])
+        .arg(g.path().join("designs"))
+        .output()
+        .expect("run gen-site");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let commit = g.commit("large site");
+    // What a complete apply must leave: the design's own counts.
+    let repo = slipway::source::Repo::discover(g.path()).unwrap();
+    let v = slipway::design::validate(&repo.design_files(&commit, None).unwrap());
+    assert!(v.is_valid());
+    let design = v.design.unwrap();
+    let (want_docs, want_nodes) = (design.documents.len(), design.nodes.len());
+    assert_eq!(want_nodes, 10_000);
+
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("slipway.db");
+    let mut p = Process::spawn(g.path(), &db);
+    p.wait_log("planned; applying");
+    p.child.kill().unwrap(); // SIGKILL on unix: no chance to clean up.
+    p.child.wait().unwrap();
+    drop(p);
+
+    // All or nothing: either the whole revision is there or none of it.
+    let store = Store::open(&db).unwrap();
+    let snap = store.snapshot().unwrap();
+    match store.applied_revision().unwrap() {
+        Some(rec) => {
+            assert_eq!(rec.revision.commit, commit);
+            assert_eq!(snap.documents.len(), want_docs);
+            assert_eq!(snap.nodes.len(), want_nodes);
+        }
+        None => {
+            assert!(snap.documents.is_empty(), "half an apply survived");
+            assert!(snap.nodes.is_empty(), "half an apply survived");
+            assert!(store.revisions(10).unwrap().is_empty());
+        }
+    }
+    drop(store);
+
+    // A restart finishes the job and serves it.
+    let mut p = Process::spawn(g.path(), &db);
+    let health = format!("{}/api/v1.0/health", p.base);
+    wait_for("the restarted server to serve", || async {
+        matches!(client().get(&health).send().await, Ok(r) if r.status().as_u16() == 204)
+    })
+    .await;
+    let store = Store::open(&db).unwrap();
+    assert_eq!(
+        store.applied_revision().unwrap().unwrap().revision.commit,
+        commit
+    );
+    let snap = store.snapshot().unwrap();
+    assert_eq!(snap.documents.len(), want_docs);
+    assert_eq!(snap.nodes.len(), want_nodes);
+    drop(store);
+
+    // SIGTERM stops it cleanly.
+    let pid = p.child.id().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(p.wait_exit(), Some(0));
+}
+
+#[test]
+fn a_database_from_a_newer_slipway_exits_with_code_2() {
+    let g = GitRepo::new();
+    g.add_example_site();
+    g.commit("site");
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("slipway.db");
+    drop(Store::open(&db).unwrap());
+    // Bump `PRAGMA user_version` (big-endian u32 at offset 60 of the header)
+    // as a future slipway's migration would.
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[60..64].copy_from_slice(&9_999u32.to_be_bytes());
+    std::fs::write(&db, bytes).unwrap();
+    assert!(matches!(
+        Store::open(&db),
+        Err(slipway::state::StateError::NewerSchema { .. })
+    ));
+
+    let mut p = Process::spawn(g.path(), &db);
+    assert_eq!(p.wait_exit(), Some(2));
+    // The reader thread ends when the process's stderr closes.
+    let mut log = String::new();
+    while let Ok(l) = p.lines.recv_timeout(common::TIMEOUT) {
+        log.push_str(&l);
+        log.push('\n');
+    }
+    assert!(log.contains("newer"), "{log}");
+}
