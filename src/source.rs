@@ -251,9 +251,10 @@ fn ssh_signer(b: &[u8]) -> Option<String> {
     let key = rest.get(4..4 + len)?;
     let tlen = u32::from_be_bytes(key.get(..4)?.try_into().ok()?) as usize;
     let key_type = std::str::from_utf8(key.get(4..4 + tlen)?).ok()?;
+    // The same form `ssh-keygen -l` prints, so operators can compare.
     Some(format!(
         "ssh {key_type} SHA256:{}",
-        hex::encode(Sha256::digest(key))
+        base64_encode_unpadded(&Sha256::digest(key))
     ))
 }
 
@@ -314,6 +315,22 @@ fn pgp_issuer(b: &[u8]) -> Option<String> {
         }
     }
     key_id.map(|k| format!("gpg {k}"))
+}
+
+/// Standard base64 without padding (as in OpenSSH fingerprints).
+fn base64_encode_unpadded(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 3);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
 }
 
 /// Standard base64 (with or without padding); `None` on a bad character.
@@ -390,6 +407,11 @@ mod tests {
         assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
         assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
         assert!(base64_decode("a*b").is_none());
+        for s in ["", "h", "he", "hel", "hell", "hello"] {
+            let enc = base64_encode_unpadded(s.as_bytes());
+            assert_eq!(base64_decode(&enc).unwrap(), s.as_bytes());
+        }
+        assert_eq!(base64_encode_unpadded(b"hello"), "aGVsbG8");
     }
 
     #[test]

@@ -174,3 +174,49 @@ fn read_dir_files_is_recursive_sorted_and_skips_hidden_dirs() {
     let err = read_dir_files(&d.path().join("nope")).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+#[test]
+fn ssh_signed_commit_names_the_key_like_ssh_keygen() {
+    let g = GitRepo::new();
+    let key = g.path().join("signing-key");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = g.path().join("signing-key.pub");
+    g.git(&["config", "gpg.format", "ssh"]);
+    g.git(&["config", "user.signingkey", public.to_str().unwrap()]);
+    g.write("designs/a.yaml", "a\n");
+    g.git(&["add", "designs"]);
+    g.git(&[
+        "-c",
+        "commit.gpgsign=true",
+        "commit",
+        "-q",
+        "-S",
+        "-m",
+        "signed",
+    ]);
+    let id = g.git(&["rev-parse", "HEAD"]);
+
+    let fp = std::process::Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(&public)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let fingerprint = fp.split_whitespace().nth(1).unwrap();
+
+    let repo = Repo::discover(g.path()).unwrap();
+    let r = repo.resolve(&id).unwrap();
+    assert_eq!(
+        r.signed_by.as_deref(),
+        Some(format!("ssh ssh-ed25519 {fingerprint}").as_str())
+    );
+}
