@@ -220,3 +220,75 @@ fn ssh_signed_commit_names_the_key_like_ssh_keygen() {
         Some(format!("ssh ssh-ed25519 {fingerprint}").as_str())
     );
 }
+
+/// Stops the gpg-agent a test's GNUPGHOME started, whatever the outcome.
+struct GpgHome(tempfile::TempDir);
+
+impl Drop for GpgHome {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .env("GNUPGHOME", self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn gpg_signed_commit_names_the_issuer_fingerprint() {
+    let home = GpgHome(tempfile::tempdir().unwrap());
+    let gpg = |args: &[&str]| {
+        let out = std::process::Command::new("gpg")
+            .args(["--batch", "--passphrase", ""])
+            .args(args)
+            .env("GNUPGHOME", home.0.path())
+            .output()
+            .expect("gpg");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "Signer <signer@example.com>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let listing = gpg(&["--list-keys", "--with-colons"]);
+    let fpr = listing
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9))
+        .unwrap()
+        .to_string();
+
+    let g = GitRepo::new();
+    g.write("a.yaml", "a\n");
+    g.git(&["add", "a.yaml"]);
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            &format!("user.signingkey={fpr}"),
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            "signed",
+        ])
+        .current_dir(g.path())
+        .env("GNUPGHOME", home.0.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let repo = Repo::discover(g.path()).unwrap();
+    let r = repo.resolve("HEAD").unwrap();
+    assert_eq!(r.signed_by, Some(format!("gpg {fpr}")));
+}
