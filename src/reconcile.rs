@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use crate::api::{self, AppState};
 use crate::design;
 use crate::plan;
-use crate::source::Repo;
+use crate::source::{Repo, SourceError};
 use crate::state::{StateError, Store};
 
 /// Everything `slipway serve` needs.
@@ -388,7 +388,27 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
     }
     tracing::info!(%commit, summary = %head.summary, author = %head.author, "reconciling new head");
 
-    let files = repo.design_files(&commit, ctx.design_dir.as_deref())?;
+    // A commit without a design is the commit's fault, not a transient error:
+    // record it as invalid rather than applying an empty design, which would
+    // delete every document and node.
+    let files = match repo.design_files(&commit, ctx.design_dir.as_deref()) {
+        Ok(files) if !files.is_empty() => files,
+        Ok(_) => {
+            let where_ = ctx
+                .design_dir
+                .as_deref()
+                .unwrap_or("designs/ (or the root)");
+            return record_no_design(
+                store,
+                &head,
+                format!("no *.yaml or *.yml design files under {where_}"),
+            );
+        }
+        Err(e @ SourceError::NoDesignDir { .. }) => {
+            return record_no_design(store, &head, e.to_string())
+        }
+        Err(e) => return Err(e.into()),
+    };
     let t = Instant::now();
     let validation = design::validate(&files);
     let errors = validation.error_count();
@@ -456,6 +476,29 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         changes,
     })
 }
+
+/// Records a commit that has no design to validate as invalid.
+fn record_no_design(
+    store: &mut Store,
+    head: &crate::revision::Revision,
+    why: String,
+) -> Result<Outcome, ServeError> {
+    let message = design::Message::new(
+        NO_DESIGN,
+        design::Level::Error,
+        format!("commit {}: {why}", head.commit),
+        "Commit the design documents under the design directory, or start slipway with the right --design-dir.",
+    );
+    store.record_invalid(head, &[message])?;
+    tracing::warn!(commit = %head.commit, %why, "revision has no design; recorded as invalid");
+    Ok(Outcome::Invalid {
+        commit: head.commit.clone(),
+        errors: 1,
+    })
+}
+
+/// Message code for a commit without design files (a source-stage error).
+const NO_DESIGN: &str = "SW100";
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 fn now() -> i64 {

@@ -510,3 +510,26 @@ fn a_database_from_a_newer_slipway_exits_with_code_2() {
     }
     assert!(log.contains("newer"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_that_deletes_the_design_is_invalid_not_an_empty_apply() {
+    let g = GitRepo::new();
+    g.add_example_site();
+    let c1 = g.commit("site");
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("slipway.db");
+    let s = Server::start(g.path(), &db, NEVER).await;
+    s.wait_status(&c1, "applied").await;
+    let before = snapshot(&db);
+
+    g.git(&["rm", "-rq", "designs"]);
+    g.write("README.md", "nothing here\n");
+    let c2 = g.commit("remove the design");
+    s.wait_status(&c2, "invalid").await;
+    let revs = s.revisions().await;
+    let rec = revs.iter().find(|r| r["commit"] == c2.as_str()).unwrap();
+    assert_eq!(rec["messages"][0]["code"], "SW100", "{rec}");
+    assert_eq!(s.health().await, 204);
+    assert_eq!(snapshot(&db), before);
+    s.stop().await;
+}
