@@ -212,7 +212,7 @@ pub async fn run(
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
     }
-    let served = axum_serve(listener, state, shutdown).await;
+    let served = serve_http(listener, state, shutdown).await;
     let _ = stop_tx.send(true);
     // A pass in progress finishes its transaction first: stopping never leaves
     // half a revision (and a killed process leaves none, thanks to SQLite).
@@ -223,7 +223,7 @@ pub async fn run(
 }
 
 /// Runs the HTTP server; kept apart so `run` reads as the lifecycle.
-async fn axum_serve(
+async fn serve_http(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
