@@ -533,3 +533,29 @@ async fn a_commit_that_deletes_the_design_is_invalid_not_an_empty_apply() {
     assert_eq!(snapshot(&db), before);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resetting_the_branch_to_an_older_commit_serves_that_commit_again() {
+    let g = GitRepo::new();
+    g.add_example_site();
+    let c1 = g.commit("site");
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("slipway.db");
+    let s = Server::start(g.path(), &db, NEVER).await;
+    s.wait_status(&c1, "applied").await;
+    let at_c1 = snapshot(&db);
+
+    set_region_threshold(&g, 42);
+    let c2 = g.commit("change");
+    s.wait_status(&c2, "applied").await;
+
+    // A rollback: what is served must follow the branch, even to a commit
+    // that was applied (and superseded) before.
+    g.git(&["reset", "-q", "--hard", &c1]);
+    s.wait_status(&c1, "applied").await;
+    assert_eq!(s.status_of(&c2).await.as_deref(), Some("superseded"));
+    let now = snapshot(&db);
+    assert_eq!(now.documents, at_c1.documents);
+    assert_eq!(now.nodes, at_c1.nodes);
+    s.stop().await;
+}
