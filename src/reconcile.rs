@@ -281,6 +281,7 @@ async fn reconcile_loop(
     poll: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut cause = "start";
     loop {
         if *stop.borrow() {
             break;
@@ -288,7 +289,7 @@ async fn reconcile_loop(
         let started = Instant::now();
         let ctx2 = ctx.clone();
         let writer2 = writer.clone();
-        tracing::debug!("reconcile pass starting");
+        tracing::info!(cause, "reconcile pass starting");
         // Git reads, validation and SQLite are blocking work: off the runtime.
         let result = tokio::task::spawn_blocking(move || {
             let mut store = writer2
@@ -300,11 +301,11 @@ async fn reconcile_loop(
         .unwrap_or_else(|e| Err(ServeError::Other(format!("reconcile pass panicked: {e}"))));
         record(&status, result, started.elapsed());
 
-        tokio::select! {
-            _ = trigger.notified() => tracing::debug!("reconcile triggered"),
-            _ = tokio::time::sleep(poll) => tracing::debug!("poll timer"),
+        cause = tokio::select! {
+            _ = trigger.notified() => "signal",
+            _ = tokio::time::sleep(poll) => "poll",
             _ = stop.changed() => break,
-        }
+        };
     }
     tracing::info!("reconciler stopped");
 }
@@ -321,7 +322,7 @@ fn record(status: &SharedStatus, result: Result<Outcome, ServeError>, took: Dura
     s.passes += 1;
     let report = match result {
         Ok(Outcome::Unchanged { commit }) => {
-            tracing::debug!(%commit, "head already reconciled");
+            tracing::info!(%commit, "head already reconciled; nothing to do");
             PassReport {
                 finished_at: now,
                 result: "unchanged".into(),
