@@ -559,3 +559,36 @@ async fn resetting_the_branch_to_an_older_commit_serves_that_commit_again() {
     assert_eq!(now.nodes, at_c1.nodes);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn follows_the_configured_branch_and_design_dir_only() {
+    let g = GitRepo::new();
+    // The design lives in site/, not designs/; main moves ahead of deploy.
+    common::copy_dir(&common::example_site(), &g.path().join("site"));
+    let c1 = g.commit("site");
+    g.git(&["branch", "deploy"]);
+    g.write("site/zz-broken.yaml", BAD_YAML);
+    let on_main = g.commit("work in progress on main");
+
+    let db_dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(g.path(), &db_dir.path().join("slipway.db"), |cfg| {
+        cfg.branch = Some("deploy".into());
+        cfg.design_dir = Some("site".into());
+    })
+    .await
+    .unwrap();
+    s.wait_status(&c1, "applied").await;
+    assert_eq!(s.status_of(&on_main).await, None, "main is not followed");
+
+    // Promote a fixed main to deploy: the watcher sees the ref move.
+    g.remove("site/zz-broken.yaml");
+    let fixed = g.commit("fixed on main");
+    g.git(&["branch", "-f", "deploy", &fixed]);
+    s.wait_status(&fixed, "applied").await;
+    assert_eq!(
+        s.status_of(&on_main).await,
+        None,
+        "never the head of deploy"
+    );
+    s.stop().await;
+}

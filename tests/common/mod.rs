@@ -141,17 +141,32 @@ impl Server {
         poll: Duration,
         watch: bool,
     ) -> Result<Server, ServeError> {
+        Self::start_with(repo, db, |cfg| {
+            cfg.poll = poll;
+            cfg.watch = watch;
+        })
+        .await
+    }
+
+    /// Starts a server with a configuration adjusted by `adjust` (defaults:
+    /// checked-out branch, default design dir, one-hour poll, watcher on).
+    pub async fn start_with(
+        repo: &Path,
+        db: &Path,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> Result<Server, ServeError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let cfg = ServeConfig {
+        let mut cfg = ServeConfig {
             repo: repo.to_path_buf(),
             branch: None,
             design_dir: None,
             db: db.to_path_buf(),
             listen: addr,
-            poll,
-            watch,
+            poll: Duration::from_secs(3600),
+            watch: true,
         };
+        adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let mut handle = tokio::spawn(run(cfg, listener, async move {
             let _ = rx.await;
