@@ -107,6 +107,9 @@ pub struct Snapshot {
     pub documents: HashMap<(Kind, String), StoredDocument>,
     /// Node name to the hash of everything its boot data depends on.
     pub nodes: HashMap<String, String>,
+    /// Node name to its `source_hash` (inputs but boot-action targeting), which
+    /// lets `plan` skip compiling nodes whose sources did not change.
+    pub node_sources: HashMap<String, String>,
 }
 
 /// How many rows an apply wrote, so callers and tests can see its cost.
@@ -301,17 +304,31 @@ impl Store {
         }
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT name, inputs_hash FROM nodes")
+            .prepare_cached("SELECT name, inputs_hash, source_hash FROM nodes")
             .ctx(|| "reading nodes".into())?;
-        let nodes = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .ctx(|| "reading nodes".into())?
-            .collect::<rusqlite::Result<HashMap<String, String>>>()
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
             .ctx(|| "reading nodes".into())?;
+        let mut nodes = HashMap::new();
+        let mut node_sources = HashMap::new();
+        for row in rows {
+            let (name, inputs, source) = row.ctx(|| "reading nodes".into())?;
+            if let Some(source) = source {
+                node_sources.insert(name.clone(), source);
+            }
+            nodes.insert(name, inputs);
+        }
         Ok(Snapshot {
             revision,
             documents,
             nodes,
+            node_sources,
         })
     }
 
@@ -624,10 +641,11 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan, commit: &str) -> Result<ApplySt
     }
     let mut upsert_node = tx
         .prepare_cached(
-            "INSERT INTO nodes (name, inputs_hash, body, revision) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO nodes (name, inputs_hash, source_hash, body, revision)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (name) DO UPDATE SET
-                 inputs_hash = excluded.inputs_hash, body = excluded.body,
-                 revision = excluded.revision",
+                 inputs_hash = excluded.inputs_hash, source_hash = excluded.source_hash,
+                 body = excluded.body, revision = excluded.revision",
         )
         .ctx(|| "preparing the node upsert".into())?;
     let mut clear_addresses = tx
@@ -641,7 +659,13 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan, commit: &str) -> Result<ApplySt
     for n in &plan.node_writes {
         let what = || format!("writing node {}", n.name);
         upsert_node
-            .execute(params![n.name, n.inputs_hash, n.body, commit])
+            .execute(params![
+                n.name,
+                n.inputs_hash,
+                n.source_hash,
+                n.body,
+                commit
+            ])
             .ctx(what)?;
         clear_addresses.execute([&n.name]).ctx(what)?;
         for (network, address) in &n.addresses {
