@@ -25,14 +25,19 @@ pub enum StateError {
     /// The file was written by a newer slipway; refusing beats corrupting it.
     #[error("database {path}: schema version {found} is newer than this slipway understands ({supported}); upgrade slipway or use another --db")]
     NewerSchema {
+        /// The database file.
         path: String,
+        /// Its `PRAGMA user_version`.
         found: i64,
+        /// The newest version this build knows.
         supported: i64,
     },
     /// The file could not be opened as a slipway SQLite database.
     #[error("database {path}: {source}")]
     Open {
+        /// The database file.
         path: String,
+        /// What was expected and what went wrong.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A query failed; the text says which operation and why.
