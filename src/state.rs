@@ -25,14 +25,19 @@ pub enum StateError {
     /// The file was written by a newer slipway; refusing beats corrupting it.
     #[error("database {path}: schema version {found} is newer than this slipway understands ({supported}); upgrade slipway or use another --db")]
     NewerSchema {
+        /// The database file.
         path: String,
+        /// Its `PRAGMA user_version`.
         found: i64,
+        /// The newest version this build knows.
         supported: i64,
     },
     /// The file could not be opened as a slipway SQLite database.
     #[error("database {path}: {source}")]
     Open {
+        /// The database file.
         path: String,
+        /// What was expected and what went wrong.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A query failed; the text says which operation and why.
@@ -107,6 +112,9 @@ pub struct Snapshot {
     pub documents: HashMap<(Kind, String), StoredDocument>,
     /// Node name to the hash of everything its boot data depends on.
     pub nodes: HashMap<String, String>,
+    /// Node name to its `source_hash` (inputs but boot-action targeting), which
+    /// lets `plan` skip compiling nodes whose sources did not change.
+    pub node_sources: HashMap<String, String>,
 }
 
 /// How many rows an apply wrote, so callers and tests can see its cost.
@@ -301,17 +309,31 @@ impl Store {
         }
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT name, inputs_hash FROM nodes")
+            .prepare_cached("SELECT name, inputs_hash, source_hash FROM nodes")
             .ctx(|| "reading nodes".into())?;
-        let nodes = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .ctx(|| "reading nodes".into())?
-            .collect::<rusqlite::Result<HashMap<String, String>>>()
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
             .ctx(|| "reading nodes".into())?;
+        let mut nodes = HashMap::new();
+        let mut node_sources = HashMap::new();
+        for row in rows {
+            let (name, inputs, source) = row.ctx(|| "reading nodes".into())?;
+            if let Some(source) = source {
+                node_sources.insert(name.clone(), source);
+            }
+            nodes.insert(name, inputs);
+        }
         Ok(Snapshot {
             revision,
             documents,
             nodes,
+            node_sources,
         })
     }
 
@@ -624,10 +646,11 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan, commit: &str) -> Result<ApplySt
     }
     let mut upsert_node = tx
         .prepare_cached(
-            "INSERT INTO nodes (name, inputs_hash, body, revision) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO nodes (name, inputs_hash, source_hash, body, revision)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (name) DO UPDATE SET
-                 inputs_hash = excluded.inputs_hash, body = excluded.body,
-                 revision = excluded.revision",
+                 inputs_hash = excluded.inputs_hash, source_hash = excluded.source_hash,
+                 body = excluded.body, revision = excluded.revision",
         )
         .ctx(|| "preparing the node upsert".into())?;
     let mut clear_addresses = tx
@@ -641,7 +664,13 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan, commit: &str) -> Result<ApplySt
     for n in &plan.node_writes {
         let what = || format!("writing node {}", n.name);
         upsert_node
-            .execute(params![n.name, n.inputs_hash, n.body, commit])
+            .execute(params![
+                n.name,
+                n.inputs_hash,
+                n.source_hash,
+                n.body,
+                commit
+            ])
             .ctx(what)?;
         clear_addresses.execute([&n.name]).ctx(what)?;
         for (network, address) in &n.addresses {
@@ -661,4 +690,120 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan, commit: &str) -> Result<ApplySt
             .ctx(|| format!("deleting node {name}"))?;
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::{validate, DesignFile};
+
+    fn rev(n: u32) -> Revision {
+        Revision {
+            commit: format!("{n:040x}"),
+            tree: String::new(),
+            author: "a".into(),
+            committer: "c".into(),
+            signed_by: None,
+            summary: String::new(),
+            committed_at: 0,
+        }
+    }
+
+    /// The example site in `designs/`.
+    fn example() -> crate::design::Design {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("designs");
+        let mut files = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "yaml") {
+                    files.push(DesignFile {
+                        path: p.strip_prefix(&root).unwrap().display().to_string(),
+                        bytes: std::fs::read(&p).unwrap(),
+                    });
+                }
+            }
+        }
+        validate(&files).design.unwrap()
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(migrations::MIGRATIONS[0]).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            conn.execute(
+                "INSERT INTO revisions (commit_id, seq, tree, author, committer, summary,
+                                        committed_at, seen_at, status)
+                 VALUES (?1, 1, '', 'a', 'c', 's', 0, 0, 'applied')",
+                [rev(1).commit],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO nodes (name, inputs_hash, body, revision) VALUES ('n1', ?1, '{}', ?2)",
+                params!["a".repeat(64), rev(1).commit],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), migrations::LATEST);
+        let snap = store.snapshot().unwrap();
+        assert_eq!(snap.revision, Some(rev(1).commit));
+        assert_eq!(snap.nodes["n1"], "a".repeat(64));
+        assert!(snap.node_sources.is_empty());
+    }
+
+    #[test]
+    fn nodes_without_a_source_hash_are_rewritten_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let design = example();
+        let p = crate::plan::plan(&design, &store.snapshot().unwrap());
+        store.apply(&p, &rev(1)).unwrap();
+        // As rows written before migration 2 are.
+        store
+            .conn
+            .execute("UPDATE nodes SET source_hash = NULL", [])
+            .unwrap();
+        let p = crate::plan::plan(&design, &store.snapshot().unwrap());
+        assert_eq!(p.node_writes.len(), 12);
+        assert!(p.creates.is_empty() && p.updates.is_empty());
+        let stats = store.apply(&p, &rev(2)).unwrap();
+        assert_eq!(stats.nodes_written, 12);
+        assert!(crate::plan::plan(&design, &store.snapshot().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn foreign_keys_and_checks_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let fk: i64 = store
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        // A document must belong to a recorded revision.
+        let err = store.conn.execute(
+            "INSERT INTO documents (kind, name, hash, body, file, line, revision)
+             VALUES ('Network', 'x', ?1, '{}', 'f', 1, 'nope')",
+            ["a".repeat(64)],
+        );
+        assert!(err.is_err());
+        // Only one revision can be applied at a time.
+        for (i, c) in ["c1", "c2"].iter().enumerate() {
+            let r = store.conn.execute(
+                "INSERT INTO revisions (commit_id, seq, tree, author, committer, summary,
+                                        committed_at, seen_at, status)
+                 VALUES (?1, ?2, '', 'a', 'c', 's', 0, 0, 'applied')",
+                params![c, i as i64 + 1],
+            );
+            assert_eq!(r.is_ok(), i == 0);
+        }
+    }
 }

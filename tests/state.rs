@@ -464,6 +464,7 @@ fn a_failing_apply_writes_nothing() {
     bad.node_writes.push(NodeWrite {
         name: "zz-broken".into(),
         inputs_hash: "0".repeat(64),
+        source_hash: "0".repeat(64),
         body: "this is not JSON".into(),
         addresses: vec![],
     });

@@ -5,7 +5,7 @@
 //! the field already ran it. Add a new one at the end instead.
 
 /// Every migration, oldest first. `MIGRATIONS[i]` brings the schema to version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -132,4 +132,12 @@ CREATE TABLE task_messages (
     extra        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(extra))
 );
 CREATE INDEX task_messages_by_task ON task_messages (task_id, id);
+"#;
+
+/// Version 2: `nodes.source_hash`, the part of a node's inputs that needs no
+/// compile (see `plan`), so planning skips compiling unchanged nodes. NULL in
+/// rows written before: those nodes are compiled and rewritten once.
+const V2: &str = r#"
+ALTER TABLE nodes ADD COLUMN source_hash TEXT
+    CHECK (source_hash IS NULL OR length(source_hash) = 64);
 "#;
