@@ -1,1 +1,82 @@
 //! The HTTP API (Drydock v1.0 dialect). The only user of `axum`.
+//!
+//! [`app`] builds the whole router; [`serve`] runs it on a bound listener
+//! until a shutdown future completes. Handlers live one file per API family.
+
+mod error;
+mod health;
+mod hooks;
+mod revisions;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::Notify;
+
+pub use error::AppError;
+
+use crate::reconcile::SharedStatus;
+use crate::state::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// A read connection to the database (the reconciler has its own writer).
+    pub store: Arc<Mutex<Store>>,
+    /// What is being served, as the reconciler last left it.
+    pub status: SharedStatus,
+    /// Wakes the reconciler (the git webhook).
+    pub trigger: Arc<Notify>,
+    /// The database file, shown by the extended health check.
+    pub db_path: String,
+    /// When the server started, for uptime.
+    pub started: Instant,
+}
+
+impl AppState {
+    /// Runs `f` with the read connection on a blocking thread: SQLite calls
+    /// must not stall the async runtime.
+    pub async fn with_store<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, crate::state::StateError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = store
+                .lock()
+                .map_err(|_| AppError::internal("database lock poisoned"))?;
+            f(&guard).map_err(AppError::from)
+        })
+        .await
+        .map_err(|e| AppError::internal(format!("database task failed: {e}")))?
+    }
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/versions", get(health::versions))
+        .route("/api/v1.0/health", get(health::health))
+        .route("/api/v1.0/health/extended", get(health::extended))
+        .route("/api/v1.0/revisions", get(revisions::list))
+        .route("/api/v1.0/hooks/git", post(hooks::git))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, then drains
+/// in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -101,6 +101,7 @@ fn main() -> ExitCode {
                 db,
                 listen,
                 poll: Duration::from_secs(poll.max(1)),
+                watch: true,
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

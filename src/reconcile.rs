@@ -2,9 +2,21 @@
 //! plan -> apply. Each pass starts from "what is the newest head?", never from
 //! "what event did I get?", so a burst of commits is coalesced to the newest.
 
+mod watch;
+
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::api::{self, AppState};
+use crate::design;
+use crate::plan;
+use crate::source::{Repo, SourceError};
+use crate::state::{StateError, Store};
 
 /// Everything `slipway serve` needs.
 #[derive(Debug, Clone)]
@@ -15,28 +27,484 @@ pub struct ServeConfig {
     pub branch: Option<String>,
     /// Design root inside the repository (`None`: `designs/` when present, else the root).
     pub design_dir: Option<String>,
+    /// SQLite database file.
     pub db: PathBuf,
+    /// Address `serve` listens on (`run` takes a bound listener instead).
     pub listen: SocketAddr,
+    /// Time between polls of the branch head; the watcher and webhook act at once.
     pub poll: Duration,
+    /// Watch the repository's refs and reconcile at once when they move.
+    /// Off only in tests that must show the webhook or poll acting alone.
+    pub watch: bool,
 }
 
 /// Errors that stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The repository or a revision could not be read.
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+    /// The database could not be opened or written.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why binding failed.
         source: std::io::Error,
     },
+    /// Anything else (a failed task, the HTTP server).
     #[error("{0}")]
     Other(String),
 }
 
+/// What the last reconcile pass did, for `/health/extended`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PassReport {
+    /// When the pass finished, seconds since the Unix epoch.
+    pub finished_at: i64,
+    /// `unchanged`, `applied`, `invalid` or `error`.
+    pub result: String,
+    /// The head commit the pass looked at, when it got that far.
+    pub commit: Option<String>,
+    /// Human-readable detail (counts, or the error).
+    pub detail: String,
+    /// How long the pass took.
+    pub duration_ms: u64,
+}
+
+/// What the server is serving, shared by the loop (writer) and the API (reader).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ServeStatus {
+    /// The applied revision's commit; `None` until a good revision is loaded.
+    pub applied: Option<String>,
+    /// Documents of the applied design.
+    pub documents: usize,
+    /// Nodes of the applied design.
+    pub nodes: usize,
+    /// The last pass, if one finished.
+    pub last_pass: Option<PassReport>,
+    /// Passes finished since start.
+    pub passes: u64,
+}
+
+/// Shared handle on [`ServeStatus`].
+pub type SharedStatus = Arc<RwLock<ServeStatus>>;
+
 /// Runs the server until Ctrl-C / SIGTERM.
-pub async fn serve(_cfg: ServeConfig) -> Result<(), ServeError> {
-    todo!()
+pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    run(cfg, listener, shutdown_signal()).await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Serves on `listener` and reconciles until `shutdown` completes. The entry
+/// point tests use (bind `127.0.0.1:0`, pass a oneshot as `shutdown`).
+pub async fn run(
+    cfg: ServeConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let repo = Repo::discover(&cfg.repo)?;
+    let root = repo.root();
+    let branch = cfg.branch.clone().or_else(|| repo.current_branch());
+    let watch_paths = repo.watch_paths();
+    drop(repo);
+
+    // Two connections: the loop writes while the API reads (WAL), so a long
+    // apply never blocks `/revisions`.
+    let db = cfg.db.clone();
+    let (writer, reader, status) = tokio::task::spawn_blocking(move || {
+        let writer = Store::open(&db)?;
+        let reader = Store::open(&db)?;
+        let status = resume(&reader)?;
+        Ok::<_, StateError>((writer, reader, status))
+    })
+    .await
+    .map_err(|e| ServeError::Other(format!("opening the database: {e}")))??;
+    match &status.applied {
+        Some(c) => tracing::info!(
+            commit = %c,
+            documents = status.documents,
+            nodes = status.nodes,
+            "resuming: serving the applied revision from the database"
+        ),
+        None => tracing::info!("no applied revision yet; health is 503 until one is"),
+    }
+
+    let status: SharedStatus = Arc::new(RwLock::new(status));
+    let trigger = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    // The watcher is a convenience: without it the poll timer still works.
+    let _watcher = match cfg
+        .watch
+        .then(|| watch::spawn(&watch_paths, trigger.clone()))
+    {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot watch the repository; relying on the poll timer");
+            None
+        }
+    };
+
+    let ctx = PassContext {
+        repo: root.clone(),
+        branch,
+        design_dir: cfg.design_dir.clone(),
+    };
+    tracing::info!(
+        repo = %root.display(),
+        branch = ctx.branch.as_deref().unwrap_or("HEAD"),
+        db = %cfg.db.display(),
+        poll_secs = cfg.poll.as_secs_f64(),
+        "reconciler starting"
+    );
+    let reconciler = tokio::spawn(reconcile_loop(
+        ctx,
+        Arc::new(Mutex::new(writer)),
+        status.clone(),
+        trigger.clone(),
+        cfg.poll,
+        stop_rx,
+    ));
+
+    let state = AppState {
+        store: Arc::new(Mutex::new(reader)),
+        status,
+        trigger,
+        db_path: cfg.db.display().to_string(),
+        started: Instant::now(),
+    };
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "listening"),
+        Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
+    }
+    let served = serve_http(listener, state, shutdown).await;
+    let _ = stop_tx.send(true);
+    // A pass in progress finishes its transaction first: stopping never leaves
+    // half a revision (and a killed process leaves none, thanks to SQLite).
+    if let Err(e) = reconciler.await {
+        tracing::error!(error = %e, "reconciler task failed");
+    }
+    served
+}
+
+/// Runs the HTTP server; kept apart so `run` reads as the lifecycle.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    api::serve(listener, state, shutdown)
+        .await
+        .map_err(|e| ServeError::Other(format!("http server: {e}")))
+}
+
+/// The status to start from: whatever the database says is applied.
+fn resume(store: &Store) -> Result<ServeStatus, StateError> {
+    let applied = store.applied_revision()?;
+    let mut status = ServeStatus::default();
+    if let Some(rec) = applied {
+        let snap = store.snapshot()?;
+        status.applied = Some(rec.revision.commit);
+        status.documents = snap.documents.len();
+        status.nodes = snap.nodes.len();
+    }
+    Ok(status)
+}
+
+/// What a pass needs to find and read the newest head.
+#[derive(Debug, Clone)]
+struct PassContext {
+    repo: PathBuf,
+    branch: Option<String>,
+    design_dir: Option<String>,
+}
+
+/// What one pass did.
+#[derive(Debug)]
+enum Outcome {
+    /// The head was already handled; nothing to do.
+    Unchanged { commit: String },
+    /// The head failed validation and was recorded as invalid.
+    Invalid { commit: String, errors: usize },
+    /// The head was applied.
+    Applied {
+        commit: String,
+        documents: usize,
+        nodes: usize,
+        changes: usize,
+    },
+}
+
+/// Passes until `stop`: one at start, then one per trigger or poll tick.
+/// Several triggers during a pass leave one stored permit in the `Notify`, so
+/// they coalesce into a single next pass that reads the newest head.
+async fn reconcile_loop(
+    ctx: PassContext,
+    writer: Arc<Mutex<Store>>,
+    status: SharedStatus,
+    trigger: Arc<Notify>,
+    poll: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut cause = "start";
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let started = Instant::now();
+        let ctx2 = ctx.clone();
+        let writer2 = writer.clone();
+        tracing::info!(cause, "reconcile pass starting");
+        // Git reads, validation and SQLite are blocking work: off the runtime.
+        let result = tokio::task::spawn_blocking(move || {
+            let mut store = writer2
+                .lock()
+                .map_err(|_| ServeError::Other("database lock poisoned".into()))?;
+            pass(&ctx2, &mut store)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ServeError::Other(format!("reconcile pass panicked: {e}"))));
+        record(&status, result, started.elapsed());
+
+        cause = tokio::select! {
+            _ = trigger.notified() => "signal",
+            _ = tokio::time::sleep(poll) => "poll",
+            _ = stop.changed() => break,
+        };
+    }
+    tracing::info!("reconciler stopped");
+}
+
+/// Stores a pass's outcome in the shared status and logs it. Errors are
+/// logged and kept for `/health/extended`; the loop goes on.
+fn record(status: &SharedStatus, result: Result<Outcome, ServeError>, took: Duration) {
+    let now = now();
+    let duration_ms = took.as_millis() as u64;
+    let mut s = match status.write() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    s.passes += 1;
+    let report = match result {
+        Ok(Outcome::Unchanged { commit }) => {
+            tracing::info!(%commit, "head already reconciled; nothing to do");
+            PassReport {
+                finished_at: now,
+                result: "unchanged".into(),
+                commit: Some(commit),
+                detail: String::new(),
+                duration_ms,
+            }
+        }
+        Ok(Outcome::Invalid { commit, errors }) => PassReport {
+            finished_at: now,
+            result: "invalid".into(),
+            commit: Some(commit),
+            detail: format!("{errors} error(s); the previous revision keeps serving"),
+            duration_ms,
+        },
+        Ok(Outcome::Applied {
+            commit,
+            documents,
+            nodes,
+            changes,
+        }) => {
+            s.applied = Some(commit.clone());
+            s.documents = documents;
+            s.nodes = nodes;
+            PassReport {
+                finished_at: now,
+                result: "applied".into(),
+                commit: Some(commit),
+                detail: format!("{changes} change(s); {documents} document(s), {nodes} node(s)"),
+                duration_ms,
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reconcile pass failed; retrying on the next trigger");
+            PassReport {
+                finished_at: now,
+                result: "error".into(),
+                commit: None,
+                detail: e.to_string(),
+                duration_ms,
+            }
+        }
+    };
+    s.last_pass = Some(report);
+}
+
+/// One idempotent pass: newest head -> (already handled? stop) -> validate ->
+/// record invalid, or plan + apply in one transaction.
+fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
+    // Reopened per pass so packed refs and new objects are always seen fresh.
+    let repo = Repo::discover(&ctx.repo)?;
+    let head = repo.head(ctx.branch.as_deref())?;
+    let commit = head.commit.clone();
+    // Handled: the head is what is applied, or it was rejected before. A
+    // superseded head (the branch was reset to an older commit) is applied again.
+    let applied = store.applied_revision()?;
+    if applied.as_ref().map(|r| &r.revision.commit) == Some(&commit) {
+        return Ok(Outcome::Unchanged { commit });
+    }
+    if let Some(rec) = store.revision(&commit)? {
+        if rec.status == crate::state::RevisionStatus::Invalid {
+            return Ok(Outcome::Unchanged { commit });
+        }
+    }
+    tracing::info!(%commit, summary = %head.summary, author = %head.author, "reconciling new head");
+
+    // A commit without a design is the commit's fault, not a transient error:
+    // record it as invalid rather than applying an empty design, which would
+    // delete every document and node.
+    let files = match repo.design_files(&commit, ctx.design_dir.as_deref()) {
+        Ok(files) if !files.is_empty() => files,
+        Ok(_) => {
+            let where_ = ctx
+                .design_dir
+                .as_deref()
+                .unwrap_or("designs/ (or the root)");
+            return record_no_design(
+                store,
+                &head,
+                format!("no *.yaml or *.yml design files under {where_}"),
+            );
+        }
+        Err(e @ SourceError::NoDesignDir { .. }) => {
+            return record_no_design(store, &head, e.to_string())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let t = Instant::now();
+    let validation = design::validate(&files);
+    let errors = validation.error_count();
+    let warnings = validation
+        .messages
+        .iter()
+        .filter(|m| m.level == design::Level::Warning)
+        .count();
+    let documents = validation
+        .design
+        .as_ref()
+        .map(|d| d.documents.len())
+        .unwrap_or(0);
+    tracing::info!(
+        %commit,
+        files = files.len(),
+        documents,
+        errors,
+        warnings,
+        valid = validation.is_valid(),
+        took_ms = t.elapsed().as_millis() as u64,
+        "validated"
+    );
+    let design = match validation.design {
+        Some(d) if errors == 0 => d,
+        _ => {
+            store.record_invalid(&head, &validation.messages)?;
+            tracing::warn!(%commit, errors, "revision is invalid; recorded, not applied");
+            return Ok(Outcome::Invalid { commit, errors });
+        }
+    };
+
+    let snapshot = store.snapshot()?;
+    let p = plan::plan(&design, &snapshot);
+    let changes = p.creates.len()
+        + p.updates.len()
+        + p.deletes.len()
+        + p.node_writes.len()
+        + p.node_deletes.len();
+    tracing::info!(
+        %commit,
+        creates = p.creates.len(),
+        updates = p.updates.len(),
+        deletes = p.deletes.len(),
+        node_writes = p.node_writes.len(),
+        node_deletes = p.node_deletes.len(),
+        affected_nodes = p.affected_nodes.len(),
+        "planned; applying"
+    );
+    let t = Instant::now();
+    let stats = store.apply_with_messages(&p, &head, &validation.messages)?;
+    tracing::info!(
+        %commit,
+        documents_written = stats.documents_written,
+        documents_deleted = stats.documents_deleted,
+        nodes_written = stats.nodes_written,
+        nodes_deleted = stats.nodes_deleted,
+        took_ms = t.elapsed().as_millis() as u64,
+        "applied"
+    );
+    Ok(Outcome::Applied {
+        commit,
+        documents: design.documents.len(),
+        nodes: design.nodes.len(),
+        changes,
+    })
+}
+
+/// Records a commit that has no design to validate as invalid.
+fn record_no_design(
+    store: &mut Store,
+    head: &crate::revision::Revision,
+    why: String,
+) -> Result<Outcome, ServeError> {
+    let message = design::Message::new(
+        NO_DESIGN,
+        design::Level::Error,
+        format!("commit {}: {why}", head.commit),
+        "Commit the design documents under the design directory, or start slipway with the right --design-dir.",
+    );
+    store.record_invalid(head, &[message])?;
+    tracing::warn!(commit = %head.commit, %why, "revision has no design; recorded as invalid");
+    Ok(Outcome::Invalid {
+        commit: head.commit.clone(),
+        errors: 1,
+    })
+}
+
+/// Message code for a commit without design files (a source-stage error).
+const NO_DESIGN: &str = "SW100";
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

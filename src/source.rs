@@ -3,74 +3,419 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use crate::design::DesignFile;
 use crate::revision::Revision;
 
 /// What can go wrong reading a design source.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// `path` is not inside a git repository.
     #[error("{path}: not a git repository: {reason}")]
-    NotARepository { path: String, reason: String },
+    NotARepository {
+        /// The path that was searched from.
+        path: String,
+        /// Why git2 refused it.
+        reason: String,
+    },
+    /// A revision expression names no commit.
     #[error("revision `{rev}` not found in {path}")]
-    UnknownRevision { path: String, rev: String },
+    UnknownRevision {
+        /// The repository root.
+        path: String,
+        /// The expression that did not resolve.
+        rev: String,
+    },
+    /// The design directory is missing from a commit's tree.
+    #[error("commit {commit}: design directory `{dir}` not found in its tree")]
+    NoDesignDir {
+        /// The commit read.
+        commit: String,
+        /// The directory asked for.
+        dir: String,
+    },
+    /// Any other git failure, with what was being done.
     #[error("{0}")]
     Git(String),
+    /// A filesystem failure reading a plain directory.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: String,
+        /// The underlying error.
         source: std::io::Error,
     },
 }
 
+/// Adds what was being done to a git2 error.
+fn git_err(what: impl std::fmt::Display) -> impl FnOnce(git2::Error) -> SourceError {
+    move |e| SourceError::Git(format!("{what}: {}", e.message()))
+}
+
 /// A git repository holding designs.
 pub struct Repo {
-    _private: (),
+    repo: git2::Repository,
 }
 
 impl Repo {
     /// Opens the repository at or above `path`.
-    pub fn discover(_path: &Path) -> Result<Repo, SourceError> {
-        todo!()
+    pub fn discover(path: &Path) -> Result<Repo, SourceError> {
+        let repo = git2::Repository::discover(path).map_err(|e| SourceError::NotARepository {
+            path: path.display().to_string(),
+            reason: e.message().to_string(),
+        })?;
+        Ok(Repo { repo })
     }
 
     /// The work-tree root (or the git dir of a bare repository).
     pub fn root(&self) -> PathBuf {
-        todo!()
+        self.repo
+            .workdir()
+            .unwrap_or_else(|| self.repo.path())
+            .to_path_buf()
     }
 
     /// The checked-out branch name, if HEAD is on a branch.
     pub fn current_branch(&self) -> Option<String> {
-        todo!()
+        // `find_reference("HEAD")` works even on an unborn branch, unlike `head()`.
+        let head = self.repo.find_reference("HEAD").ok()?;
+        let target = head.symbolic_target()?;
+        target.strip_prefix("refs/heads/").map(str::to_string)
     }
 
-    /// Resolves a revision expression (commit, branch, tag, `HEAD`).
-    pub fn resolve(&self, _rev: &str) -> Result<Revision, SourceError> {
-        todo!()
+    /// Resolves a revision expression (commit, short sha, branch, tag, `HEAD`).
+    pub fn resolve(&self, rev: &str) -> Result<Revision, SourceError> {
+        let unknown = || SourceError::UnknownRevision {
+            path: self.root().display().to_string(),
+            rev: rev.to_string(),
+        };
+        let object = self.repo.revparse_single(rev).map_err(|_| unknown())?;
+        let commit = object.peel_to_commit().map_err(|_| unknown())?;
+        Ok(self.revision_of(&commit))
     }
 
     /// The head of a branch (`None`: HEAD).
-    pub fn head(&self, _branch: Option<&str>) -> Result<Revision, SourceError> {
-        todo!()
+    pub fn head(&self, branch: Option<&str>) -> Result<Revision, SourceError> {
+        match branch {
+            None => self.resolve("HEAD"),
+            // The full ref name, so a tag or file named like the branch cannot shadow it.
+            Some(b) => self.resolve(&format!("refs/heads/{b}")),
+        }
+    }
+
+    /// Builds the [`Revision`] of a commit.
+    fn revision_of(&self, commit: &git2::Commit<'_>) -> Revision {
+        Revision {
+            commit: commit.id().to_string(),
+            tree: commit.tree_id().to_string(),
+            author: person(&commit.author()),
+            committer: person(&commit.committer()),
+            signed_by: self.signer(commit.id()),
+            summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default())
+                .into_owned(),
+            committed_at: commit.time().seconds(),
+        }
+    }
+
+    /// Who signed a commit, as far as the signature itself says. slipway does
+    /// not verify signatures (no keyring); it reports the claimed key so an
+    /// operator can see that a revision was signed and by which key.
+    fn signer(&self, id: git2::Oid) -> Option<String> {
+        let (signature, _signed) = self.repo.extract_signature(&id, None).ok()?;
+        let text = String::from_utf8_lossy(&signature).into_owned();
+        Some(signer_of(&text).unwrap_or_else(|| "unverified signature".to_string()))
     }
 
     /// The design files of a commit: every `*.yaml`/`*.yml` under `design_dir`
     /// (default: `designs/` when the tree has it, else the root), paths relative
-    /// to the design root.
+    /// to the design root, sorted.
     pub fn design_files(
         &self,
-        _commit: &str,
-        _design_dir: Option<&str>,
+        commit: &str,
+        design_dir: Option<&str>,
     ) -> Result<Vec<DesignFile>, SourceError> {
-        todo!()
+        let rev = self.resolve(commit)?;
+        let oid = git2::Oid::from_str(&rev.commit).map_err(git_err("parsing commit id"))?;
+        let tree = self
+            .repo
+            .find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(git_err(format!("reading the tree of {}", rev.commit)))?;
+        let root = match design_dir.map(|d| d.trim_matches('/')) {
+            None | Some("") | Some(".") => {
+                let has_designs = tree
+                    .get_name("designs")
+                    .is_some_and(|e| e.kind() == Some(git2::ObjectType::Tree));
+                if has_designs {
+                    self.subtree(&tree, "designs", &rev.commit)?
+                } else {
+                    tree
+                }
+            }
+            Some(dir) => self.subtree(&tree, dir, &rev.commit)?,
+        };
+        let mut blobs = Vec::new();
+        root.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
+            let name = entry.name().unwrap_or_default();
+            if entry.kind() == Some(git2::ObjectType::Blob) && is_design_file(name) {
+                blobs.push((format!("{parent}{name}"), entry.id()));
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(git_err(format!("walking the tree of {}", rev.commit)))?;
+        let mut files = Vec::with_capacity(blobs.len());
+        for (path, id) in blobs {
+            let blob = self
+                .repo
+                .find_blob(id)
+                .map_err(git_err(format!("reading {path} at {}", rev.commit)))?;
+            files.push(DesignFile {
+                path,
+                bytes: blob.content().to_vec(),
+            });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
     }
 
-    /// Paths whose change means a ref may have moved (for the file watcher).
+    /// The tree at `dir` inside `tree`, or a clear error when it is missing.
+    fn subtree(
+        &self,
+        tree: &git2::Tree<'_>,
+        dir: &str,
+        commit: &str,
+    ) -> Result<git2::Tree<'_>, SourceError> {
+        let missing = || SourceError::NoDesignDir {
+            commit: commit.to_string(),
+            dir: dir.to_string(),
+        };
+        let entry = tree.get_path(Path::new(dir)).map_err(|_| missing())?;
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            return Err(missing());
+        }
+        self.repo
+            .find_tree(entry.id())
+            .map_err(git_err(format!("reading {dir} at {commit}")))
+    }
+
+    /// Paths whose change means a ref may have moved (for the file watcher):
+    /// `HEAD` of this work tree, and `refs/` and `packed-refs` of the common
+    /// git dir (shared by all work trees of the repository).
     pub fn watch_paths(&self) -> Vec<PathBuf> {
-        todo!()
+        let common = self.repo.commondir();
+        vec![
+            self.repo.path().join("HEAD"),
+            common.join("refs"),
+            common.join("packed-refs"),
+        ]
     }
 }
 
-/// Every `*.yaml`/`*.yml` file under a directory (recursively, sorted).
-pub fn read_dir_files(_dir: &Path) -> Result<Vec<DesignFile>, SourceError> {
-    todo!()
+/// `Name <email>`.
+fn person(sig: &git2::Signature<'_>) -> String {
+    let name = String::from_utf8_lossy(sig.name_bytes());
+    let email = String::from_utf8_lossy(sig.email_bytes());
+    format!("{name} <{email}>")
+}
+
+/// True for `*.yaml` / `*.yml` names.
+fn is_design_file(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// The key an armored commit signature claims: the issuer of an OpenPGP
+/// signature (`gpg <fingerprint or key id>`), or the public key of an SSH
+/// signature (`ssh <key type> SHA256:<hex>`). `None` when it cannot be read.
+fn signer_of(armored: &str) -> Option<String> {
+    let body: String = armored
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("-----") && !l.contains(": "))
+        // The OpenPGP armor checksum line starts with '='.
+        .filter(|l| !l.starts_with('='))
+        .collect();
+    let bytes = base64_decode(&body)?;
+    if armored.contains("BEGIN SSH SIGNATURE") {
+        ssh_signer(&bytes)
+    } else {
+        pgp_issuer(&bytes)
+    }
+}
+
+/// The public key of an `SSHSIG` blob.
+fn ssh_signer(b: &[u8]) -> Option<String> {
+    let rest = b.strip_prefix(b"SSHSIG")?;
+    let rest = rest.get(4..)?; // version
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let key = rest.get(4..4 + len)?;
+    let tlen = u32::from_be_bytes(key.get(..4)?.try_into().ok()?) as usize;
+    let key_type = std::str::from_utf8(key.get(4..4 + tlen)?).ok()?;
+    // The same form `ssh-keygen -l` prints, so operators can compare.
+    Some(format!(
+        "ssh {key_type} SHA256:{}",
+        base64_encode_unpadded(&Sha256::digest(key))
+    ))
+}
+
+/// The issuer of an OpenPGP v4 signature packet (subpacket 33 or 16).
+fn pgp_issuer(b: &[u8]) -> Option<String> {
+    let tag = *b.first()?;
+    // Old format packet header (tag 2 = signature): length type in the low bits.
+    let body = if tag & 0x40 == 0 {
+        let len_bytes = match tag & 3 {
+            0 => 1,
+            1 => 2,
+            2 => 4,
+            _ => 0,
+        };
+        b.get(1 + len_bytes..)?
+    } else {
+        // New format: one-, two- or five-octet length.
+        let first = *b.get(1)?;
+        match first {
+            0..=191 => b.get(2..)?,
+            192..=223 => b.get(3..)?,
+            _ => b.get(6..)?,
+        }
+    };
+    if *body.first()? != 4 {
+        return None;
+    }
+    let hashed_len = u16::from_be_bytes(body.get(4..6)?.try_into().ok()?) as usize;
+    let hashed = body.get(6..6 + hashed_len)?;
+    let after = body.get(6 + hashed_len..)?;
+    let unhashed_len = u16::from_be_bytes(after.get(..2)?.try_into().ok()?) as usize;
+    let unhashed = after.get(2..2 + unhashed_len)?;
+    let mut key_id = None;
+    for area in [hashed, unhashed] {
+        let mut i = 0;
+        while i < area.len() {
+            let (len, skip) = match area[i] {
+                n @ 0..=191 => (n as usize, 1),
+                n @ 192..=254 => (
+                    ((n as usize - 192) << 8) + *area.get(i + 1)? as usize + 192,
+                    2,
+                ),
+                _ => (
+                    u32::from_be_bytes(area.get(i + 1..i + 5)?.try_into().ok()?) as usize,
+                    5,
+                ),
+            };
+            let sub = area.get(i + skip..i + skip + len)?;
+            match sub.first().map(|t| t & 0x7f) {
+                // Issuer fingerprint: version octet then the fingerprint.
+                Some(33) if sub.len() > 2 => {
+                    return Some(format!("gpg {}", hex::encode_upper(&sub[2..])))
+                }
+                Some(16) if sub.len() == 9 => key_id = Some(hex::encode_upper(&sub[1..])),
+                _ => {}
+            }
+            i += skip + len;
+        }
+    }
+    key_id.map(|k| format!("gpg {k}"))
+}
+
+/// Standard base64 without padding (as in OpenSSH fingerprints).
+fn base64_encode_unpadded(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 3);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Standard base64 (with or without padding); `None` on a bad character.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Every `*.yaml`/`*.yml` file under a directory (recursively, sorted), with
+/// paths relative to `dir`. Hidden directories (`.git`, ...) are skipped.
+pub fn read_dir_files(dir: &Path) -> Result<Vec<DesignFile>, SourceError> {
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| SourceError::Io { path, source }
+    };
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).map_err(io(&d))? {
+            let entry = entry.map_err(io(&d))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kind = entry.file_type().map_err(io(&path))?;
+            // Follow symlinks to files and directories alike, as `validate` on a
+            // checkout would see them.
+            let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
+            if is_dir {
+                if !name.starts_with('.') {
+                    pending.push(path);
+                }
+            } else if is_design_file(&name) {
+                let bytes = std::fs::read(&path).map_err(io(&path))?;
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                files.push(DesignFile { path: rel, bytes });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
+        assert!(base64_decode("a*b").is_none());
+        for s in ["", "h", "he", "hel", "hell", "hello"] {
+            let enc = base64_encode_unpadded(s.as_bytes());
+            assert_eq!(base64_decode(&enc).unwrap(), s.as_bytes());
+        }
+        assert_eq!(base64_encode_unpadded(b"hello"), "aGVsbG8");
+    }
+
+    #[test]
+    fn unreadable_signature_is_none() {
+        assert_eq!(signer_of("-----BEGIN PGP SIGNATURE-----\n\n!!\n"), None);
+    }
 }

@@ -1,0 +1,75 @@
+//! Health checks and API versions.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{AppError, AppState};
+
+/// `GET /versions`: the API versions, as Drydock lists them.
+pub async fn versions() -> Json<Value> {
+    Json(json!({"v1.0": {"path": "/api/v1.0", "status": "stable"}}))
+}
+
+/// `GET /api/v1.0/health`: 204 once a good revision is served, 503 before.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let ready = read(&state).applied.is_some();
+    if ready {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NoRevision",
+            "no valid design revision has been applied yet",
+        )
+        .into_response()
+    }
+}
+
+/// `GET /api/v1.0/health/extended`: what is served and how the loop is doing.
+pub async fn extended(State(state): State<AppState>) -> Result<Response, AppError> {
+    let status = read(&state);
+    let applied = match status.applied.clone() {
+        Some(commit) => state.with_store(move |s| s.revision(&commit)).await?,
+        None => None,
+    };
+    let body = json!({
+        "status": if status.applied.is_some() { "ok" } else { "waiting" },
+        "applied_revision": applied.map(|r| json!({
+            "commit": r.revision.commit,
+            "summary": r.revision.summary,
+            "author": r.revision.author,
+            "committed_at": super::revisions::rfc3339(r.revision.committed_at),
+            "seen_at": super::revisions::rfc3339(r.seen_at),
+        })),
+        "last_pass": status.last_pass.as_ref().map(|p| json!({
+            "finished_at": super::revisions::rfc3339(p.finished_at),
+            "result": p.result,
+            "commit": p.commit,
+            "detail": p.detail,
+            "duration_ms": p.duration_ms,
+        })),
+        "passes": status.passes,
+        "documents": status.documents,
+        "nodes": status.nodes,
+        "db": state.db_path,
+        "uptime_secs": state.started.elapsed().as_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let code = if status.applied.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((code, Json(body)).into_response())
+}
+
+/// A copy of the shared status (a poisoned lock still holds usable data).
+fn read(state: &AppState) -> crate::reconcile::ServeStatus {
+    match state.status.read() {
+        Ok(s) => s.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}

@@ -1,0 +1,143 @@
+//! The schema, as append-only numbered migrations.
+//!
+//! Migration `i` (1-based) moves a database from `PRAGMA user_version = i - 1`
+//! to `i`. Never edit or reorder a migration once it is committed: databases in
+//! the field already ran it. Add a new one at the end instead.
+
+/// Every migration, oldest first. `MIGRATIONS[i]` brings the schema to version `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The schema version this build writes.
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Version 1: every table of DESIGN §3, including those later features fill.
+///
+/// Times are seconds since the Unix epoch. JSON columns are checked with
+/// `json_valid` so a bad write fails its transaction instead of poisoning reads.
+/// Hashes are sha256 hex, checked by length for the same reason.
+const V1: &str = r#"
+CREATE TABLE revisions (
+    commit_id    TEXT PRIMARY KEY,
+    -- Insertion order: breaks ties between revisions seen in the same second.
+    seq          INTEGER NOT NULL UNIQUE,
+    tree         TEXT NOT NULL,
+    author       TEXT NOT NULL,
+    committer    TEXT NOT NULL,
+    signed_by    TEXT,
+    summary      TEXT NOT NULL,
+    committed_at INTEGER NOT NULL,
+    seen_at      INTEGER NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('applied', 'invalid', 'superseded')),
+    messages     TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(messages))
+);
+-- At most one revision is being served.
+CREATE UNIQUE INDEX revisions_one_applied ON revisions (status) WHERE status = 'applied';
+CREATE INDEX revisions_newest ON revisions (seen_at, seq);
+
+-- The current documents of the applied design, one row per (kind, name).
+-- `revision` is the revision that last changed the row's content; `file` and
+-- `line` are where the content was at that revision.
+CREATE TABLE documents (
+    kind     TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    hash     TEXT NOT NULL CHECK (length(hash) = 64),
+    body     TEXT NOT NULL CHECK (json_valid(body)),
+    file     TEXT NOT NULL,
+    line     INTEGER NOT NULL,
+    revision TEXT NOT NULL REFERENCES revisions (commit_id),
+    PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+
+-- Compiled nodes of the applied design. `inputs_hash` covers everything the
+-- node's boot data depends on, so an unchanged hash means nothing to re-render.
+CREATE TABLE nodes (
+    name        TEXT PRIMARY KEY,
+    inputs_hash TEXT NOT NULL CHECK (length(inputs_hash) = 64),
+    body        TEXT NOT NULL CHECK (json_valid(body)),
+    revision    TEXT NOT NULL REFERENCES revisions (commit_id)
+) WITHOUT ROWID;
+
+-- A node's addresses (`dhcp` is kept as written), for lookups by address.
+CREATE TABLE node_addresses (
+    node    TEXT NOT NULL REFERENCES nodes (name) ON DELETE CASCADE,
+    network TEXT NOT NULL,
+    address TEXT NOT NULL,
+    PRIMARY KEY (node, network, address)
+) WITHOUT ROWID;
+CREATE INDEX node_addresses_by_address ON node_addresses (address);
+
+-- One row per (node, boot action) of a deployment. No foreign key to `nodes`:
+-- the history of a node outlives its removal from the design.
+CREATE TABLE boot_actions (
+    action_id  TEXT PRIMARY KEY CHECK (length(action_id) = 26),
+    node       TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    created    INTEGER NOT NULL,
+    status     TEXT NOT NULL,
+    -- When a status report finalised the action; NULL while it is open.
+    finalized  INTEGER
+) WITHOUT ROWID;
+CREATE INDEX boot_actions_by_node ON boot_actions (node, deployment);
+
+-- Status reports of a boot action, in arrival order (`id`).
+CREATE TABLE boot_action_status (
+    id        INTEGER PRIMARY KEY,
+    action_id TEXT NOT NULL REFERENCES boot_actions (action_id) ON DELETE CASCADE,
+    ts        INTEGER NOT NULL,
+    message   TEXT NOT NULL,
+    error     INTEGER NOT NULL CHECK (error IN (0, 1)),
+    extra     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(extra))
+);
+CREATE INDEX boot_action_status_by_action ON boot_action_status (action_id, id);
+
+-- Data collected from a node while it builds (Drydock's build_data).
+CREATE TABLE build_data (
+    id           INTEGER PRIMARY KEY,
+    node         TEXT NOT NULL,
+    task_id      TEXT,
+    generator    TEXT NOT NULL,
+    data_format  TEXT NOT NULL,
+    data_element TEXT NOT NULL,
+    collected_at INTEGER NOT NULL
+);
+CREATE INDEX build_data_by_node ON build_data (node, collected_at);
+
+-- Orchestration tasks (Drydock's tasks); `body` is the task as served.
+CREATE TABLE tasks (
+    task_id        TEXT PRIMARY KEY,
+    parent_task_id TEXT REFERENCES tasks (task_id),
+    action         TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    result         TEXT,
+    design_ref     TEXT,
+    node_filter    TEXT CHECK (node_filter IS NULL OR json_valid(node_filter)),
+    created        INTEGER NOT NULL,
+    created_by     TEXT,
+    updated        INTEGER,
+    terminated     INTEGER,
+    body           TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(body))
+) WITHOUT ROWID;
+CREATE INDEX tasks_by_parent ON tasks (parent_task_id);
+
+-- A task's result messages, in arrival order (`id`).
+CREATE TABLE task_messages (
+    id           INTEGER PRIMARY KEY,
+    task_id      TEXT NOT NULL REFERENCES tasks (task_id) ON DELETE CASCADE,
+    ts           INTEGER NOT NULL,
+    message      TEXT NOT NULL,
+    error        INTEGER NOT NULL CHECK (error IN (0, 1)),
+    context_type TEXT,
+    context      TEXT,
+    extra        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(extra))
+);
+CREATE INDEX task_messages_by_task ON task_messages (task_id, id);
+"#;
+
+/// Version 2: `nodes.source_hash`, the part of a node's inputs that needs no
+/// compile (see `plan`), so planning skips compiling unchanged nodes. NULL in
+/// rows written before: those nodes are compiled and rewritten once.
+const V2: &str = r#"
+ALTER TABLE nodes ADD COLUMN source_hash TEXT
+    CHECK (source_hash IS NULL OR length(source_hash) = 64);
+"#;

@@ -1,0 +1,497 @@
+//! The SQLite store on real files: migrations, apply, snapshots, history.
+
+use std::path::{Path, PathBuf};
+
+use slipway::design::{self, Design, DesignFile, Kind, Message};
+use slipway::plan::{plan, NodeWrite, Plan};
+use slipway::revision::Revision;
+use slipway::state::{RevisionStatus, StateError, Store, SCHEMA_VERSION};
+
+/// The example site's files (`designs/`, 12 nodes), with `edit` applied to each
+/// file's text (path relative to `designs/`).
+fn site_files(edit: impl Fn(&str, String) -> String) -> Vec<DesignFile> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("designs");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "yaml") {
+                let rel = p
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let text = std::fs::read_to_string(&p).unwrap();
+                out.push(DesignFile {
+                    bytes: edit(&rel, text).into_bytes(),
+                    path: rel,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A design from files; it must be valid.
+fn design_of(files: &[DesignFile]) -> Design {
+    let v = design::validate(files);
+    let errors: Vec<String> = v
+        .messages
+        .iter()
+        .filter(|m| m.error)
+        .map(|m| m.to_text_line())
+        .collect();
+    assert!(errors.is_empty(), "design must be valid: {errors:#?}");
+    v.design.unwrap()
+}
+
+fn site() -> Design {
+    design_of(&site_files(|_, t| t))
+}
+
+/// A revision with a commit id made from `n`.
+fn rev(n: u32) -> Revision {
+    Revision {
+        commit: format!("{n:040x}"),
+        tree: format!("{:040x}", n + 1000),
+        author: "Ada <ada@example.com>".into(),
+        committer: "Ada <ada@example.com>".into(),
+        signed_by: None,
+        summary: format!("change {n}"),
+        committed_at: 1_700_000_000 + i64::from(n),
+    }
+}
+
+fn db(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("slipway.db")
+}
+
+#[test]
+fn open_creates_migrates_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    {
+        let store = Store::open(&path).unwrap();
+        assert!(path.exists());
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert!(store.revisions(10).unwrap().is_empty());
+        assert!(store.applied_revision().unwrap().is_none());
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    // Data survives a reopen.
+    store.record_invalid(&rev(1), &[]).unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.revisions(10).unwrap().len(), 1);
+}
+
+#[test]
+fn wal_mode_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.journal_mode().unwrap(), "wal");
+    store.record_invalid(&rev(1), &[]).unwrap();
+    // A WAL database keeps its write-ahead log next to it while open.
+    assert!(dir.path().join("slipway.db-wal").exists());
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    drop(Store::open(&path).unwrap());
+    // The last connection closed, so the file is checkpointed; `user_version` is
+    // the big-endian 32-bit integer at offset 60 of the SQLite header.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let newer = (SCHEMA_VERSION + 1) as u32;
+    bytes[60..64].copy_from_slice(&newer.to_be_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    match Store::open(&path) {
+        Err(
+            e @ StateError::NewerSchema {
+                found, supported, ..
+            },
+        ) => {
+            assert_eq!(found, SCHEMA_VERSION + 1);
+            assert_eq!(supported, SCHEMA_VERSION);
+            let text = e.to_string();
+            assert!(text.contains("newer than this slipway"), "{text}");
+            assert!(text.contains("slipway.db"), "{text}");
+        }
+        Err(e) => panic!("expected NewerSchema, got {e}"),
+        Ok(_) => panic!("expected NewerSchema, the database opened"),
+    }
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    std::fs::write(&path, b"this is a text file, not a database\n".repeat(200)).unwrap();
+    match Store::open(&path) {
+        Err(e @ StateError::Open { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("slipway.db"), "{text}");
+            assert!(text.contains("expected a SQLite database"), "{text}");
+        }
+        Err(e) => panic!("expected Open, got {e}"),
+        Ok(_) => panic!("a text file opened as a database"),
+    }
+}
+
+#[test]
+fn apply_then_snapshot_then_replan_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let design = site();
+    let p = plan(&design, &store.snapshot().unwrap());
+    assert_eq!(p.creates.len(), design.documents.len());
+    assert_eq!(p.node_writes.len(), 12);
+    let stats = store.apply(&p, &rev(1)).unwrap();
+    assert_eq!(stats.documents_written, design.documents.len());
+    assert_eq!(stats.nodes_written, 12);
+    assert_eq!((stats.documents_deleted, stats.nodes_deleted), (0, 0));
+
+    let snap = store.snapshot().unwrap();
+    assert_eq!(snap.revision.as_deref(), Some(rev(1).commit.as_str()));
+    assert_eq!(snap.documents.len(), design.documents.len());
+    assert_eq!(snap.nodes.len(), 12);
+    assert_eq!(
+        snap,
+        slipway::plan::snapshot_of(&design).with_revision(&rev(1))
+    );
+
+    let again = plan(&design, &snap);
+    assert!(again.is_empty(), "replan: {:#?}", again.summary_lines());
+    assert!(again.affected_nodes.is_empty());
+
+    // Rows hold what the plan said.
+    let doc = store.document(Kind::Network, "mgmt").unwrap().unwrap();
+    let w = p
+        .creates
+        .iter()
+        .find(|d| d.kind == Kind::Network && d.name == "mgmt")
+        .unwrap();
+    assert_eq!(
+        (&doc.hash, &doc.body, &doc.file, doc.line),
+        (&w.hash, &w.body, &w.file, w.line)
+    );
+    assert_eq!(doc.revision, rev(1).commit);
+    let node = store.node("n00001").unwrap().unwrap();
+    assert_eq!(
+        node.addresses,
+        vec![
+            ("mgmt".to_string(), "10.48.1.1".to_string()),
+            ("oob".to_string(), "10.16.1.1".to_string()),
+            ("pxe".to_string(), "10.32.1.1".to_string()),
+            ("storage".to_string(), "10.64.1.1".to_string()),
+        ]
+    );
+    let body: serde_json::Value = serde_json::from_str(&node.body).unwrap();
+    assert_eq!(body["name"], "n00001");
+    assert_eq!(store.node_names().unwrap().len(), 12);
+    assert_eq!(
+        store.document_names(Kind::Rack).unwrap(),
+        ["rack01", "rack02", "rack03"]
+    );
+
+    // Applying the empty plan of a new commit writes nothing but moves history.
+    let stats = store.apply(&again, &rev(2)).unwrap();
+    assert_eq!(stats, Default::default());
+    assert_eq!(store.applied_revision().unwrap().unwrap().revision, rev(2));
+}
+
+/// `snapshot_of` has no revision; the store's has the applied one.
+trait WithRevision {
+    fn with_revision(self, rev: &Revision) -> Self;
+}
+
+impl WithRevision for slipway::state::Snapshot {
+    fn with_revision(mut self, rev: &Revision) -> Self {
+        self.revision = Some(rev.commit.clone());
+        self
+    }
+}
+
+#[test]
+fn one_changed_rack_updates_one_document_and_only_its_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    store
+        .apply(&plan(&site(), &store.snapshot().unwrap()), &rev(1))
+        .unwrap();
+    let changed = design_of(&site_files(|path, text| {
+        if path == "racks.yaml" {
+            text.replace("grid: R02", "grid: R02-moved")
+        } else {
+            text
+        }
+    }));
+    let p = plan(&changed, &store.snapshot().unwrap());
+    assert!(p.creates.is_empty() && p.deletes.is_empty());
+    assert_eq!(p.updates.len(), 1);
+    assert_eq!(
+        (p.updates[0].kind, p.updates[0].name.as_str()),
+        (Kind::Rack, "rack02")
+    );
+    let affected: Vec<&str> = p.affected_nodes.iter().map(String::as_str).collect();
+    assert_eq!(affected, ["n00005", "n00006", "n00007", "n00008"]);
+    assert_eq!(
+        p.summary_lines(),
+        [
+            "~ Rack/rack02",
+            "node n00005: boot data changes",
+            "node n00006: boot data changes",
+            "node n00007: boot data changes",
+            "node n00008: boot data changes",
+        ]
+    );
+
+    let before = store.node("n00001").unwrap().unwrap();
+    let stats = store.apply(&p, &rev(2)).unwrap();
+    assert_eq!(stats.documents_written, 1);
+    assert_eq!(stats.nodes_written, 4);
+    // Untouched rows keep the revision that wrote them.
+    assert_eq!(store.node("n00001").unwrap().unwrap(), before);
+    assert_eq!(
+        store.node("n00005").unwrap().unwrap().revision,
+        rev(2).commit
+    );
+    assert_eq!(
+        store
+            .document(Kind::Rack, "rack01")
+            .unwrap()
+            .unwrap()
+            .revision,
+        rev(1).commit
+    );
+    assert!(plan(&changed, &store.snapshot().unwrap()).is_empty());
+}
+
+#[test]
+fn one_changed_node_writes_one_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    store
+        .apply(&plan(&site(), &store.snapshot().unwrap()), &rev(1))
+        .unwrap();
+    let changed = design_of(&site_files(|path, text| {
+        if path.ends_with("rack-03.yaml") {
+            text.replace("'02:bd:50:00:00:0a'", "'02:bd:50:00:01:0a'")
+        } else {
+            text
+        }
+    }));
+    let p = plan(&changed, &store.snapshot().unwrap());
+    assert_eq!(
+        p.summary_lines(),
+        ["~ BaremetalNode/n00010", "node n00010: boot data changes"]
+    );
+    let stats = store.apply(&p, &rev(2)).unwrap();
+    assert_eq!(
+        (
+            stats.documents_written,
+            stats.nodes_written,
+            stats.documents_deleted,
+            stats.nodes_deleted
+        ),
+        (1, 1, 0, 0)
+    );
+}
+
+#[test]
+fn deleted_documents_and_nodes_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let full = site();
+    store
+        .apply(&plan(&full, &store.snapshot().unwrap()), &rev(1))
+        .unwrap();
+    // Without rack 3's node file: four nodes gone.
+    let files: Vec<DesignFile> = site_files(|_, t| t)
+        .into_iter()
+        .filter(|f| !f.path.ends_with("rack-03.yaml"))
+        .collect();
+    let smaller = design_of(&files);
+    let p = plan(&smaller, &store.snapshot().unwrap());
+    assert_eq!(p.deletes.len(), 4);
+    assert!(p.deletes.iter().all(|(k, _)| *k == Kind::BaremetalNode));
+    assert_eq!(p.node_deletes, ["n00009", "n00010", "n00011", "n00012"]);
+    assert!(p
+        .summary_lines()
+        .contains(&"- BaremetalNode/n00009".to_string()));
+    let stats = store.apply(&p, &rev(2)).unwrap();
+    assert_eq!((stats.documents_deleted, stats.nodes_deleted), (4, 4));
+    assert!(store.node("n00009").unwrap().is_none());
+    assert!(store
+        .document(Kind::BaremetalNode, "n00009")
+        .unwrap()
+        .is_none());
+    let snap = store.snapshot().unwrap();
+    assert_eq!(snap.nodes.len(), 8);
+    assert!(plan(&smaller, &snap).is_empty());
+    // And back again: they are created anew.
+    let p = plan(&full, &snap);
+    assert_eq!(p.creates.len(), 4);
+    assert!(p
+        .summary_lines()
+        .contains(&"node n00009: new boot data".to_string()));
+}
+
+#[test]
+fn invalid_revision_is_recorded_with_messages_and_documents_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    store
+        .apply(&plan(&site(), &store.snapshot().unwrap()), &rev(1))
+        .unwrap();
+    let before = store.snapshot().unwrap();
+    let messages = vec![
+        Message::error(
+            "SW321",
+            "range 10.0.0.1-10.0.0.9 is outside 10.48.0.0/16",
+            "Fix it.",
+        )
+        .about("drydock/Network/v1", "mgmt")
+        .at("networks.yaml", 12),
+        Message::warning("SW999", "a warning", "Consider it."),
+    ];
+    store.record_invalid(&rev(2), &messages).unwrap();
+
+    assert_eq!(store.snapshot().unwrap(), before);
+    let rec = store.revision(&rev(2).commit).unwrap().unwrap();
+    assert_eq!(rec.status, RevisionStatus::Invalid);
+    assert_eq!(rec.messages, messages);
+    assert_eq!(rec.revision, rev(2));
+    assert_eq!(store.applied_revision().unwrap().unwrap().revision, rev(1));
+    let history: Vec<(String, RevisionStatus)> = store
+        .revisions(10)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.revision.commit, r.status))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (rev(2).commit, RevisionStatus::Invalid),
+            (rev(1).commit, RevisionStatus::Applied)
+        ]
+    );
+    // The record serialises with the revision's fields flattened in.
+    let json = serde_json::to_value(&rec).unwrap();
+    assert_eq!(json["status"], "invalid");
+    assert_eq!(json["commit"], rev(2).commit);
+    assert_eq!(json["messages"][0]["code"], "SW321");
+}
+
+#[test]
+fn applying_supersedes_the_previous_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let design = site();
+    store
+        .apply(&plan(&design, &store.snapshot().unwrap()), &rev(1))
+        .unwrap();
+    store.record_invalid(&rev(2), &[]).unwrap();
+    store.apply(&Plan::default(), &rev(3)).unwrap();
+    // Re-applying the applied revision keeps it applied.
+    store.apply(&Plan::default(), &rev(3)).unwrap();
+    let status = |store: &Store, n| store.revision(&rev(n).commit).unwrap().unwrap().status;
+    assert_eq!(status(&store, 1), RevisionStatus::Superseded);
+    assert_eq!(status(&store, 2), RevisionStatus::Invalid);
+    assert_eq!(status(&store, 3), RevisionStatus::Applied);
+    // An invalid revision fixed by a newer slipway can be applied later.
+    store.apply(&Plan::default(), &rev(2)).unwrap();
+    assert_eq!(status(&store, 2), RevisionStatus::Applied);
+    assert_eq!(status(&store, 3), RevisionStatus::Superseded);
+    let applied: Vec<_> = store
+        .revisions(100)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.status == RevisionStatus::Applied)
+        .collect();
+    assert_eq!(applied.len(), 1);
+    // History is by first sight: rev 2 keeps its place although applied last.
+    let order: Vec<String> = store
+        .revisions(100)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.revision.commit)
+        .collect();
+    assert_eq!(order, [rev(3).commit, rev(2).commit, rev(1).commit]);
+    assert_eq!(store.revisions(2).unwrap().len(), 2);
+    assert!(store.revision(&rev(9).commit).unwrap().is_none());
+}
+
+#[test]
+fn the_applied_revision_stays_served_when_recorded_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    store.apply(&Plan::default(), &rev(1)).unwrap();
+    let m = vec![Message::error("SW300", "now rejected", "Fix it.")];
+    store.record_invalid(&rev(1), &m).unwrap();
+    let rec = store.applied_revision().unwrap().unwrap();
+    assert_eq!(rec.revision, rev(1));
+    assert_eq!(rec.messages, m);
+}
+
+#[test]
+fn a_failing_apply_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = Store::open(&path).unwrap();
+    let design = site();
+    store
+        .apply(&plan(&design, &store.snapshot().unwrap()), &rev(1))
+        .unwrap();
+    let before = store.snapshot().unwrap();
+
+    // A plan that deletes documents, rewrites nodes, and then hits a row the
+    // schema rejects (a node body that is not JSON) after many good writes.
+    let smaller = design_of(
+        &site_files(|_, t| t.replace("grid: R01", "grid: R01-moved"))
+            .into_iter()
+            .filter(|f| !f.path.ends_with("rack-03.yaml"))
+            .collect::<Vec<_>>(),
+    );
+    let mut bad = plan(&smaller, &before);
+    assert!(!bad.deletes.is_empty() && !bad.updates.is_empty() && !bad.node_writes.is_empty());
+    bad.node_writes.push(NodeWrite {
+        name: "zz-broken".into(),
+        inputs_hash: "0".repeat(64),
+        source_hash: "0".repeat(64),
+        body: "this is not JSON".into(),
+        addresses: vec![],
+    });
+    let err = store.apply(&bad, &rev(2)).unwrap_err();
+    assert!(err.to_string().contains("zz-broken"), "{err}");
+
+    // Exactly the previous state, on this connection and on a fresh one.
+    for s in [&store, &Store::open(&path).unwrap()] {
+        assert_eq!(s.snapshot().unwrap(), before);
+        assert!(s.revision(&rev(2).commit).unwrap().is_none());
+        assert_eq!(s.applied_revision().unwrap().unwrap().revision, rev(1));
+        assert!(s.node("n00009").unwrap().is_some());
+    }
+    // The store is still usable.
+    let good = plan(&smaller, &store.snapshot().unwrap());
+    store.apply(&good, &rev(2)).unwrap();
+    assert!(plan(&smaller, &store.snapshot().unwrap()).is_empty());
+}
+
+#[test]
+fn a_second_store_on_the_same_file_reads_while_one_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut writer = Store::open(&path).unwrap();
+    let reader = Store::open(&path).unwrap();
+    writer
+        .apply(&plan(&site(), &writer.snapshot().unwrap()), &rev(1))
+        .unwrap();
+    assert_eq!(reader.snapshot().unwrap(), writer.snapshot().unwrap());
+}
