@@ -411,7 +411,10 @@ impl Drop for Process {
 async fn sigkill_during_apply_leaves_the_database_consistent() {
     let g = GitRepo::new();
     let out = std::process::Command::new("python3")
-        .arg("/work/shared/tools/gen-site")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/tools/gen-site"
+        ))
         .args(["--nodes", "10000", "--out"])
         .arg(g.path().join("designs"))
         .output()

@@ -549,7 +549,9 @@ mod tests {
                     dirs.push(p);
                 } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
                     // The SW102 fixture is deliberately not UTF-8.
-                    let Ok(text) = std::fs::read_to_string(&p) else { continue };
+                    let Ok(text) = std::fs::read_to_string(&p) else {
+                        continue;
+                    };
                     seen += 1;
                     // Whole files and each `---` chunk, as the parse stage feeds them.
                     if assert_same(&p.display().to_string(), &text) {
