@@ -180,6 +180,8 @@ impl Templates {
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Drydock renders with Jinja2, so templates call Python methods (`labels.items()`).
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         // Asset content is not HTML: never escape.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         // A design is untrusted input: a template with nested loops must not
