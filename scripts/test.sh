@@ -26,5 +26,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --no-fail-fast
+mkdir -p target
+set +e
+cargo test --no-fail-fast 2>&1 | tee target/test-output.txt
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite (cargo's own last line is the doc-test run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
 # Benchmarks are compiled (and linted) by clippy --all-targets, timed only by `cargo bench`.
+exit "$status"
