@@ -110,7 +110,7 @@ fn newer_schema_is_refused() {
     let mut bytes = std::fs::read(&path).unwrap();
     let newer = (SCHEMA_VERSION + 1) as u32;
     bytes[60..64].copy_from_slice(&newer.to_be_bytes());
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
     match Store::open(&path) {
         Err(
             e @ StateError::NewerSchema {
@@ -125,6 +125,23 @@ fn newer_schema_is_refused() {
         }
         Err(e) => panic!("expected NewerSchema, got {e}"),
         Ok(_) => panic!("expected NewerSchema, the database opened"),
+    }
+    // Refusing leaves the newer slipway's file exactly as it was.
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn stores_opened_at_once_on_a_fresh_file_migrate_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Store::open(&path).map(|s| s.schema_version().unwrap()))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), SCHEMA_VERSION);
     }
 }
 
