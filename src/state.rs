@@ -4,6 +4,7 @@
 //! `PRAGMA user_version`; a database written by a newer slipway is refused.
 //! One writer; WAL so readers never block it.
 
+mod boot_actions;
 mod migrations;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use crate::design::{Kind, Message};
 use crate::plan::Plan;
 use crate::revision::Revision;
 
+pub use boot_actions::{BootActionDetail, BootActionRecord, ReportOutcome, BOOT_ACTION_INCOMPLETE};
 pub use migrations::LATEST as SCHEMA_VERSION;
 
 /// What can go wrong with the database.

@@ -512,3 +512,100 @@ fn a_second_store_on_the_same_file_reads_while_one_writes() {
         .unwrap();
     assert_eq!(reader.snapshot().unwrap(), writer.snapshot().unwrap());
 }
+
+#[test]
+fn boot_action_reports_append_then_finalise_once() {
+    use slipway::state::{BootActionDetail, ReportOutcome, BOOT_ACTION_INCOMPLETE};
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = Store::open(&path).unwrap();
+    let a = "01HZZZZZZZZZZZZZZZZZZZZZ0A".to_string();
+    let b = "01HZZZZZZZZZZZZZZZZZZZZZ0B".to_string();
+    store
+        .create_boot_actions(
+            "n00001",
+            "dep-1",
+            1_700_000_000,
+            &[
+                (a.clone(), "base-config".into()),
+                (b.clone(), "rack-agent".into()),
+            ],
+        )
+        .unwrap();
+    let actions = store.boot_actions_of("n00001", "dep-1").unwrap();
+    assert_eq!(actions.len(), 2);
+    assert_eq!(actions[0].action, "base-config");
+    assert_eq!(actions[0].status, BOOT_ACTION_INCOMPLETE);
+    assert!(store.boot_actions_of("n00001", "dep-2").unwrap().is_empty());
+
+    let detail = |m: &str, error| BootActionDetail {
+        ts: 1_700_000_100,
+        message: m.into(),
+        error,
+        extra: serde_json::json!({"context": "firstboot"}),
+    };
+    // Details without a status are appended; the action stays open.
+    match store
+        .report_boot_action(&a, None, &[detail("started", false)], 1_700_000_100)
+        .unwrap()
+    {
+        ReportOutcome::Recorded(r) => assert_eq!(
+            (r.status.as_str(), r.finalized),
+            (BOOT_ACTION_INCOMPLETE, None)
+        ),
+        other => panic!("expected Recorded, got {other:?}"),
+    }
+    // A status finalises it, with the details of the same report.
+    match store
+        .report_boot_action(&a, Some("Success"), &[detail("done", false)], 1_700_000_200)
+        .unwrap()
+    {
+        ReportOutcome::Recorded(r) => {
+            assert_eq!(
+                (r.status.as_str(), r.finalized),
+                ("Success", Some(1_700_000_200))
+            )
+        }
+        other => panic!("expected Recorded, got {other:?}"),
+    }
+    // After that nothing more is accepted.
+    assert!(matches!(
+        store
+            .report_boot_action(&a, Some("Failure"), &[detail("late", true)], 1_700_000_300)
+            .unwrap(),
+        ReportOutcome::AlreadyFinalized(r) if r.status == "Success"
+    ));
+    assert_eq!(
+        store
+            .report_boot_action("01HZZZZZZZZZZZZZZZZZZZZZ0C", None, &[], 0)
+            .unwrap(),
+        ReportOutcome::Unknown
+    );
+    // Everything survives a reopen.
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let details = store.boot_action_details(&a).unwrap();
+    assert_eq!(details, [detail("started", false), detail("done", false)]);
+    assert_eq!(store.boot_action(&a).unwrap().unwrap().status, "Success");
+    assert_eq!(store.boot_action(&b).unwrap().unwrap().finalized, None);
+    assert!(store.boot_action("nope").unwrap().is_none());
+}
+
+#[test]
+fn a_boot_action_id_must_be_a_ulid_and_a_bad_one_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let err = store
+        .create_boot_actions(
+            "n00001",
+            "dep-1",
+            0,
+            &[
+                ("01HZZZZZZZZZZZZZZZZZZZZZ0A".into(), "a".into()),
+                ("short".into(), "b".into()),
+            ],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("short"), "{err}");
+    assert!(store.boot_actions_of("n00001", "dep-1").unwrap().is_empty());
+}
