@@ -5,6 +5,7 @@
 //! One writer; WAL so readers never block it.
 
 mod boot_actions;
+mod build_data;
 mod migrations;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use crate::plan::Plan;
 use crate::revision::Revision;
 
 pub use boot_actions::{BootActionDetail, BootActionRecord, ReportOutcome, BOOT_ACTION_INCOMPLETE};
+pub use build_data::BuildDataRecord;
 pub use migrations::LATEST as SCHEMA_VERSION;
 
 /// What can go wrong with the database.

@@ -609,3 +609,33 @@ fn a_boot_action_id_must_be_a_ulid_and_a_bad_one_writes_nothing() {
     assert!(err.to_string().contains("short"), "{err}");
     assert!(store.boot_actions_of("n00001", "dep-1").unwrap().is_empty());
 }
+
+#[test]
+fn build_data_keeps_history_and_latest_gives_one_per_generator() {
+    use slipway::state::BuildDataRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let rec = |generator: &str, data: &str, at| BuildDataRecord {
+        node: "n00001".into(),
+        task_id: None,
+        generator: generator.into(),
+        data_format: "text/plain".into(),
+        data_element: data.into(),
+        collected_at: at,
+    };
+    for r in [
+        rec("lshw", "old", 10),
+        rec("lshw", "new", 20),
+        rec("dmesg", "boot", 15),
+    ] {
+        store.add_build_data(&r).unwrap();
+    }
+    let all = store.build_data("n00001", false).unwrap();
+    let texts: Vec<&str> = all.iter().map(|r| r.data_element.as_str()).collect();
+    assert_eq!(texts, ["old", "boot", "new"]);
+    assert_eq!(
+        store.build_data("n00001", true).unwrap(),
+        [rec("dmesg", "boot", 15), rec("lshw", "new", 20)]
+    );
+    assert!(store.build_data("n00002", true).unwrap().is_empty());
+}
