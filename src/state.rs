@@ -1,8 +1,17 @@
 //! Durable state in SQLite: revisions seen, the applied design, nodes.
 //!
 //! The only user of `rusqlite`. Migrations are append-only and keyed by
-//! `PRAGMA user_version`; a database written by a newer slipway is refused.
+//! `PRAGMA user_version` (see `state/migrations.rs` for the schema); a
+//! database written by a newer slipway is refused before anything is written.
 //! One writer; WAL so readers never block it.
+//!
+//! Invariants:
+//! - `documents` and `nodes` always hold exactly one applied revision's design:
+//!   [`Store::apply`] writes a whole [`Plan`] in one transaction or nothing.
+//! - At most one revision is `applied` (a partial unique index enforces it).
+//! - An invalid revision never touches `documents` or `nodes`.
+//! - Every query is parameterised; the only SQL built with `format!` joins
+//!   constant column lists or the integer of `PRAGMA user_version`.
 
 mod boot_actions;
 mod build_data;
