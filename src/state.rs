@@ -16,6 +16,7 @@
 mod boot_actions;
 mod build_data;
 mod migrations;
+mod tasks;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,6 +32,7 @@ use crate::revision::Revision;
 pub use boot_actions::{BootActionDetail, BootActionRecord, ReportOutcome, BOOT_ACTION_INCOMPLETE};
 pub use build_data::BuildDataRecord;
 pub use migrations::LATEST as SCHEMA_VERSION;
+pub use tasks::{TaskMessage, TaskRecord};
 
 /// What can go wrong with the database.
 #[derive(Debug, thiserror::Error)]

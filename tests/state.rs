@@ -639,3 +639,55 @@ fn build_data_keeps_history_and_latest_gives_one_per_generator() {
     );
     assert!(store.build_data("n00002", true).unwrap().is_empty());
 }
+
+#[test]
+fn tasks_and_their_messages_round_trip() {
+    use slipway::state::{TaskMessage, TaskRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = Store::open(&path).unwrap();
+    let mut task = TaskRecord {
+        task_id: "t1".into(),
+        parent_task_id: None,
+        action: "verify_site".into(),
+        status: "requested".into(),
+        result: None,
+        design_ref: Some("deckhand+https://x/y".into()),
+        node_filter: Some(serde_json::json!({"filter_set_type": "union", "filter_set": []})),
+        created: 100,
+        created_by: Some("ada".into()),
+        updated: None,
+        terminated: None,
+        body: serde_json::json!({"retry": {}}),
+    };
+    store.put_task(&task).unwrap();
+    let child = TaskRecord {
+        task_id: "t2".into(),
+        parent_task_id: Some("t1".into()),
+        created: 101,
+        node_filter: None,
+        ..task.clone()
+    };
+    store.put_task(&child).unwrap();
+    task.status = "complete".into();
+    task.result = Some("Success".into());
+    task.updated = Some(200);
+    store.put_task(&task).unwrap();
+    let m = TaskMessage {
+        ts: 150,
+        message: "node n00001 verified".into(),
+        error: false,
+        context_type: Some("node".into()),
+        context: Some("n00001".into()),
+        extra: serde_json::json!({}),
+    };
+    store.add_task_message("t1", &m).unwrap();
+    // A message for an unknown task is refused (foreign key).
+    assert!(store.add_task_message("nope", &m).is_err());
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.task("t1").unwrap().unwrap(), task);
+    assert_eq!(store.tasks().unwrap(), [task, child]);
+    assert_eq!(store.task_messages("t1").unwrap(), [m]);
+    assert!(store.task("t3").unwrap().is_none());
+}
