@@ -1,23 +1,38 @@
 //! Durable state in SQLite: revisions seen, the applied design, nodes.
 //!
 //! The only user of `rusqlite`. Migrations are append-only and keyed by
-//! `PRAGMA user_version`; a database written by a newer slipway is refused.
+//! `PRAGMA user_version` (see `state/migrations.rs` for the schema); a
+//! database written by a newer slipway is refused before anything is written.
 //! One writer; WAL so readers never block it.
+//!
+//! Invariants:
+//! - `documents` and `nodes` always hold exactly one applied revision's design:
+//!   [`Store::apply`] writes a whole [`Plan`] in one transaction or nothing.
+//! - At most one revision is `applied` (a partial unique index enforces it).
+//! - An invalid revision never touches `documents` or `nodes`.
+//! - Every query is parameterised; the only SQL built with `format!` joins
+//!   constant column lists or the integer of `PRAGMA user_version`.
 
+mod boot_actions;
+mod build_data;
 mod migrations;
+mod tasks;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::design::{Kind, Message};
 use crate::plan::Plan;
 use crate::revision::Revision;
 
+pub use boot_actions::{BootActionDetail, BootActionRecord, ReportOutcome, BOOT_ACTION_INCOMPLETE};
+pub use build_data::BuildDataRecord;
 pub use migrations::LATEST as SCHEMA_VERSION;
+pub use tasks::{TaskMessage, TaskRecord};
 
 /// What can go wrong with the database.
 #[derive(Debug, thiserror::Error)]
@@ -204,9 +219,21 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| open_err("cannot set busy_timeout", e))?;
         // The first statement that reads the file: a non-SQLite file fails here.
+        // The version is checked before anything writes (switching to WAL
+        // rewrites the header), so a newer slipway's database is left as it was.
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| open_err("expected a SQLite database", e))?;
+        if found > migrations::LATEST {
+            return Err(StateError::NewerSchema {
+                path: shown,
+                found,
+                supported: migrations::LATEST,
+            });
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| open_err("expected a SQLite database", e))?;
+            .map_err(|e| open_err("cannot switch to WAL mode", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StateError::Open {
                 path: shown,
@@ -238,25 +265,33 @@ impl Store {
     /// Runs the migrations the database has not run yet, each in its own
     /// transaction with its version bump, so a crash leaves a whole version.
     fn migrate(&mut self) -> Result<(), StateError> {
-        let found = self.schema_version().map_err(|e| StateError::Open {
-            path: self.path.clone(),
-            source: Box::new(e),
-        })?;
-        if found > migrations::LATEST {
-            return Err(StateError::NewerSchema {
-                path: self.path.clone(),
-                found,
-                supported: migrations::LATEST,
-            });
+        if self.schema_version()? == migrations::LATEST {
+            return Ok(());
         }
-        for (i, sql) in migrations::MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(found as usize)
-        {
+        for (i, sql) in migrations::MIGRATIONS.iter().enumerate() {
             let version = i as i64 + 1;
-            let what = || format!("migrating {} to schema version {version}", self.path);
-            let tx = self.conn.transaction().ctx(what)?;
+            let path = &self.path;
+            let what = || format!("migrating {path} to schema version {version}");
+            // IMMEDIATE takes the write lock first, and the version is read again
+            // under it, so two processes opening a fresh file at once do not both
+            // run the same migration.
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .ctx(what)?;
+            let found: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .ctx(what)?;
+            if found > migrations::LATEST {
+                return Err(StateError::NewerSchema {
+                    path: path.clone(),
+                    found,
+                    supported: migrations::LATEST,
+                });
+            }
+            if found >= version {
+                continue;
+            }
             tx.execute_batch(sql).ctx(what)?;
             // PRAGMA takes no bound parameters; `version` is an integer we made.
             tx.execute_batch(&format!("PRAGMA user_version = {version}"))

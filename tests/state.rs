@@ -110,7 +110,7 @@ fn newer_schema_is_refused() {
     let mut bytes = std::fs::read(&path).unwrap();
     let newer = (SCHEMA_VERSION + 1) as u32;
     bytes[60..64].copy_from_slice(&newer.to_be_bytes());
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
     match Store::open(&path) {
         Err(
             e @ StateError::NewerSchema {
@@ -125,6 +125,23 @@ fn newer_schema_is_refused() {
         }
         Err(e) => panic!("expected NewerSchema, got {e}"),
         Ok(_) => panic!("expected NewerSchema, the database opened"),
+    }
+    // Refusing leaves the newer slipway's file exactly as it was.
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn stores_opened_at_once_on_a_fresh_file_migrate_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Store::open(&path).map(|s| s.schema_version().unwrap()))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), SCHEMA_VERSION);
     }
 }
 
@@ -494,4 +511,183 @@ fn a_second_store_on_the_same_file_reads_while_one_writes() {
         .apply(&plan(&site(), &writer.snapshot().unwrap()), &rev(1))
         .unwrap();
     assert_eq!(reader.snapshot().unwrap(), writer.snapshot().unwrap());
+}
+
+#[test]
+fn boot_action_reports_append_then_finalise_once() {
+    use slipway::state::{BootActionDetail, ReportOutcome, BOOT_ACTION_INCOMPLETE};
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = Store::open(&path).unwrap();
+    let a = "01HZZZZZZZZZZZZZZZZZZZZZ0A".to_string();
+    let b = "01HZZZZZZZZZZZZZZZZZZZZZ0B".to_string();
+    store
+        .create_boot_actions(
+            "n00001",
+            "dep-1",
+            1_700_000_000,
+            &[
+                (a.clone(), "base-config".into()),
+                (b.clone(), "rack-agent".into()),
+            ],
+        )
+        .unwrap();
+    let actions = store.boot_actions_of("n00001", "dep-1").unwrap();
+    assert_eq!(actions.len(), 2);
+    assert_eq!(actions[0].action, "base-config");
+    assert_eq!(actions[0].status, BOOT_ACTION_INCOMPLETE);
+    assert!(store.boot_actions_of("n00001", "dep-2").unwrap().is_empty());
+
+    let detail = |m: &str, error| BootActionDetail {
+        ts: 1_700_000_100,
+        message: m.into(),
+        error,
+        extra: serde_json::json!({"context": "firstboot"}),
+    };
+    // Details without a status are appended; the action stays open.
+    match store
+        .report_boot_action(&a, None, &[detail("started", false)], 1_700_000_100)
+        .unwrap()
+    {
+        ReportOutcome::Recorded(r) => assert_eq!(
+            (r.status.as_str(), r.finalized),
+            (BOOT_ACTION_INCOMPLETE, None)
+        ),
+        other => panic!("expected Recorded, got {other:?}"),
+    }
+    // A status finalises it, with the details of the same report.
+    match store
+        .report_boot_action(&a, Some("Success"), &[detail("done", false)], 1_700_000_200)
+        .unwrap()
+    {
+        ReportOutcome::Recorded(r) => {
+            assert_eq!(
+                (r.status.as_str(), r.finalized),
+                ("Success", Some(1_700_000_200))
+            )
+        }
+        other => panic!("expected Recorded, got {other:?}"),
+    }
+    // After that nothing more is accepted.
+    assert!(matches!(
+        store
+            .report_boot_action(&a, Some("Failure"), &[detail("late", true)], 1_700_000_300)
+            .unwrap(),
+        ReportOutcome::AlreadyFinalized(r) if r.status == "Success"
+    ));
+    assert_eq!(
+        store
+            .report_boot_action("01HZZZZZZZZZZZZZZZZZZZZZ0C", None, &[], 0)
+            .unwrap(),
+        ReportOutcome::Unknown
+    );
+    // Everything survives a reopen.
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let details = store.boot_action_details(&a).unwrap();
+    assert_eq!(details, [detail("started", false), detail("done", false)]);
+    assert_eq!(store.boot_action(&a).unwrap().unwrap().status, "Success");
+    assert_eq!(store.boot_action(&b).unwrap().unwrap().finalized, None);
+    assert!(store.boot_action("nope").unwrap().is_none());
+}
+
+#[test]
+fn a_boot_action_id_must_be_a_ulid_and_a_bad_one_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let err = store
+        .create_boot_actions(
+            "n00001",
+            "dep-1",
+            0,
+            &[
+                ("01HZZZZZZZZZZZZZZZZZZZZZ0A".into(), "a".into()),
+                ("short".into(), "b".into()),
+            ],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("short"), "{err}");
+    assert!(store.boot_actions_of("n00001", "dep-1").unwrap().is_empty());
+}
+
+#[test]
+fn build_data_keeps_history_and_latest_gives_one_per_generator() {
+    use slipway::state::BuildDataRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let rec = |generator: &str, data: &str, at| BuildDataRecord {
+        node: "n00001".into(),
+        task_id: None,
+        generator: generator.into(),
+        data_format: "text/plain".into(),
+        data_element: data.into(),
+        collected_at: at,
+    };
+    for r in [
+        rec("lshw", "old", 10),
+        rec("lshw", "new", 20),
+        rec("dmesg", "boot", 15),
+    ] {
+        store.add_build_data(&r).unwrap();
+    }
+    let all = store.build_data("n00001", false).unwrap();
+    let texts: Vec<&str> = all.iter().map(|r| r.data_element.as_str()).collect();
+    assert_eq!(texts, ["old", "boot", "new"]);
+    assert_eq!(
+        store.build_data("n00001", true).unwrap(),
+        [rec("dmesg", "boot", 15), rec("lshw", "new", 20)]
+    );
+    assert!(store.build_data("n00002", true).unwrap().is_empty());
+}
+
+#[test]
+fn tasks_and_their_messages_round_trip() {
+    use slipway::state::{TaskMessage, TaskRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = Store::open(&path).unwrap();
+    let mut task = TaskRecord {
+        task_id: "t1".into(),
+        parent_task_id: None,
+        action: "verify_site".into(),
+        status: "requested".into(),
+        result: None,
+        design_ref: Some("deckhand+https://x/y".into()),
+        node_filter: Some(serde_json::json!({"filter_set_type": "union", "filter_set": []})),
+        created: 100,
+        created_by: Some("ada".into()),
+        updated: None,
+        terminated: None,
+        body: serde_json::json!({"retry": {}}),
+    };
+    store.put_task(&task).unwrap();
+    let child = TaskRecord {
+        task_id: "t2".into(),
+        parent_task_id: Some("t1".into()),
+        created: 101,
+        node_filter: None,
+        ..task.clone()
+    };
+    store.put_task(&child).unwrap();
+    task.status = "complete".into();
+    task.result = Some("Success".into());
+    task.updated = Some(200);
+    store.put_task(&task).unwrap();
+    let m = TaskMessage {
+        ts: 150,
+        message: "node n00001 verified".into(),
+        error: false,
+        context_type: Some("node".into()),
+        context: Some("n00001".into()),
+        extra: serde_json::json!({}),
+    };
+    store.add_task_message("t1", &m).unwrap();
+    // A message for an unknown task is refused (foreign key).
+    assert!(store.add_task_message("nope", &m).is_err());
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.task("t1").unwrap().unwrap(), task);
+    assert_eq!(store.tasks().unwrap(), [task, child]);
+    assert_eq!(store.task_messages("t1").unwrap(), [m]);
+    assert!(store.task("t3").unwrap().is_none());
 }

@@ -1,0 +1,238 @@
+//! Boot actions of node deployments and their status reports (DESIGN §4–5).
+//!
+//! One row per (node, boot action) of a deployment, keyed by its ULID
+//! `action_id`; reports are appended, never rewritten, and a report carrying a
+//! final status closes the action in the same transaction.
+
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use super::{Context, StateError, Store};
+
+/// The status of a boot action no node has finalised yet (Drydock's word).
+pub const BOOT_ACTION_INCOMPLETE: &str = "Incomplete";
+
+/// One boot action of a node's deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootActionRecord {
+    /// 26-character ULID.
+    pub action_id: String,
+    /// Hostname of the node.
+    pub node: String,
+    /// Name of the BootAction document.
+    pub action: String,
+    /// The deployment the action belongs to.
+    pub deployment: String,
+    /// When it was created, seconds since the Unix epoch.
+    pub created: i64,
+    /// `Incomplete` until finalised, then the status reported (`Success`, `Failure`).
+    pub status: String,
+    /// When a report finalised it, seconds since the Unix epoch.
+    pub finalized: Option<i64>,
+}
+
+/// One detail of a status report, as the node sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootActionDetail {
+    /// Seconds since the Unix epoch when it was recorded.
+    pub ts: i64,
+    /// The node's message.
+    pub message: String,
+    /// Whether the node reported it as an error.
+    pub error: bool,
+    /// Any other fields of the detail, as a JSON object.
+    pub extra: serde_json::Value,
+}
+
+/// What recording a status report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// No boot action has that id (HTTP 404).
+    Unknown,
+    /// The action was already finalised; nothing was written (HTTP 409).
+    AlreadyFinalized(BootActionRecord),
+    /// The report is committed; the action as it now stands (HTTP 200).
+    Recorded(BootActionRecord),
+}
+
+const COLUMNS: &str = "action_id, node, action, deployment, created, status, finalized";
+
+fn read_action(r: &Row<'_>) -> rusqlite::Result<BootActionRecord> {
+    Ok(BootActionRecord {
+        action_id: r.get(0)?,
+        node: r.get(1)?,
+        action: r.get(2)?,
+        deployment: r.get(3)?,
+        created: r.get(4)?,
+        status: r.get(5)?,
+        finalized: r.get(6)?,
+    })
+}
+
+impl Store {
+    /// Records the boot actions of a node's new deployment, `(action_id, action
+    /// name)` each, in one transaction, all `Incomplete`.
+    pub fn create_boot_actions(
+        &mut self,
+        node: &str,
+        deployment: &str,
+        created: i64,
+        actions: &[(String, String)],
+    ) -> Result<(), StateError> {
+        let what = || format!("creating boot actions of node {node}, deployment {deployment}");
+        let tx = self.conn.transaction().ctx(what)?;
+        {
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO boot_actions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)"
+                ))
+                .ctx(what)?;
+            for (id, action) in actions {
+                insert
+                    .execute(params![
+                        id,
+                        node,
+                        action,
+                        deployment,
+                        created,
+                        BOOT_ACTION_INCOMPLETE
+                    ])
+                    .ctx(|| format!("{}: boot action {action} ({id})", what()))?;
+            }
+        }
+        tx.commit().ctx(what)
+    }
+
+    /// The boot actions of one deployment of a node, by action name.
+    pub fn boot_actions_of(
+        &self,
+        node: &str,
+        deployment: &str,
+    ) -> Result<Vec<BootActionRecord>, StateError> {
+        let what = || format!("reading boot actions of node {node}, deployment {deployment}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM boot_actions WHERE node = ?1 AND deployment = ?2
+                 ORDER BY action, action_id"
+            ))
+            .ctx(what)?;
+        let rows = stmt
+            .query_map(params![node, deployment], read_action)
+            .ctx(what)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(what);
+        rows
+    }
+
+    /// One boot action by id.
+    pub fn boot_action(&self, action_id: &str) -> Result<Option<BootActionRecord>, StateError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM boot_actions WHERE action_id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([action_id], read_action).optional())
+            .ctx(|| format!("reading boot action {action_id}"))
+    }
+
+    /// The details reported for a boot action, oldest first.
+    pub fn boot_action_details(
+        &self,
+        action_id: &str,
+    ) -> Result<Vec<BootActionDetail>, StateError> {
+        let what = || format!("reading the reports of boot action {action_id}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT ts, message, error, extra FROM boot_action_status
+                 WHERE action_id = ?1 ORDER BY id",
+            )
+            .ctx(what)?;
+        let rows = stmt
+            .query_map([action_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .ctx(what)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ts, message, error, extra) = row.ctx(what)?;
+            let extra = serde_json::from_str(&extra).map_err(|e| {
+                StateError::Sql(format!(
+                    "boot action {action_id}: expected a JSON object in `extra`, found an unreadable value: {e}"
+                ))
+            })?;
+            out.push(BootActionDetail {
+                ts,
+                message,
+                error,
+                extra,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Appends a node's status report and, when it carries a `status`,
+    /// finalises the action, all in one transaction that is committed before
+    /// this returns (so nothing acknowledged is lost). A finalised action
+    /// accepts nothing more.
+    pub fn report_boot_action(
+        &mut self,
+        action_id: &str,
+        status: Option<&str>,
+        details: &[BootActionDetail],
+        now: i64,
+    ) -> Result<ReportOutcome, StateError> {
+        let what = || format!("recording a report for boot action {action_id}");
+        // IMMEDIATE: the finalised check and the write happen under one lock,
+        // so two reports racing cannot both finalise.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let select = format!("SELECT {COLUMNS} FROM boot_actions WHERE action_id = ?1");
+        let Some(record) = tx
+            .query_row(&select, [action_id], read_action)
+            .optional()
+            .ctx(what)?
+        else {
+            return Ok(ReportOutcome::Unknown);
+        };
+        if record.finalized.is_some() {
+            return Ok(ReportOutcome::AlreadyFinalized(record));
+        }
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO boot_action_status (action_id, ts, message, error, extra)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .ctx(what)?;
+            for d in details {
+                insert
+                    .execute(params![
+                        action_id,
+                        d.ts,
+                        d.message,
+                        d.error,
+                        d.extra.to_string()
+                    ])
+                    .ctx(what)?;
+            }
+            if let Some(status) = status {
+                tx.execute(
+                    "UPDATE boot_actions SET status = ?2, finalized = ?3 WHERE action_id = ?1",
+                    params![action_id, status, now],
+                )
+                .ctx(what)?;
+            }
+        }
+        let record = tx.query_row(&select, [action_id], read_action).ctx(what)?;
+        tx.commit().ctx(what)?;
+        Ok(ReportOutcome::Recorded(record))
+    }
+}
