@@ -188,7 +188,12 @@ fn treasuremap_documents_are_processed_without_a_crash() {
         }
         // The only errors are in documents whose values Deckhand would substitute
         // (slipway does not resolve substitutions; docs/compat.md).
-        let substituted: Vec<_> = v.messages.iter().filter(|m| m.code == "SW111").flat_map(|m| m.documents.clone()).collect();
+        let substituted: Vec<_> = v
+            .messages
+            .iter()
+            .filter(|m| m.code == "SW111")
+            .flat_map(|m| m.documents.clone())
+            .collect();
         for m in v.messages.iter().filter(|m| m.error) {
             assert!(
                 m.documents.iter().any(|d| substituted.contains(d)),

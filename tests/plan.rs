@@ -343,11 +343,11 @@ fn rev(n: u32) -> Revision {
     }
 }
 
-/// 10,000 nodes: planning is fast, a full apply is one transaction, and a change
-/// to one node writes only that node. Timings are asserted in release builds
-/// only (`cargo test --release --test plan ten_thousand`).
+/// 10,000 nodes: a full apply is one transaction, replanning is empty, and a
+/// change to one node writes only that node. Times are printed, never asserted
+/// (figures live in docs/benchmarks.md).
 #[test]
-fn ten_thousand_nodes() {
+fn ten_thousand_nodes_replan_empty_and_one_change_writes_one_node() {
     let site = Site::with_nodes(10_000);
     let design = site.valid_design();
     let dir = tempfile::tempdir().unwrap();
@@ -403,13 +403,6 @@ fn ten_thousand_nodes() {
     eprintln!(
         "10,000 nodes: plan {plan_full:?}, apply {apply_full:?}, replan {replan:?}, apply one {apply_one:?}"
     );
-    if !cfg!(debug_assertions) {
-        assert!(replan.as_millis() < 100, "replan took {replan:?}");
-        assert!(
-            apply_one.as_millis() < 100,
-            "apply of one node took {apply_one:?}"
-        );
-    }
 }
 
 proptest! {
