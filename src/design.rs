@@ -231,64 +231,94 @@ pub fn sort_messages(messages: &mut [Message]) {
 
 /// Schema-checks each document and types the valid ones.
 pub fn build(documents: Vec<Document>) -> (Design, Vec<Message>) {
-    let checks: Vec<Vec<Message>> = {
-        use rayon::prelude::*;
-        documents.par_iter().map(schema::check).collect()
-    };
-    let mut design = Design::default();
-    let mut messages = Vec::new();
-    for (i, (doc, errs)) in documents.iter().zip(checks).enumerate() {
-        if !errs.is_empty() {
-            messages.extend(errs);
-            continue;
-        }
-        let r = match doc.kind {
-            Kind::Region => typed(doc, i, &mut design.regions),
-            Kind::Rack => typed(doc, i, &mut design.racks),
-            Kind::NetworkLink => typed(doc, i, &mut design.links),
-            Kind::Network => typed(doc, i, &mut design.networks),
-            Kind::HardwareProfile => typed(doc, i, &mut design.hardware_profiles),
-            Kind::HostProfile => typed(doc, i, &mut design.host_profiles),
-            Kind::BaremetalNode => typed(doc, i, &mut design.nodes),
-            Kind::BootAction => typed(doc, i, &mut design.boot_actions),
-        };
-        match r {
-            Ok(pos) => {
-                design
-                    .index
-                    .entry((doc.kind, doc.name.clone()))
-                    .or_insert(pos);
+    use rayon::prelude::*;
+    // Schema check and typing are per document: both run in parallel.
+    let typed: Vec<Result<Typed, Vec<Message>>> = documents
+        .par_iter()
+        .map(|doc| {
+            let errs = schema::check(doc);
+            if !errs.is_empty() {
+                return Err(errs);
             }
-            Err(e) => messages.push(
-                Message::error(
+            Typed::read(doc).map_err(|e| {
+                vec![Message::error(
                     "SW202",
                     format!("{} cannot be read: {e}", doc.kind.name()),
                     "Give the field a value of the type Drydock expects.",
                 )
                 .about(doc.schema(), &doc.name)
-                .at(&doc.file, doc.line),
-            ),
-        }
+                .at(&doc.file, doc.line)]
+            })
+        })
+        .collect();
+    let mut design = Design::default();
+    let mut messages = Vec::new();
+    for (i, (doc, t)) in documents.iter().zip(typed).enumerate() {
+        let t = match t {
+            Ok(t) => t,
+            Err(errs) => {
+                messages.extend(errs);
+                continue;
+            }
+        };
+        let name = doc.name.clone();
+        let pos = match t {
+            Typed::Region(d) => push(&mut design.regions, name, i, d),
+            Typed::Rack(d) => push(&mut design.racks, name, i, d),
+            Typed::NetworkLink(d) => push(&mut design.links, name, i, d),
+            Typed::Network(d) => push(&mut design.networks, name, i, d),
+            Typed::HardwareProfile(d) => push(&mut design.hardware_profiles, name, i, d),
+            Typed::HostProfile(d) => push(&mut design.host_profiles, name, i, d),
+            Typed::BaremetalNode(d) => push(&mut design.nodes, name, i, d),
+            Typed::BootAction(d) => push(&mut design.boot_actions, name, i, d),
+        };
+        design
+            .index
+            .entry((doc.kind, doc.name.clone()))
+            .or_insert(pos);
     }
     design.documents = documents;
     (design, messages)
 }
 
-fn typed<T: DeserializeOwned>(
-    doc: &Document,
-    i: usize,
-    list: &mut Vec<Entity<T>>,
-) -> Result<usize, serde_json::Error> {
-    let data = if doc.data.is_null() {
-        serde_json::Value::Object(Default::default())
-    } else {
-        doc.data.clone()
-    };
-    let data: T = serde_json::from_value(data)?;
-    list.push(Entity {
-        name: doc.name.clone(),
-        doc: i,
-        data,
-    });
-    Ok(list.len() - 1)
+/// A document's data, typed by its kind.
+enum Typed {
+    Region(RegionData),
+    Rack(RackData),
+    NetworkLink(NetworkLinkData),
+    Network(NetworkData),
+    HardwareProfile(HardwareProfileData),
+    HostProfile(HostData),
+    BaremetalNode(HostData),
+    BootAction(BootActionData),
+}
+
+impl Typed {
+    fn read(doc: &Document) -> Result<Typed, serde_json::Error> {
+        fn de<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, serde_json::Error> {
+            // `data: ~` reads as an empty mapping (the schema stage has already
+            // rejected it where that matters).
+            if v.is_null() {
+                T::deserialize(&serde_json::Value::Object(Default::default()))
+            } else {
+                T::deserialize(v)
+            }
+        }
+        let d = &doc.data;
+        Ok(match doc.kind {
+            Kind::Region => Typed::Region(de(d)?),
+            Kind::Rack => Typed::Rack(de(d)?),
+            Kind::NetworkLink => Typed::NetworkLink(de(d)?),
+            Kind::Network => Typed::Network(de(d)?),
+            Kind::HardwareProfile => Typed::HardwareProfile(de(d)?),
+            Kind::HostProfile => Typed::HostProfile(de(d)?),
+            Kind::BaremetalNode => Typed::BaremetalNode(de(d)?),
+            Kind::BootAction => Typed::BootAction(de(d)?),
+        })
+    }
+}
+
+fn push<T>(list: &mut Vec<Entity<T>>, name: String, doc: usize, data: T) -> usize {
+    list.push(Entity { name, doc, data });
+    list.len() - 1
 }

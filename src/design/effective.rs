@@ -7,6 +7,7 @@
 //! when both child and parent define storage (a bug); slipway keeps them all.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::model::*;
 use super::{Design, Entity};
@@ -26,12 +27,14 @@ pub struct EffectiveNode {
     pub hardware_profile: Option<String>,
     pub primary_network: Option<String>,
     pub oob: Option<Oob>,
-    pub physical_devices: Vec<(String, PhysicalDevice)>,
-    pub volume_groups: Vec<(String, VolumeGroup)>,
-    pub interfaces: Vec<(String, Interface)>,
+    // Profile-derived collections are shared between the nodes of a profile
+    // (copy on write), so compiling 10,000 nodes does not copy them 10,000 times.
+    pub physical_devices: Arc<Vec<(String, PhysicalDevice)>>,
+    pub volume_groups: Arc<Vec<(String, VolumeGroup)>>,
+    pub interfaces: Arc<Vec<(String, Interface)>>,
     pub image: Option<String>,
     pub kernel: Option<String>,
-    pub kernel_params: BTreeMap<String, serde_json::Value>,
+    pub kernel_params: Arc<BTreeMap<String, serde_json::Value>>,
     pub tags: Vec<String>,
     pub owner_data: BTreeMap<String, String>,
     pub rack: Option<String>,
@@ -226,7 +229,7 @@ fn apply_layer(eff: &mut EffectiveNode, layer: &HostData) {
         inherit(&platform.image, &mut eff.image);
         inherit(&platform.kernel, &mut eff.kernel);
         if let Some(kp) = &platform.kernel_params {
-            eff.kernel_params = merge_map(kp, &eff.kernel_params);
+            eff.kernel_params = Arc::new(merge_map(kp, &eff.kernel_params));
         }
     }
     if let Some(meta) = &layer.metadata {
@@ -244,17 +247,15 @@ fn apply_layer(eff: &mut EffectiveNode, layer: &HostData) {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        eff.physical_devices = merge_named(
-            devs,
-            std::mem::take(&mut eff.physical_devices),
-            merge_device,
-        );
+        let parent = Arc::unwrap_or_clone(std::mem::take(&mut eff.physical_devices));
+        eff.physical_devices = Arc::new(merge_named(devs, parent, merge_device));
         let vgs: Vec<_> = storage
             .volume_groups
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        eff.volume_groups = merge_named(vgs, std::mem::take(&mut eff.volume_groups), merge_vg);
+        let parent = Arc::unwrap_or_clone(std::mem::take(&mut eff.volume_groups));
+        eff.volume_groups = Arc::new(merge_named(vgs, parent, merge_vg));
     }
     // A null interface (`bond0: ~`) is skipped, as Drydock's ingester does.
     let ifaces: Vec<_> = layer
@@ -263,7 +264,8 @@ fn apply_layer(eff: &mut EffectiveNode, layer: &HostData) {
         .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
         .collect();
     if !ifaces.is_empty() || !layer.interfaces.is_empty() {
-        eff.interfaces = merge_named(ifaces, std::mem::take(&mut eff.interfaces), merge_interface);
+        let parent = Arc::unwrap_or_clone(std::mem::take(&mut eff.interfaces));
+        eff.interfaces = Arc::new(merge_named(ifaces, parent, merge_interface));
     }
 }
 

@@ -90,7 +90,7 @@ fn nics(ctx: &Ctx, out: &mut Vec<Message>) {
     for node in nodes_by_interfaces(ctx) {
         // (slave, interface): a node has a handful, so a list beats a map.
         let mut owner: Vec<(&str, &str)> = Vec::new();
-        for (name, iface) in &node.interfaces {
+        for (name, iface) in node.interfaces.iter() {
             if unconfigured(&iface.labels) {
                 continue;
             }

@@ -738,7 +738,7 @@ fn interface_networks_allowed(ctx: &Ctx, out: &mut Vec<Message>) {
     // A defect written in a profile is reported once, at the line that has it.
     let mut seen: FxSet<(usize, String)> = FxSet::default();
     for node in nodes_by_interfaces(ctx) {
-        for (name, iface) in &node.interfaces {
+        for (name, iface) in node.interfaces.iter() {
             let Some(link) = iface.device_link.as_deref() else {
                 continue;
             };

@@ -87,7 +87,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     }
 
     // --- References into the hardware profile.
-    for (key, value) in kp {
+    for (key, value) in kp.iter() {
         let text = scalar_text(value);
         let Some(reference) = text.strip_prefix("hardwareprofile:") else {
             continue;

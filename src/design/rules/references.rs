@@ -415,7 +415,7 @@ pub(crate) fn interfaces_without_link(ctx: &Ctx, out: &mut Vec<Message>) {
     let mut seen: FxSet<(usize, String)> = FxSet::default();
     for node in nodes_by_interfaces(ctx) {
         let mut node_layers = None;
-        for (name, iface) in &node.interfaces {
+        for (name, iface) in node.interfaces.iter() {
             if named(&iface.device_link).is_some()
                 || iface.networks.as_ref().map_or(true, |n| n.is_empty())
             {

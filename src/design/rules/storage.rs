@@ -428,7 +428,7 @@ impl Item<'_> {
 fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     // --- BootStorageRational (DD1001): partitions named root and boot.
     let mut root_seen = false;
-    for (dev, d) in &node.physical_devices {
+    for (dev, d) in node.physical_devices.iter() {
         for p in d.partitions.iter().flatten() {
             let (min, label) = match p.name.as_deref() {
                 Some("root") => (20 * GB, "root"),
@@ -491,7 +491,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
 
     // --- StoragePartitioning (DD2002).
     let mut pv_vgs: HashSet<&str> = HashSet::new();
-    for (dev, d) in &node.physical_devices {
+    for (dev, d) in node.physical_devices.iter() {
         let has_parts = d.partitions.as_ref().is_some_and(|p| !p.is_empty());
         let has_vg = d.volume_group.is_some();
         if has_parts == has_vg {
@@ -531,7 +531,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             }
         }
     }
-    for (vg, _) in &node.volume_groups {
+    for (vg, _) in node.volume_groups.iter() {
         if !pv_vgs.contains(vg.as_str()) {
             let origin = locate_vg(design, node, vg);
             r.error(
@@ -546,7 +546,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
 
     // --- Sizes: format, sign, percent sums, `>` placement (DD2003 and beyond).
     let mut groups: Vec<(String, &'static str, Vec<Item>)> = Vec::new();
-    for (dev, d) in &node.physical_devices {
+    for (dev, d) in node.physical_devices.iter() {
         let items = d
             .partitions
             .iter()
@@ -555,7 +555,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             .collect();
         groups.push((format!("device {dev}"), "SW356", items));
     }
-    for (vg, g) in &node.volume_groups {
+    for (vg, g) in node.volume_groups.iter() {
         let items = g
             .logical_volumes
             .iter()
@@ -647,14 +647,14 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
 
     // --- Mount points (DD2004 and beyond).
     let mut mounts: BTreeMap<&str, Vec<Item>> = BTreeMap::new();
-    for (dev, d) in &node.physical_devices {
+    for (dev, d) in node.physical_devices.iter() {
         for p in d.partitions.iter().flatten() {
             if let Some(mp) = p.filesystem.as_ref().and_then(|f| f.mountpoint.as_deref()) {
                 mounts.entry(mp).or_default().push(Item::Part(dev, p));
             }
         }
     }
-    for (vg, g) in &node.volume_groups {
+    for (vg, g) in node.volume_groups.iter() {
         for lv in &g.logical_volumes {
             if let Some(mp) = lv.filesystem.as_ref().and_then(|f| f.mountpoint.as_deref()) {
                 mounts.entry(mp).or_default().push(Item::Lv(vg, lv));
