@@ -14,7 +14,7 @@ use slipway::design::{self, parse, rules, DesignFile};
 // Validation and planning allocate many small strings and maps; glibc's
 // allocator spends more time than the work itself on them (see docs/benchmarks.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn site(nodes: usize) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -12,7 +12,7 @@ mod cli;
 // Validation and planning allocate many small strings and maps; glibc's
 // allocator spends more time than the work itself on them (see docs/benchmarks.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Declarative GitOps controller for bare-metal provisioning (Drydock designs).
 #[derive(Parser)]

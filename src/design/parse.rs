@@ -1,10 +1,12 @@
 //! Design files to documents with provenance (parse stage, codes `SW1nn`).
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::message::Message;
-use super::yaml::{self, KeyProblem, Node, Value};
+use super::yaml::{self, KeyProblem, Value};
 use super::Kind;
 
 /// One file of a design: its path relative to the design root and its bytes.
@@ -29,8 +31,10 @@ pub struct Document {
     pub canonical: String,
     /// The document's `data` (or legacy `spec`).
     pub data: serde_json::Value,
-    /// The YAML tree of `data`, kept to find the line of a field.
-    pub tree: Node,
+    /// Where the document's text is, to find the line of a field when a
+    /// message needs it (re-parsed on demand: keeping every tree would double
+    /// the memory of a large site for the rare invalid field).
+    origin: Origin,
     /// Written in the legacy `apiVersion`/`kind`/`spec` format.
     pub legacy: bool,
 }
@@ -38,13 +42,34 @@ pub struct Document {
 impl Document {
     /// The line of the field a JSON pointer into `data` names (or its nearest parent).
     pub fn line_of(&self, pointer: &str) -> u32 {
-        self.tree.line_of_pointer(pointer)
+        let o = &self.origin;
+        let Ok(docs) = yaml::parse_stream_at(&o.text[o.span.clone()], o.chunk_line - 1) else {
+            return self.line;
+        };
+        match docs.into_iter().nth(o.index) {
+            Some(d) => match d.root.get(o.data_key) {
+                Some(data) => data.line_of_pointer(pointer),
+                None => self.line,
+            },
+            None => self.line,
+        }
     }
 
     /// `drydock/<Kind>/v1`.
     pub fn schema(&self) -> &'static str {
         self.kind.schema()
     }
+}
+
+/// The text a document was read from: its file's text, the byte range of the
+/// chunk it was parsed in, the chunk's first line, its index in the chunk.
+#[derive(Debug, Clone)]
+struct Origin {
+    text: Arc<str>,
+    span: std::ops::Range<usize>,
+    chunk_line: u32,
+    index: usize,
+    data_key: &'static str,
 }
 
 /// The documents and parse-stage messages of a set of files.
@@ -88,17 +113,21 @@ pub fn parse_file(file: &DesignFile) -> Parsed {
             return out;
         }
     };
-    let chunks = split_documents(text);
+    let shared: Arc<str> = Arc::from(text);
+    let base = shared.as_ptr() as usize;
+    let chunks: Vec<(u32, std::ops::Range<usize>)> = split_documents(&shared)
+        .into_iter()
+        .map(|(l, c)| {
+            let start = c.as_ptr() as usize - base;
+            (l, start..start + c.len())
+        })
+        .collect();
+    let parse =
+        |(l, r): &(u32, std::ops::Range<usize>)| parse_chunk(&file.path, &shared, r.clone(), *l);
     let per_chunk: Vec<Parsed> = if chunks.len() > 8 {
-        chunks
-            .par_iter()
-            .map(|(l, c)| parse_chunk(&file.path, *l, c))
-            .collect()
+        chunks.par_iter().map(parse).collect()
     } else {
-        chunks
-            .iter()
-            .map(|(l, c)| parse_chunk(&file.path, *l, c))
-            .collect()
+        chunks.iter().map(parse).collect()
     };
     for p in per_chunk {
         out.documents.extend(p.documents);
@@ -108,8 +137,14 @@ pub fn parse_file(file: &DesignFile) -> Parsed {
 }
 
 /// Parses one chunk of a stream (one or more documents) starting at `start_line`.
-fn parse_chunk(path: &str, start_line: u32, chunk: &str) -> Parsed {
+fn parse_chunk(
+    path: &str,
+    text: &Arc<str>,
+    span: std::ops::Range<usize>,
+    start_line: u32,
+) -> Parsed {
     let mut out = Parsed::default();
+    let chunk = &text[span.clone()];
     let docs = match yaml::parse_stream_at(chunk, start_line - 1) {
         Ok(d) => d,
         Err(e) => {
@@ -124,8 +159,15 @@ fn parse_chunk(path: &str, start_line: u32, chunk: &str) -> Parsed {
             return out;
         }
     };
-    for d in docs {
-        let (doc, msgs) = envelope(path, d);
+    for (index, d) in docs.into_iter().enumerate() {
+        let origin = Origin {
+            text: text.clone(),
+            span: span.clone(),
+            chunk_line: start_line,
+            index,
+            data_key: "data",
+        };
+        let (doc, msgs) = envelope(path, d, origin);
         out.messages.extend(msgs);
         out.documents.extend(doc);
     }
@@ -181,21 +223,12 @@ fn only_comments(s: &str) -> bool {
     })
 }
 
-/// Moves the value of a mapping key out of `node` (the last one, as YAML readers do).
-fn take_entry(node: &mut Node, key: &str) -> Option<Node> {
-    match &mut node.value {
-        Value::Map(entries) => {
-            let i = entries
-                .iter()
-                .rposition(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))?;
-            Some(entries.swap_remove(i).1)
-        }
-        _ => None,
-    }
-}
-
 /// Reads a document's envelope; returns the Drydock document, if it is one.
-fn envelope(file: &str, doc: yaml::YamlDocument) -> (Option<Document>, Vec<Message>) {
+fn envelope(
+    file: &str,
+    doc: yaml::YamlDocument,
+    mut origin: Origin,
+) -> (Option<Document>, Vec<Message>) {
     let mut msgs = Vec::new();
     let root = doc.root;
     let line = doc.line.max(1);
@@ -343,12 +376,7 @@ fn envelope(file: &str, doc: yaml::YamlDocument) -> (Option<Document>, Vec<Messa
         .as_object_mut()
         .and_then(|m| m.remove(data_key))
         .unwrap_or(serde_json::Value::Null);
-    let mut root = root;
-    let tree = take_entry(&mut root, data_key).unwrap_or(Node {
-        value: Value::Null,
-        line,
-        col: 1,
-    });
+    origin.data_key = data_key;
     let doc = Document {
         kind,
         name,
@@ -357,7 +385,7 @@ fn envelope(file: &str, doc: yaml::YamlDocument) -> (Option<Document>, Vec<Messa
         hash,
         canonical,
         data,
-        tree,
+        origin,
         legacy,
     };
     (Some(doc), msgs)
