@@ -251,6 +251,13 @@ pub fn build(documents: Vec<Document>) -> (Design, Vec<Message>) {
             })
         })
         .collect();
+    // The JSON form was for the schema stage and typing only; the typed data
+    // and the canonical text carry everything after this. Freeing it halves the
+    // memory a large design holds.
+    let mut documents = documents;
+    documents
+        .par_iter_mut()
+        .for_each(|d| d.data = serde_json::Value::Null);
     let mut design = Design::default();
     let mut messages = Vec::new();
     for (i, (doc, t)) in documents.iter().zip(typed).enumerate() {

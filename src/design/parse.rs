@@ -29,7 +29,9 @@ pub struct Document {
     pub hash: String,
     /// The canonical JSON of the whole document, as stored in state.
     pub canonical: String,
-    /// The document's `data` (or legacy `spec`).
+    /// The document's `data` (or legacy `spec`) as JSON, for the schema stage and
+    /// typing; `design::build` empties it afterwards (the typed data and
+    /// `canonical` carry everything).
     pub data: serde_json::Value,
     /// Where the document's text is, to find the line of a field when a
     /// message needs it (re-parsed on demand: keeping every tree would double
