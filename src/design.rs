@@ -207,6 +207,14 @@ pub fn validate(files: &[DesignFile]) -> Validation {
     } else {
         messages.extend(rules::check(&design));
     }
+    // Every message has a source; one about the design as a whole (no networks,
+    // semantic stage skipped) points at "-", line 0.
+    for m in messages.iter_mut().filter(|m| m.source.is_none()) {
+        m.source = Some(SourceRef {
+            file: "-".to_string(),
+            line: 0,
+        });
+    }
     sort_messages(&mut messages);
     Validation {
         design: Some(design),
