@@ -348,7 +348,7 @@ fn envelope(
     }
 
     let mut problems = Vec::new();
-    let whole = root.to_json(&mut problems);
+    let whole = root.into_json(&mut problems);
     for p in problems {
         match p {
             KeyProblem::NotAString { line, key } => msgs.push(

@@ -425,30 +425,47 @@ impl Node {
 
     /// Converts to JSON, collecting keys JSON cannot hold faithfully.
     pub fn to_json(&self, problems: &mut Vec<KeyProblem>) -> serde_json::Value {
+        self.clone().into_json(problems)
+    }
+
+    /// Converts to JSON, moving the strings out of the tree.
+    pub fn into_json(self, problems: &mut Vec<KeyProblem>) -> serde_json::Value {
         use serde_json::Value as J;
-        match &self.value {
+        match self.value {
             Value::Null => J::Null,
-            Value::Bool(b) => J::Bool(*b),
-            Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
+            Value::Bool(b) => J::Bool(b),
+            Value::Int(i) => J::from(i),
+            Value::Float(f) => serde_json::Number::from_f64(f)
                 .map(J::Number)
                 // NaN and infinities have no JSON form; keep their YAML spelling.
                 .unwrap_or_else(|| J::String(format!("{f}"))),
-            Value::Str(s) => J::String(s.clone()),
-            Value::Seq(items) => J::Array(items.iter().map(|n| n.to_json(problems)).collect()),
+            Value::Str(s) => J::String(s),
+            Value::Seq(items) => {
+                J::Array(items.into_iter().map(|n| n.into_json(problems)).collect())
+            }
             Value::Map(entries) => {
-                let mut map = serde_json::Map::with_capacity(entries.len());
+                let mut map = serde_json::Map::new();
                 for (k, v) in entries {
-                    let key = key_text(k);
-                    if !matches!(k.value, Value::Str(_)) {
+                    let line = k.line;
+                    let is_str = matches!(k.value, Value::Str(_));
+                    let key = match k.value {
+                        Value::Str(s) => s,
+                        _ => key_text(&k),
+                    };
+                    if !is_str {
                         problems.push(KeyProblem::NotAString {
-                            line: k.line,
+                            line,
                             key: key.clone(),
                         });
                     }
-                    if map.insert(key.clone(), v.to_json(problems)).is_some() {
-                        problems.push(KeyProblem::Duplicate { line: k.line, key });
+                    let value = v.into_json(problems);
+                    if map.contains_key(&key) {
+                        problems.push(KeyProblem::Duplicate {
+                            line,
+                            key: key.clone(),
+                        });
                     }
+                    map.insert(key, value);
                 }
                 J::Object(map)
             }
