@@ -456,25 +456,36 @@ fn is_seq_entry(t: &str) -> bool {
 /// A plain scalar's text (comment and trailing spaces removed), if the subset
 /// reads it the way YAML does.
 fn plain(t: &str) -> R<&str> {
-    let t = match t.find(" #") {
-        Some(i) => &t[..i],
-        None => t,
-    };
-    let t = t.trim_end_matches([' ', '\t']);
+    // One pass: cut at a ` #` comment, bail on `: ` or an inner tab.
     let b = t.as_bytes();
-    if b.is_empty() {
+    let mut end = b.len();
+    let mut first_tab = usize::MAX;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'#' if i > 0 && b[i - 1] == b' ' => {
+                end = i - 1;
+                break;
+            }
+            b':' if b.get(i + 1) == Some(&b' ') => return Err(Bail),
+            b'\t' if first_tab == usize::MAX => first_tab = i,
+            _ => {}
+        }
+        i += 1;
+    }
+    while end > 0 && matches!(b[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    if end == 0 || first_tab < end || b[end - 1] == b':' {
         return Err(Bail);
     }
     match b[0] {
         b'[' | b']' | b'{' | b'}' | b',' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\''
         | b'"' | b'%' | b'@' | b'`' => return Err(Bail),
-        b'-' | b'?' | b':' if b.len() == 1 || b[1] == b' ' => return Err(Bail),
+        b'-' | b'?' | b':' if end == 1 || b[1] == b' ' => return Err(Bail),
         _ => {}
     }
-    if t.contains(": ") || t.ends_with(':') || t.contains('\t') {
-        return Err(Bail);
-    }
-    Ok(t)
+    Ok(&t[..end])
 }
 
 /// Splits `key: rest` (or `key:` at the end of the line); `None` when the line is
