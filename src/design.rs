@@ -240,32 +240,32 @@ pub fn sort_messages(messages: &mut [Message]) {
 /// Schema-checks each document and types the valid ones.
 pub fn build(documents: Vec<Document>) -> (Design, Vec<Message>) {
     use rayon::prelude::*;
-    // Schema check and typing are per document: both run in parallel.
+    // Schema check and typing are per document: both run in parallel. The JSON
+    // form is only for them: each document's is freed as soon as it is typed, so
+    // a large design never holds both forms at once (the typed data and the
+    // canonical text carry everything after this).
+    let mut documents = documents;
     let typed: Vec<Result<Typed, Vec<Message>>> = documents
-        .par_iter()
+        .par_iter_mut()
         .map(|doc| {
             let errs = schema::check(doc);
-            if !errs.is_empty() {
-                return Err(errs);
-            }
-            Typed::read(doc).map_err(|e| {
-                vec![Message::error(
-                    "SW202",
-                    format!("{} cannot be read: {e}", doc.kind.name()),
-                    "Give the field a value of the type Drydock expects.",
-                )
-                .about(doc.schema(), &doc.name)
-                .at(&doc.file, doc.line)]
-            })
+            let t = if !errs.is_empty() {
+                Err(errs)
+            } else {
+                Typed::read(doc).map_err(|e| {
+                    vec![Message::error(
+                        "SW202",
+                        format!("{} cannot be read: {e}", doc.kind.name()),
+                        "Give the field a value of the type Drydock expects.",
+                    )
+                    .about(doc.schema(), &doc.name)
+                    .at(&doc.file, doc.line)]
+                })
+            };
+            doc.data = serde_json::Value::Null;
+            t
         })
         .collect();
-    // The JSON form was for the schema stage and typing only; the typed data
-    // and the canonical text carry everything after this. Freeing it halves the
-    // memory a large design holds.
-    let mut documents = documents;
-    documents
-        .par_iter_mut()
-        .for_each(|d| d.data = serde_json::Value::Null);
     let mut design = Design::default();
     let mut messages = Vec::new();
     for (i, (doc, t)) in documents.iter().zip(typed).enumerate() {
