@@ -8,10 +8,12 @@
 //! - [`reconcile`]: the loop that turns new heads into applied revisions.
 //! - [`api`]: the HTTP API (only user of axum).
 //! - [`render`]: boot data rendering (only user of minijinja, tar, flate2).
+//! - [`keys`]: server secret, action and identity keys, ULIDs (only user of hmac, ulid).
 //! - [`revision`]: what a revision is, shared by source and state.
 
 pub mod api;
 pub mod design;
+pub mod keys;
 pub mod plan;
 pub mod reconcile;
 pub mod render;
