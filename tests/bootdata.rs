@@ -401,3 +401,75 @@ async fn two_hundred_concurrent_reports_are_all_recorded() {
     let store = slipway::state::Store::open(&dir.path().join("s.db")).unwrap();
     assert_eq!(store.boot_action_details(&aid).unwrap().len(), 200);
 }
+
+fn slipway(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(args)
+        .env("SLIPWAY_LOG", "warn")
+        .output()
+        .expect("run slipway")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_node_key_and_render_match_the_server() {
+    let (repo, dir, s, _) = start().await;
+    let db = dir.path().join("s.db");
+    let (repo_s, db_s) = (repo.path().to_str().unwrap(), db.to_str().unwrap());
+    let out = slipway(&["node-key", "n00001", "--repo", repo_s, "--db", db_s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let id = identity(&s, "n00001").await;
+    assert_eq!(key, id["identity_key"].as_str().unwrap());
+
+    let (code, _, served) = get_data(
+        &s,
+        "/api/v1.0/bootactions/nodes/n00001/units",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let file = dir.path().join("units.tar.gz");
+    let report_url = s.url("/api/v1.0/bootactions/");
+    let out = slipway(&[
+        "render",
+        "n00001",
+        "--repo",
+        repo_s,
+        "--units",
+        "--db",
+        db_s,
+        "--report-url",
+        &report_url,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        served,
+        "offline render = served bytes"
+    );
+
+    // Without a database: placeholder action ids.
+    let out = slipway(&["render", "n00001", "--repo", repo_s, "--files"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = members(&out.stdout);
+    assert!(m.iter().any(|x| x.4.contains("00000000000000000000000000")));
+    let out = slipway(&["render", "nope", "--repo", repo_s, "--units"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("node nope is not in the applied design"));
+    s.stop().await;
+}
