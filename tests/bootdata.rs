@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::{client, GitRepo, Server};
 use serde_json::{json, Value};
+use slipway::render::bootdata::BootDataKind;
 
 /// A server on the example site, its applied commit, and the temp dir of its db.
 async fn start() -> (GitRepo, tempfile::TempDir, Server, String) {
@@ -314,6 +315,15 @@ async fn signals_codes_and_builddata() {
     assert_eq!(code, 200, "{b}");
     assert_eq!(b["status"], "Incomplete");
     assert_eq!(b["details"][0]["extra"], json!({"step": 1}));
+    // The singular alias takes reports too.
+    let r = client()
+        .post(s.url(&format!("/api/v1.0/bootaction/{aid}")))
+        .header("X-Bootaction-Key", &node_key)
+        .body(r#"{"details":[{"message":"via alias","error":false}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
     // Final with the action's own key (read from the rendered unit's key? use the route's key).
     let (code, b) = post(
         &s,
@@ -325,7 +335,7 @@ async fn signals_codes_and_builddata() {
     assert_eq!(code, 200, "{b}");
     assert_eq!(b["status"], "Success");
     assert!(b["finalized"].is_string());
-    assert_eq!(b["details"].as_array().unwrap().len(), 2);
+    assert_eq!(b["details"].as_array().unwrap().len(), 3);
     assert_eq!(post(&s, &aid, Some(&node_key), ok).await.0, 409);
 
     // signaling: false actions are Unreported and never accept reports.
@@ -366,7 +376,7 @@ async fn signals_codes_and_builddata() {
     assert_eq!(el["status"], "Success");
     assert_eq!(el["details"][0]["message"], "done");
     let (_, all) = s.get("/api/v1.0/nodes/n00001/builddata").await;
-    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all.as_array().unwrap().len(), 3);
     s.stop().await;
 }
 
@@ -472,4 +482,47 @@ async fn cli_node_key_and_render_match_the_server() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("node nope is not in the applied design"));
     s.stop().await;
+}
+
+fn example() -> slipway::design::Design {
+    let files = slipway::source::read_dir_files(&common::example_site()).unwrap();
+    let v = slipway::design::validate(&files);
+    assert!(v.is_valid());
+    v.design.unwrap()
+}
+
+fn render(d: &slipway::design::Design, node: &str, kind: BootDataKind) -> Vec<u8> {
+    slipway::boot::render_offline(d, node, kind, 1_700_000_000, "abc", "http://x/", &|_| None)
+        .unwrap()
+}
+
+#[test]
+fn pipelines_run_and_repeated_renders_give_same_bytes() {
+    let d = example();
+    for kind in [
+        BootDataKind::Units,
+        BootDataKind::Files,
+        BootDataKind::All,
+        BootDataKind::PkgList,
+    ] {
+        assert_eq!(render(&d, "n00005", kind), render(&d, "n00005", kind));
+    }
+    let files = render(&d, "n00005", BootDataKind::Files);
+    let m = members(&files);
+    let get = |p: &str| m.iter().find(|x| x.0 == p).unwrap_or_else(|| panic!("{p}"));
+    // base64_decode, no template.
+    let sysctl = get("/etc/sysctl.d/60-gensite-compute.conf");
+    assert_eq!(sysctl.1, 0o644);
+    assert!(sysctl.4.contains("vm.swappiness = 10"), "{}", sysctl.4);
+    // utf8_decode without template: braces stay.
+    assert!(get("/etc/default/gensite-compute")
+        .4
+        .contains("'{{ not a template }}'"));
+    // A node the compute action does not target has none of its files.
+    let other = members(&render(&d, "n00001", BootDataKind::Files));
+    assert!(other.iter().all(|x| !x.0.contains("gensite-compute")));
+    assert!(matches!(
+        slipway::boot::render_offline(&d, "nope", BootDataKind::Units, 0, "", "", &|_| None),
+        Err(slipway::boot::BootError::UnknownNode(_))
+    ));
 }
