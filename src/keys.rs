@@ -135,7 +135,7 @@ impl Secret {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = meta.permissions().mode() & 0o7777;
-            if mode & 0o077 != 0 {
+            if mode & !0o600 != 0 {
                 return Err(KeyError::Permissions {
                     path: shown,
                     found: mode,
@@ -294,6 +294,13 @@ mod tests {
             e.contains("expected permissions 0600") && e.contains("0644"),
             "{e}"
         );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(
+            Secret::load_or_create(&path).is_err(),
+            "owner execute is wider than 0600"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(Secret::load_or_create(&path).is_ok(), "narrower is fine");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Secret::load_or_create(&path).is_ok());
         std::fs::write(&path, [1u8; 5]).unwrap();
