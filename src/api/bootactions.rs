@@ -178,7 +178,14 @@ pub async fn report(
     let Some(key) = presented_key(&headers) else {
         return Ok(unauthorized());
     };
-    if let Some(r) = key_rejected(state.boot.check_action_key(&action, &key)) {
+    let check = state.boot.check_action_key(&action, &key);
+    if let Some(r) = key_rejected(
+        check,
+        &format!(
+            "the key of boot action {} or the identity key of its node's deployment",
+            action.action_id
+        ),
+    ) {
         return Ok(r);
     }
     let report = parse_report(&body, now())?;

@@ -74,11 +74,12 @@ pub(super) fn forbidden(message: &str) -> Response {
     AppError::new(StatusCode::FORBIDDEN, "Forbidden", message).into_response()
 }
 
-/// The 403 for a key check that failed, if it did.
-pub(super) fn key_rejected(check: KeyCheck) -> Option<Response> {
+/// The 403 for a key check that failed, if it did; `expected` names the
+/// key(s) that would have been accepted.
+pub(super) fn key_rejected(check: KeyCheck, expected: &str) -> Option<Response> {
     match check {
         KeyCheck::Valid => None,
-        KeyCheck::Wrong => Some(forbidden("X-Bootaction-Key is not the key of this node")),
+        KeyCheck::Wrong => Some(forbidden(&format!("X-Bootaction-Key is not {expected}"))),
         KeyCheck::Malformed => Some(forbidden(
             "X-Bootaction-Key is malformed; expected 64 hex characters",
         )),
@@ -132,7 +133,11 @@ async fn serve_bootdata(
     let Some(key) = presented_key(&headers) else {
         return Ok(unauthorized());
     };
-    if let Some(r) = key_rejected(state.boot.check_identity_key(&deployment.record, &key)) {
+    let check = state.boot.check_identity_key(&deployment.record, &key);
+    if let Some(r) = key_rejected(
+        check,
+        &format!("the identity key of node {host}'s current deployment"),
+    ) {
         return Ok(r);
     }
     let rendered = blocking(&state, move |b| Ok(b.render(&deployment, kind)?)).await?;
@@ -140,7 +145,12 @@ async fn serve_bootdata(
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+            })
+        });
     let etag_value = HeaderValue::from_str(&etag).map_err(AppError::internal)?;
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
