@@ -526,3 +526,33 @@ fn pipelines_run_and_repeated_renders_give_same_bytes() {
         Err(slipway::boot::BootError::UnknownNode(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_secret_readable_by_others_and_creates_one_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = GitRepo::new();
+    repo.add_example_site();
+    repo.commit("example site");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("wide.secret");
+    std::fs::write(&secret, [0u8; 32]).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let db = dir.path().join("s.db");
+    let err = Server::start_with(repo.path(), &db, |cfg| cfg.secret = Some(secret.clone()))
+        .await
+        .err()
+        .expect("a 0644 secret is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("expected permissions 0600") && text.contains("0644"),
+        "{text}"
+    );
+
+    // The default: `<db>.secret`, created 0600.
+    let s = Server::start(repo.path(), &db, Duration::from_secs(3600)).await;
+    let created = dir.path().join("s.db.secret");
+    let meta = std::fs::metadata(&created).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), 32);
+    s.stop().await;
+}

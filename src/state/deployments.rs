@@ -81,6 +81,24 @@ impl Store {
         new_id: &mut dyn FnMut() -> String,
     ) -> Result<(DeploymentRecord, Vec<BootActionRecord>), StateError> {
         let what = || format!("making the deployment of node {node}");
+        // The common case, a deployment already made from these inputs, is a
+        // read: no write lock is taken on every boot-data request.
+        {
+            let tx = self.conn.transaction().ctx(what)?;
+            let current = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM deployments WHERE node = ?1"),
+                    [node],
+                    read,
+                )
+                .optional()
+                .ctx(what)?;
+            if let Some(d) = current.filter(|d| d.inputs_hash == inputs.inputs_hash) {
+                let actions = actions_of(&tx, node, &d.deployment).ctx(what)?;
+                tx.commit().ctx(what)?;
+                return Ok((d, actions));
+            }
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -136,21 +154,23 @@ impl Store {
                 d
             }
         };
-        let actions = {
-            let mut stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT {ACTION_COLUMNS} FROM boot_actions WHERE node = ?1 AND deployment = ?2
-                     ORDER BY action, action_id"
-                ))
-                .ctx(what)?;
-            let rows = stmt
-                .query_map(params![node, record.deployment], read_action)
-                .ctx(what)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .ctx(what)?;
-            rows
-        };
+        let actions = actions_of(&tx, node, &record.deployment).ctx(what)?;
         tx.commit().ctx(what)?;
         Ok((record, actions))
     }
+}
+
+fn actions_of(
+    tx: &rusqlite::Transaction<'_>,
+    node: &str,
+    deployment: &str,
+) -> rusqlite::Result<Vec<BootActionRecord>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {ACTION_COLUMNS} FROM boot_actions WHERE node = ?1 AND deployment = ?2
+         ORDER BY action, action_id"
+    ))?;
+    let rows = stmt
+        .query_map(params![node, deployment], read_action)?
+        .collect::<rusqlite::Result<Vec<_>>>();
+    rows
 }
