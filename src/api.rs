@@ -3,6 +3,8 @@
 //! [`app`] builds the whole router; [`serve`] runs it on a bound listener
 //! until a shutdown future completes. Handlers live one file per API family.
 
+mod bootactions;
+mod bootdata;
 mod error;
 mod health;
 mod hooks;
@@ -18,6 +20,7 @@ use tokio::sync::Notify;
 
 pub use error::AppError;
 
+use crate::boot::BootService;
 use crate::reconcile::SharedStatus;
 use crate::state::Store;
 
@@ -34,6 +37,8 @@ pub struct AppState {
     pub db_path: String,
     /// When the server started, for uptime.
     pub started: Instant,
+    /// Deployments, keys, boot data and status reports (its own connection).
+    pub boot: Arc<BootService>,
 }
 
 impl AppState {
@@ -64,9 +69,41 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1.0/health/extended", get(health::extended))
         .route("/api/v1.0/revisions", get(revisions::list))
         .route("/api/v1.0/hooks/git", post(hooks::git))
+        // Node routes: authenticated by X-Bootaction-Key, not operator auth.
+        .route(
+            "/api/v1.0/bootactions/nodes/{hostname}/{kind}",
+            get(bootdata::node_bootdata),
+        )
+        .route(
+            "/api/v1.0/bootdata/{hostname}/{kind}",
+            get(bootdata::bootdata_alias),
+        )
+        .route(
+            "/api/v1.0/bootactions/{action_id}",
+            post(bootactions::report),
+        )
+        .route(
+            "/api/v1.0/bootaction/{action_id}",
+            post(bootactions::report),
+        )
+        .merge(operator_routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
+}
+
+/// Operator routes of the boot-data family (identity keys, build data):
+/// kept in one group so operator authentication can wrap them.
+fn operator_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1.0/nodes/{hostname}/identity",
+            get(bootdata::identity),
+        )
+        .route(
+            "/api/v1.0/nodes/{hostname}/builddata",
+            get(bootactions::builddata),
+        )
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then drains

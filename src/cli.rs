@@ -146,3 +146,166 @@ pub fn diff(repo: &Path, design_dir: Option<&str>, from: &str, to: &str) -> Exit
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
 }
+
+/// `slipway node-key HOSTNAME`: prints the node's identity key for its
+/// current deployment, making the deployment (as the server would) when the
+/// node has none or its inputs changed.
+pub fn node_key(
+    repo: &Path,
+    design_dir: Option<&str>,
+    db: &Path,
+    secret: Option<&Path>,
+    host: &str,
+) -> ExitCode {
+    use slipway::boot::{BootConfig, BootService};
+    let secret_path = secret
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| slipway::keys::default_secret_path(db));
+    let secret = match slipway::keys::Secret::load_or_create(&secret_path) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let store = match slipway::state::Store::open(db) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let root = match Repo::discover(repo) {
+        Ok(r) => r.root(),
+        Err(e) => return fail(&e.to_string()),
+    };
+    let service = BootService::new(
+        BootConfig {
+            repo: root,
+            design_dir: design_dir.map(str::to_string),
+            report_url: slipway::render::context::DEFAULT_REPORT_URL.to_string(),
+        },
+        secret,
+        store,
+    );
+    match service.deployment(host) {
+        Ok(d) => {
+            println!("{}", service.identity_key(&d.record));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// What `slipway render` writes.
+pub struct RenderArgs<'a> {
+    pub repo: &'a Path,
+    pub rev: Option<&'a str>,
+    pub design_dir: Option<&'a str>,
+    pub host: &'a str,
+    pub kind: slipway::render::bootdata::BootDataKind,
+    pub out: Option<&'a Path>,
+    pub db: Option<&'a Path>,
+    pub secret: Option<&'a Path>,
+    pub report_url: &'a str,
+}
+
+/// `slipway render HOSTNAME (--units|--files)`: the node's tarball, offline.
+/// With `--db`, the action ids, keys, design_ref and mtime of the node's
+/// deployment in that database; without, placeholder ids and keys, and the
+/// revision's commit and time.
+pub fn render(a: &RenderArgs<'_>) -> ExitCode {
+    use slipway::render::context::ActionValues;
+    let repo = match Repo::discover(a.repo) {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let rev = match repo.resolve(a.rev.unwrap_or("HEAD")) {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let files = match repo.design_files(&rev.commit, a.design_dir) {
+        Ok(f) => f,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let v = design::validate(&files);
+    let Some(d) = v.design.as_ref().filter(|_| v.is_valid()) else {
+        return fail(&format!(
+            "commit {} is invalid ({} error(s)); run `slipway validate --rev {}`",
+            rev.commit,
+            v.error_count(),
+            a.rev.unwrap_or("HEAD")
+        ));
+    };
+    let mut design_ref = rev.commit.clone();
+    let mut mtime = rev.committed_at.max(0) as u64;
+    let mut values: Vec<(String, ActionValues)> = Vec::new();
+    if let Some(db) = a.db {
+        let store = match slipway::state::Store::open(db) {
+            Ok(s) => s,
+            Err(e) => return fail(&e.to_string()),
+        };
+        let dep = match store.deployment_of(a.host) {
+            Ok(Some(dep)) => dep,
+            Ok(None) => {
+                return fail(&format!(
+                    "node {} has no deployment in {}; it is made by the first boot-data or identity request (or `slipway node-key`)",
+                    a.host,
+                    db.display()
+                ))
+            }
+            Err(e) => return fail(&e.to_string()),
+        };
+        let secret_path = a
+            .secret
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| slipway::keys::default_secret_path(db));
+        let secret = match slipway::keys::Secret::load_or_create(&secret_path) {
+            Ok(s) => s,
+            Err(e) => return fail(&e.to_string()),
+        };
+        let actions = match store.boot_actions_of(a.host, &dep.deployment) {
+            Ok(x) => x,
+            Err(e) => return fail(&e.to_string()),
+        };
+        design_ref = dep.design_ref.clone();
+        mtime = dep.committed_at.max(0) as u64;
+        values = actions
+            .into_iter()
+            .map(|r| {
+                let v = ActionValues {
+                    action_key: secret.action_key(&r.action_id),
+                    action_id: r.action_id,
+                    report_url: a.report_url.to_string(),
+                    design_ref: design_ref.clone(),
+                };
+                (r.action, v)
+            })
+            .collect();
+    }
+    let lookup = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let bytes = match slipway::boot::render_offline(
+        d,
+        a.host,
+        a.kind,
+        mtime,
+        &design_ref,
+        a.report_url,
+        &lookup,
+    ) {
+        Ok(b) => b,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let written = match a.out {
+        Some(p) => std::fs::write(p, &bytes).map_err(|e| format!("{}: {e}", p.display())),
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&bytes)
+                .map_err(|e| format!("stdout: {e}"))
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}

@@ -6,12 +6,16 @@
 //! - [`state`]: SQLite state and migrations (only user of rusqlite).
 //! - [`plan`]: the pure diff of a design against the applied state.
 //! - [`reconcile`]: the loop that turns new heads into applied revisions.
+//! - [`boot`]: deployments, keys and boot data of the applied revision's nodes.
 //! - [`api`]: the HTTP API (only user of axum).
 //! - [`render`]: boot data rendering (only user of minijinja, tar, flate2).
+//! - [`keys`]: server secret, action and identity keys, ULIDs (only user of hmac, ulid).
 //! - [`revision`]: what a revision is, shared by source and state.
 
 pub mod api;
+pub mod boot;
 pub mod design;
+pub mod keys;
 pub mod plan;
 pub mod reconcile;
 pub mod render;

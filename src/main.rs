@@ -50,6 +50,12 @@ enum Command {
         /// Seconds between polls of the repository (the watcher and webhook act at once).
         #[arg(long, default_value_t = 30)]
         poll: u64,
+        /// Server secret file, created 0600 on first start (default: <db>.secret).
+        #[arg(long)]
+        secret: Option<PathBuf>,
+        /// URL nodes report boot-action status to (default: http://<listen>/api/v1.0/bootactions/).
+        #[arg(long)]
+        report_url: Option<String>,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -64,6 +70,54 @@ enum Command {
         design_dir: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+    },
+    /// Write a node's boot-data tarball (units or files) offline.
+    Render {
+        /// The node.
+        hostname: String,
+        /// A path inside the design repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Revision to render (default HEAD).
+        #[arg(long)]
+        rev: Option<String>,
+        #[arg(long)]
+        design_dir: Option<String>,
+        /// The node's `type: unit` assets.
+        #[arg(long, conflicts_with = "files", required_unless_present = "files")]
+        units: bool,
+        /// The node's `type: file` assets.
+        #[arg(long)]
+        files: bool,
+        /// Output file (default: stdout).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Use the node's deployment (action ids, keys) in this database;
+        /// without it, placeholder action ids and keys.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Server secret file (default: <db>.secret).
+        #[arg(long)]
+        secret: Option<PathBuf>,
+        /// `action.report_url` of templates.
+        #[arg(long, default_value = slipway::render::context::DEFAULT_REPORT_URL)]
+        report_url: String,
+    },
+    /// Print a node's identity key (X-Bootaction-Key) for its current deployment.
+    NodeKey {
+        /// The node.
+        hostname: String,
+        /// A path inside the design repository (the applied commit is read from it).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long)]
+        design_dir: Option<String>,
+        /// SQLite database file of the server.
+        #[arg(long, default_value = "slipway.db")]
+        db: PathBuf,
+        /// Server secret file (default: <db>.secret).
+        #[arg(long)]
+        secret: Option<PathBuf>,
     },
     /// Show, per document and per node, what changes between two revisions.
     Diff {
@@ -94,6 +148,8 @@ fn main() -> ExitCode {
             db,
             listen,
             poll,
+            secret,
+            report_url,
         } => {
             let cfg = slipway::reconcile::ServeConfig {
                 repo,
@@ -103,6 +159,8 @@ fn main() -> ExitCode {
                 listen,
                 poll: Duration::from_secs(poll.max(1)),
                 watch: true,
+                secret,
+                report_url,
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -123,6 +181,45 @@ fn main() -> ExitCode {
             rev.as_deref(),
             design_dir.as_deref(),
             matches!(format, Format::Json),
+        ),
+        Command::Render {
+            hostname,
+            repo,
+            rev,
+            design_dir,
+            units: _,
+            files,
+            output,
+            db,
+            secret,
+            report_url,
+        } => cli::render(&cli::RenderArgs {
+            repo: &repo,
+            rev: rev.as_deref(),
+            design_dir: design_dir.as_deref(),
+            host: &hostname,
+            kind: if files {
+                slipway::render::bootdata::BootDataKind::Files
+            } else {
+                slipway::render::bootdata::BootDataKind::Units
+            },
+            out: output.as_deref(),
+            db: db.as_deref(),
+            secret: secret.as_deref(),
+            report_url: &report_url,
+        }),
+        Command::NodeKey {
+            hostname,
+            repo,
+            design_dir,
+            db,
+            secret,
+        } => cli::node_key(
+            &repo,
+            design_dir.as_deref(),
+            &db,
+            secret.as_deref(),
+            &hostname,
         ),
         Command::Diff {
             repo,

@@ -36,6 +36,10 @@ pub struct ServeConfig {
     /// Watch the repository's refs and reconcile at once when they move.
     /// Off only in tests that must show the webhook or poll acting alone.
     pub watch: bool,
+    /// The server secret file (`None`: `<db>.secret`), created 0600 on first start.
+    pub secret: Option<PathBuf>,
+    /// `action.report_url` of templates (`None`: `http://<listen>/api/v1.0/bootactions/`).
+    pub report_url: Option<String>,
 }
 
 /// Errors that stop the server from starting or running.
@@ -55,6 +59,9 @@ pub enum ServeError {
         /// Why binding failed.
         source: std::io::Error,
     },
+    /// The server secret could not be read or created.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
     /// Anything else (a failed task, the HTTP server).
     #[error("{0}")]
     Other(String),
@@ -145,14 +152,36 @@ pub async fn run(
     // Two connections: the loop writes while the API reads (WAL), so a long
     // apply never blocks `/revisions`.
     let db = cfg.db.clone();
-    let (writer, reader, status) = tokio::task::spawn_blocking(move || {
+    let (writer, reader, boot_store, status) = tokio::task::spawn_blocking(move || {
         let writer = Store::open(&db)?;
         let reader = Store::open(&db)?;
+        let boot_store = Store::open(&db)?;
         let status = resume(&reader)?;
-        Ok::<_, StateError>((writer, reader, status))
+        Ok::<_, StateError>((writer, reader, boot_store, status))
     })
     .await
     .map_err(|e| ServeError::Other(format!("opening the database: {e}")))??;
+    let secret_path = cfg
+        .secret
+        .clone()
+        .unwrap_or_else(|| crate::keys::default_secret_path(&cfg.db));
+    let secret = crate::keys::Secret::load_or_create(&secret_path)?;
+    let report_url = match &cfg.report_url {
+        Some(u) => u.clone(),
+        None => {
+            let addr = listener.local_addr().unwrap_or(cfg.listen);
+            format!("http://{addr}/api/v1.0/bootactions/")
+        }
+    };
+    let boot = Arc::new(crate::boot::BootService::new(
+        crate::boot::BootConfig {
+            repo: root.clone(),
+            design_dir: cfg.design_dir.clone(),
+            report_url,
+        },
+        secret,
+        boot_store,
+    ));
     match &status.applied {
         Some(c) => tracing::info!(
             commit = %c,
@@ -207,6 +236,7 @@ pub async fn run(
         trigger,
         db_path: cfg.db.display().to_string(),
         started: Instant::now(),
+        boot,
     };
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),

@@ -15,6 +15,7 @@
 
 mod boot_actions;
 mod build_data;
+mod deployments;
 mod migrations;
 mod tasks;
 
@@ -31,6 +32,7 @@ use crate::revision::Revision;
 
 pub use boot_actions::{BootActionDetail, BootActionRecord, ReportOutcome, BOOT_ACTION_INCOMPLETE};
 pub use build_data::BuildDataRecord;
+pub use deployments::{DeploymentInputs, DeploymentRecord, BOOT_ACTION_UNREPORTED};
 pub use migrations::LATEST as SCHEMA_VERSION;
 pub use tasks::{TaskMessage, TaskRecord};
 

@@ -691,3 +691,67 @@ fn tasks_and_their_messages_round_trip() {
     assert_eq!(store.task_messages("t1").unwrap(), [m]);
     assert!(store.task("t3").unwrap().is_none());
 }
+
+#[test]
+fn deployments_are_kept_while_inputs_hash_holds_and_unreported_actions_take_no_report() {
+    use slipway::state::{
+        DeploymentInputs, ReportOutcome, BOOT_ACTION_INCOMPLETE, BOOT_ACTION_UNREPORTED,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut n = 0;
+    let mut ids = move || {
+        n += 1;
+        format!("01HZZZZZZZZZZZZZZZZZZZZ{n:03}")
+    };
+    let actions = [
+        ("base-config".to_string(), true),
+        ("tuning".to_string(), false),
+    ];
+    let h1 = "a".repeat(64);
+    let inputs = DeploymentInputs {
+        inputs_hash: &h1,
+        design_ref: "c1",
+        committed_at: 1_700_000_000,
+        actions: &actions,
+    };
+    let (d1, a1) = store
+        .ensure_deployment("n1", &inputs, 10, &mut ids)
+        .unwrap();
+    assert_eq!(a1.len(), 2);
+    assert_eq!(a1[0].status, BOOT_ACTION_INCOMPLETE);
+    assert_eq!(a1[1].status, BOOT_ACTION_UNREPORTED);
+    // Same hash: same deployment and actions, nothing new.
+    let (again, a_again) = store
+        .ensure_deployment("n1", &inputs, 20, &mut ids)
+        .unwrap();
+    assert_eq!((again, a_again), (d1.clone(), a1.clone()));
+    assert_eq!(store.deployment_of("n1").unwrap(), Some(d1.clone()));
+    // An unreported action accepts nothing.
+    assert!(matches!(
+        store
+            .report_boot_action(&a1[1].action_id, Some("Success"), &[], 30)
+            .unwrap(),
+        ReportOutcome::AlreadyFinalized(_)
+    ));
+    // A new hash: a new deployment with new action ids; the old rows stay.
+    let h2 = "b".repeat(64);
+    let inputs2 = DeploymentInputs {
+        inputs_hash: &h2,
+        design_ref: "c2",
+        ..inputs
+    };
+    let (d2, a2) = store
+        .ensure_deployment("n1", &inputs2, 40, &mut ids)
+        .unwrap();
+    assert_ne!(d2.deployment, d1.deployment);
+    assert_eq!(d2.design_ref, "c2");
+    assert!(a2
+        .iter()
+        .all(|a| a1.iter().all(|b| b.action_id != a.action_id)));
+    assert_eq!(
+        store.boot_actions_of("n1", &d1.deployment).unwrap().len(),
+        2
+    );
+    assert!(store.deployment_of("n2").unwrap().is_none());
+}

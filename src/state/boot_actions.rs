@@ -55,9 +55,9 @@ pub enum ReportOutcome {
     Recorded(BootActionRecord),
 }
 
-const COLUMNS: &str = "action_id, node, action, deployment, created, status, finalized";
+pub(super) const COLUMNS: &str = "action_id, node, action, deployment, created, status, finalized";
 
-fn read_action(r: &Row<'_>) -> rusqlite::Result<BootActionRecord> {
+pub(super) fn read_action(r: &Row<'_>) -> rusqlite::Result<BootActionRecord> {
     Ok(BootActionRecord {
         action_id: r.get(0)?,
         node: r.get(1)?,
@@ -179,7 +179,10 @@ impl Store {
     /// Appends a node's status report and, when it carries a `status`,
     /// finalises the action, all in one transaction that is committed before
     /// this returns (so nothing acknowledged is lost). A finalised action
-    /// accepts nothing more.
+    /// accepts nothing more. Each recorded report is also stored as build data
+    /// of the node: generator `bootaction:<action name>`, task id the
+    /// deployment, `application/json` holding the action's status and the
+    /// report's details.
     pub fn report_boot_action(
         &mut self,
         action_id: &str,
@@ -202,7 +205,9 @@ impl Store {
         else {
             return Ok(ReportOutcome::Unknown);
         };
-        if record.finalized.is_some() {
+        // Only an `Incomplete` action takes reports (Drydock): a finalised
+        // one, or one created `Unreported` (`signaling: false`), is 409.
+        if record.finalized.is_some() || record.status != BOOT_ACTION_INCOMPLETE {
             return Ok(ReportOutcome::AlreadyFinalized(record));
         }
         {
@@ -232,6 +237,28 @@ impl Store {
             }
         }
         let record = tx.query_row(&select, [action_id], read_action).ctx(what)?;
+        // The report is also build data of the node (generator
+        // `bootaction:<name>`), so `GET .../builddata` shows it.
+        let element = serde_json::json!({
+            "action_id": record.action_id,
+            "action": record.action,
+            "deployment": record.deployment,
+            "status": record.status,
+            "finalized": record.finalized,
+            "details": details,
+        });
+        tx.execute(
+            "INSERT INTO build_data (node, task_id, generator, data_format, data_element, collected_at)
+             VALUES (?1, ?2, ?3, 'application/json', ?4, ?5)",
+            params![
+                record.node,
+                record.deployment,
+                format!("bootaction:{}", record.action),
+                element.to_string(),
+                now
+            ],
+        )
+        .ctx(what)?;
         tx.commit().ctx(what)?;
         Ok(ReportOutcome::Recorded(record))
     }

@@ -5,7 +5,7 @@
 //! the field already ran it. Add a new one at the end instead.
 
 /// Every migration, oldest first. `MIGRATIONS[i]` brings the schema to version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -140,4 +140,17 @@ CREATE INDEX task_messages_by_task ON task_messages (task_id, id);
 const V2: &str = r#"
 ALTER TABLE nodes ADD COLUMN source_hash TEXT
     CHECK (source_hash IS NULL OR length(source_hash) = 64);
+"#;
+
+/// Version 3: `deployments`, the current deployment of each node and the
+/// `inputs_hash` it was made from (a new one starts when the hash changes).
+const V3: &str = r#"
+CREATE TABLE deployments (
+    node         TEXT PRIMARY KEY,
+    deployment   TEXT NOT NULL UNIQUE,
+    inputs_hash  TEXT NOT NULL CHECK (length(inputs_hash) = 64),
+    design_ref   TEXT NOT NULL,
+    committed_at INTEGER NOT NULL,
+    created      INTEGER NOT NULL
+) WITHOUT ROWID;
 "#;

@@ -165,6 +165,8 @@ impl Server {
             listen: addr,
             poll: Duration::from_secs(3600),
             watch: true,
+            secret: None,
+            report_url: None,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

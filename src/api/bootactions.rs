@@ -1,0 +1,255 @@
+//! Boot-action status reports (DESIGN §5): `POST /api/v1.0/bootactions/{action_id}`
+//! (alias `/api/v1.0/bootaction/{action_id}`), and build data of nodes,
+//! `GET /api/v1.0/nodes/{hostname}/builddata[?latest=true]`, where the
+//! reports show up.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::bootdata::{blocking, key_rejected, presented_key, unauthorized};
+use super::revisions::rfc3339;
+use super::{AppError, AppState};
+use crate::state::{BootActionDetail, BootActionRecord, ReportOutcome};
+
+/// A parsed report: the final status, if any, and the details.
+#[derive(Debug)]
+struct Report {
+    status: Option<&'static str>,
+    details: Vec<BootActionDetail>,
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn bad(message: String) -> AppError {
+    AppError::new(StatusCode::BAD_REQUEST, "InvalidReport", message)
+}
+
+/// Checks a report body as Drydock's schema does, saying what is wrong.
+fn parse_report(body: &[u8], now: i64) -> Result<Report, AppError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    let Value::Object(obj) = v else {
+        return Err(bad(format!(
+            "expected a JSON object {{\"status\", \"details\"}}, found {}",
+            kind_of(&v)
+        )));
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "status" && *k != "details") {
+        return Err(bad(format!(
+            "unexpected key `{k}`; expected only `status` and `details`"
+        )));
+    }
+    let status = match obj.get("status") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "Success" || s == "success" => Some("Success"),
+        Some(Value::String(s)) if s == "Failure" || s == "failure" => Some("Failure"),
+        Some(other) => {
+            return Err(bad(format!(
+                "`status` must be one of Success, Failure, success, failure; found {other}"
+            )))
+        }
+    };
+    let details = match obj.get("details") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, d)| parse_detail(i, d, now))
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(bad(format!(
+                "`details` must be a list of {{\"message\", \"error\"}} objects, found {}",
+                kind_of(other)
+            )))
+        }
+    };
+    Ok(Report { status, details })
+}
+
+fn parse_detail(i: usize, d: &Value, now: i64) -> Result<BootActionDetail, AppError> {
+    let Value::Object(m) = d else {
+        return Err(bad(format!(
+            "details[{i}] must be an object with `message` (string) and `error` (boolean), found {}",
+            kind_of(d)
+        )));
+    };
+    let message = match m.get("message") {
+        Some(Value::String(s)) => s.clone(),
+        None => {
+            return Err(bad(format!(
+                "details[{i}] has no `message`; expected a string"
+            )))
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "details[{i}].message must be a string, found {}",
+                kind_of(other)
+            )))
+        }
+    };
+    let error = match m.get("error") {
+        Some(Value::Bool(b)) => *b,
+        None => {
+            return Err(bad(format!(
+                "details[{i}] has no `error`; expected a boolean"
+            )))
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "details[{i}].error must be a boolean, found {}",
+                kind_of(other)
+            )))
+        }
+    };
+    let extra: serde_json::Map<String, Value> = m
+        .iter()
+        .filter(|(k, _)| *k != "message" && *k != "error")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(BootActionDetail {
+        ts: now,
+        message,
+        error,
+        extra: Value::Object(extra),
+    })
+}
+
+/// A boot action as the API shows it, with its details.
+fn record_view(r: &BootActionRecord, details: &[BootActionDetail]) -> Value {
+    json!({
+        "action_id": r.action_id,
+        "node": r.node,
+        "action": r.action,
+        "deployment": r.deployment,
+        "status": r.status,
+        "created": rfc3339(r.created),
+        "finalized": r.finalized.map(rfc3339),
+        "details": details.iter().map(|d| json!({
+            "ts": rfc3339(d.ts),
+            "message": d.message,
+            "error": d.error,
+            "extra": d.extra,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn unknown(action_id: &str) -> AppError {
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("no boot action with id {action_id}"),
+    )
+}
+
+/// `POST /api/v1.0/bootactions/{action_id}`: a node reports progress or its
+/// final status. 404 unknown id, 401 no key, 403 wrong key, 400 bad body,
+/// 409 already final (or not signalling), else 200 with the record.
+pub async fn report(
+    State(state): State<AppState>,
+    Path(action_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let id = action_id.clone();
+    let Some(action) = blocking(&state, move |b| Ok(b.action(&id)?)).await? else {
+        return Err(unknown(&action_id));
+    };
+    let Some(key) = presented_key(&headers) else {
+        return Ok(unauthorized());
+    };
+    let check = state.boot.check_action_key(&action, &key);
+    if let Some(r) = key_rejected(
+        check,
+        &format!(
+            "the key of boot action {} or the identity key of its node's deployment",
+            action.action_id
+        ),
+    ) {
+        return Ok(r);
+    }
+    let report = parse_report(&body, now())?;
+    let outcome = blocking(&state, move |b| {
+        let outcome = b.report(&action_id, report.status, &report.details)?;
+        let details = match &outcome {
+            ReportOutcome::Recorded(r) => b.details(&r.action_id)?,
+            _ => Vec::new(),
+        };
+        Ok((outcome, details))
+    })
+    .await?;
+    match outcome {
+        (ReportOutcome::Unknown, _) => Err(unknown(&action.action_id)),
+        (ReportOutcome::AlreadyFinalized(r), _) => Err(AppError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "boot action {} is {}; it accepts no more reports",
+                r.action_id,
+                if r.finalized.is_some() {
+                    format!("already finalised as {}", r.status)
+                } else {
+                    format!("{} (signaling: false)", r.status)
+                }
+            ),
+        )),
+        (ReportOutcome::Recorded(r), details) => {
+            Ok((StatusCode::OK, Json(record_view(&r, &details))).into_response())
+        }
+    }
+}
+
+/// Query of the build data route.
+#[derive(Debug, Deserialize)]
+pub struct BuildDataQuery {
+    /// Only the newest record of each generator.
+    latest: Option<bool>,
+}
+
+/// `GET /api/v1.0/nodes/{hostname}/builddata[?latest=true]` in Drydock's
+/// format. Boot-action reports appear with generator `bootaction:<name>`.
+pub async fn builddata(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+    Query(q): Query<BuildDataQuery>,
+) -> Result<Json<Vec<Value>>, AppError> {
+    let latest = q.latest.unwrap_or(false);
+    let records = state
+        .with_store(move |s| s.build_data(&host, latest))
+        .await?;
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "node_name": r.node,
+                    "generator": r.generator,
+                    "collected_date": rfc3339(r.collected_at),
+                    "task_id": r.task_id,
+                    "data_format": r.data_format,
+                    "data_element": r.data_element,
+                })
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,201 @@
+//! Boot data of nodes (DESIGN §4):
+//! `GET /api/v1.0/bootactions/nodes/{hostname}/{units|files|pkg_list|all}`,
+//! its alias `GET /api/v1.0/bootdata/{hostname}/{units|files}`, and the
+//! operator route `GET /api/v1.0/nodes/{hostname}/identity`.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::{AppError, AppState};
+use crate::boot::{BootError, BootService, NodeDeployment};
+use crate::keys::KeyCheck;
+use crate::render::bootdata::BootDataKind;
+
+/// The header carrying a node's (or an action's) key.
+pub const KEY_HEADER: &str = "x-bootaction-key";
+
+impl From<BootError> for AppError {
+    fn from(e: BootError) -> Self {
+        match e {
+            BootError::UnknownNode(n) => AppError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("node {n} is not in the applied design"),
+            ),
+            BootError::NotServing => AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NotServing",
+                "no applied revision is being served yet",
+            ),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+/// Runs blocking boot-service work off the runtime.
+pub(super) async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&BootService) -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    let boot = state.boot.clone();
+    tokio::task::spawn_blocking(move || f(&boot))
+        .await
+        .map_err(|e| AppError::internal(format!("boot data task failed: {e}")))?
+}
+
+/// The key presented in `X-Bootaction-Key` (`None`: missing or empty). A
+/// value that is not ASCII is returned as is and fails the key check (403).
+pub(super) fn presented_key(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(KEY_HEADER)?;
+    let k = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
+    (!k.is_empty()).then_some(k)
+}
+
+/// The 401 of a missing key, with its challenge.
+pub(super) fn unauthorized() -> Response {
+    let mut r = AppError::new(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "missing X-Bootaction-Key header; expected the node's key as 64 hex characters",
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bootaction-Key"),
+    );
+    r
+}
+
+/// The 403 of a wrong or malformed key.
+pub(super) fn forbidden(message: &str) -> Response {
+    AppError::new(StatusCode::FORBIDDEN, "Forbidden", message).into_response()
+}
+
+/// The 403 for a key check that failed, if it did; `expected` names the
+/// key(s) that would have been accepted.
+pub(super) fn key_rejected(check: KeyCheck, expected: &str) -> Option<Response> {
+    match check {
+        KeyCheck::Valid => None,
+        KeyCheck::Wrong => Some(forbidden(&format!("X-Bootaction-Key is not {expected}"))),
+        KeyCheck::Malformed => Some(forbidden(
+            "X-Bootaction-Key is malformed; expected 64 hex characters",
+        )),
+    }
+}
+
+/// `GET /api/v1.0/bootactions/nodes/{hostname}/{kind}`.
+pub async fn node_bootdata(
+    State(state): State<AppState>,
+    Path((host, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let Some(kind) = BootDataKind::from_word(&kind) else {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no boot data `{kind}`; expected units, files, pkg_list or all"),
+        ));
+    };
+    serve_bootdata(state, host, kind, headers).await
+}
+
+/// `GET /api/v1.0/bootdata/{hostname}/{units|files}` (the seed's alias).
+pub async fn bootdata_alias(
+    State(state): State<AppState>,
+    Path((host, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let kind = match kind.as_str() {
+        "units" => BootDataKind::Units,
+        "files" => BootDataKind::Files,
+        other => {
+            return Err(AppError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("no boot data `{other}`; expected units or files"),
+            ))
+        }
+    };
+    serve_bootdata(state, host, kind, headers).await
+}
+
+async fn serve_bootdata(
+    state: AppState,
+    host: String,
+    kind: BootDataKind,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let h = host.clone();
+    let deployment = blocking(&state, move |b| Ok(b.deployment(&h)?)).await?;
+    let Some(key) = presented_key(&headers) else {
+        return Ok(unauthorized());
+    };
+    let check = state.boot.check_identity_key(&deployment.record, &key);
+    if let Some(r) = key_rejected(
+        check,
+        &format!("the identity key of node {host}'s current deployment"),
+    ) {
+        return Ok(r);
+    }
+    let rendered = blocking(&state, move |b| Ok(b.render(&deployment, kind)?)).await?;
+    let etag = format!("\"{}\"", rendered.sha256);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+            })
+        });
+    let etag_value = HeaderValue::from_str(&etag).map_err(AppError::internal)?;
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    let disposition = format!("attachment; filename=\"{}\"", kind.file_name(&host));
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(kind.content_type()),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&disposition).map_err(AppError::internal)?,
+            ),
+            (header::ETAG, etag_value),
+        ],
+        rendered.bytes.clone(),
+    )
+        .into_response())
+}
+
+/// The identity view of a deployment.
+fn identity_view(state: &AppState, d: &NodeDeployment) -> serde_json::Value {
+    json!({
+        "hostname": d.record.node,
+        "deployment": d.record.deployment,
+        "design_ref": d.record.design_ref,
+        "identity_key": state.boot.identity_key(&d.record),
+        "actions": d.actions.iter().map(|a| json!({
+            "action_id": a.action_id,
+            "action": a.action,
+            "signaling": a.status != crate::state::BOOT_ACTION_UNREPORTED,
+            "status": a.status,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /api/v1.0/nodes/{hostname}/identity` (operator route): the node's
+/// deployment, identity key and boot actions.
+pub async fn identity(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let d = blocking(&state, move |b| Ok(b.deployment(&host)?)).await?;
+    Ok(Json(identity_view(&state, &d)))
+}

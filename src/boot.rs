@@ -1,0 +1,400 @@
+//! Serving boot data (DESIGN §4–5): deployments of the applied revision's
+//! nodes, their keys, rendered boot data and status reports.
+//!
+//! [`BootService`] ties the pieces together without owning any of their
+//! libraries: the design of the applied commit is read through
+//! [`crate::source`] and validated once per commit, its templates compiled
+//! once ([`CompiledActions`]), deployments kept in [`crate::state`], keys
+//! derived by [`crate::keys`]. Rendered bytes are cached per (node,
+//! deployment, kind) until a new revision is applied. Every method blocks
+//! (git, SQLite, rendering): call them off the async runtime.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::design::{self, filter, Design, EffectiveNode};
+use crate::keys::{self, KeyCheck, Secret};
+use crate::render::bootdata::{self, BootDataKind, CompiledActions, NodeAction};
+use crate::render::context::{ActionValues, ContextBuilder};
+use crate::source::Repo;
+use crate::state::{
+    BootActionDetail, BootActionRecord, DeploymentInputs, DeploymentRecord, ReportOutcome,
+    StateError, Store,
+};
+
+/// Where the service finds designs and what it tells nodes.
+#[derive(Debug, Clone)]
+pub struct BootConfig {
+    /// A path inside the design repository.
+    pub repo: PathBuf,
+    /// Design root inside the repository (`None`: `designs/` or the root).
+    pub design_dir: Option<String>,
+    /// `action.report_url` of templates.
+    pub report_url: String,
+}
+
+/// Why a boot request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// No applied revision is being served yet.
+    #[error("no applied revision is being served yet")]
+    NotServing,
+    /// The node is not in the applied design.
+    #[error("node {0} is not in the applied design")]
+    UnknownNode(String),
+    /// The database failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The applied commit could not be read or validated again.
+    #[error("reading the applied revision {commit}: {message}")]
+    Revision {
+        /// The commit.
+        commit: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] bootdata::RenderError),
+}
+
+/// A node's deployment and its boot actions.
+#[derive(Clone)]
+pub struct NodeDeployment {
+    /// The deployment row.
+    pub record: DeploymentRecord,
+    /// Its boot actions, by action name.
+    pub actions: Vec<BootActionRecord>,
+    loaded: Arc<Loaded>,
+}
+
+impl std::fmt::Debug for NodeDeployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeDeployment")
+            .field("record", &self.record)
+            .field("actions", &self.actions)
+            .field("commit", &self.loaded.commit)
+            .finish()
+    }
+}
+
+/// Rendered boot data and its ETag.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The bytes served.
+    pub bytes: Vec<u8>,
+    /// sha256 of the bytes as hex (quote it for the `ETag` header).
+    pub sha256: String,
+}
+
+/// The design of one applied commit, compiled for rendering.
+struct Loaded {
+    commit: String,
+    design: Design,
+    nodes: Vec<EffectiveNode>,
+    by_name: HashMap<String, usize>,
+    /// Node index to the indices of the BootActions that target it.
+    targets: Vec<Vec<usize>>,
+    compiled: CompiledActions,
+}
+
+/// See the module docs.
+pub struct BootService {
+    cfg: BootConfig,
+    secret: Secret,
+    store: Arc<Mutex<Store>>,
+    loaded: Mutex<Option<Arc<Loaded>>>,
+    rendered: Mutex<RenderCache>,
+}
+
+#[derive(Default)]
+struct RenderCache {
+    commit: String,
+    entries: HashMap<(String, String, BootDataKind), Arc<Rendered>>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl BootService {
+    /// A service using its own database connection `store`.
+    pub fn new(cfg: BootConfig, secret: Secret, store: Store) -> BootService {
+        BootService {
+            cfg,
+            secret,
+            store: Arc::new(Mutex::new(store)),
+            loaded: Mutex::new(None),
+            rendered: Mutex::new(RenderCache::default()),
+        }
+    }
+
+    fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StateError>,
+    ) -> Result<T, BootError> {
+        let mut guard = self
+            .store
+            .lock()
+            .map_err(|_| BootError::State(StateError::Sql("database lock poisoned".into())))?;
+        Ok(f(&mut guard)?)
+    }
+
+    /// The design of `commit`, loaded and compiled once.
+    fn load(&self, commit: &str) -> Result<Arc<Loaded>, BootError> {
+        let mut slot = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = slot.as_ref().filter(|l| l.commit == commit) {
+            return Ok(l.clone());
+        }
+        let err = |message: String| BootError::Revision {
+            commit: commit.to_string(),
+            message,
+        };
+        let t = std::time::Instant::now();
+        let repo = Repo::discover(&self.cfg.repo).map_err(|e| err(e.to_string()))?;
+        let files = repo
+            .design_files(commit, self.cfg.design_dir.as_deref())
+            .map_err(|e| err(e.to_string()))?;
+        let v = design::validate(&files);
+        let design = match v.design {
+            Some(d) if v.messages.iter().all(|m| m.level != design::Level::Error) => d,
+            _ => return Err(err(format!("{} validation error(s)", v.error_count()))),
+        };
+        let nodes = design.effective_nodes();
+        let mut targets = vec![Vec::new(); nodes.len()];
+        for (bi, ba) in design.boot_actions.iter().enumerate() {
+            for n in filter::select(&design, &nodes, ba.data.node_filter.as_ref()) {
+                targets[n].push(bi);
+            }
+        }
+        let by_name = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        let compiled = CompiledActions::compile(&design)?;
+        tracing::info!(
+            %commit,
+            nodes = nodes.len(),
+            boot_actions = design.boot_actions.len(),
+            took_ms = t.elapsed().as_millis() as u64,
+            "boot data: revision loaded and templates compiled"
+        );
+        let l = Arc::new(Loaded {
+            commit: commit.to_string(),
+            design,
+            nodes,
+            by_name,
+            targets,
+            compiled,
+        });
+        *slot = Some(l.clone());
+        Ok(l)
+    }
+
+    /// The node's current deployment, made (or renewed) when its inputs
+    /// changed since the last one. Fails with [`BootError::UnknownNode`] when
+    /// the node is not in the applied design.
+    pub fn deployment(&self, node: &str) -> Result<NodeDeployment, BootError> {
+        let (applied, record) = self.with_store(|s| {
+            let applied = s.applied_revision()?;
+            let record = s.node(node)?;
+            let rev = match &record {
+                Some(r) => s.revision(&r.revision)?,
+                None => None,
+            };
+            Ok((applied, record.map(|r| (r, rev))))
+        })?;
+        let applied = applied.ok_or(BootError::NotServing)?;
+        let (node_rec, node_rev) = record.ok_or_else(|| BootError::UnknownNode(node.into()))?;
+        let loaded = self.load(&applied.revision.commit)?;
+        let idx = *loaded
+            .by_name
+            .get(node)
+            .ok_or_else(|| BootError::UnknownNode(node.into()))?;
+        let actions: Vec<(String, bool)> = loaded.targets[idx]
+            .iter()
+            .map(|&b| {
+                (
+                    loaded.compiled.name(b).to_string(),
+                    loaded.compiled.signaling(b),
+                )
+            })
+            .collect();
+        let committed_at = node_rev
+            .map(|r| r.revision.committed_at)
+            .unwrap_or(applied.revision.committed_at);
+        let inputs = DeploymentInputs {
+            inputs_hash: &node_rec.inputs_hash,
+            design_ref: &node_rec.revision,
+            committed_at,
+            actions: &actions,
+        };
+        let (record, actions) =
+            self.with_store(|s| s.ensure_deployment(node, &inputs, now(), &mut keys::new_ulid))?;
+        Ok(NodeDeployment {
+            record,
+            actions,
+            loaded,
+        })
+    }
+
+    /// The identity key of a deployment.
+    pub fn identity_key(&self, d: &DeploymentRecord) -> String {
+        self.secret.identity_key(&d.node, &d.deployment)
+    }
+
+    /// Checks a presented identity key against a deployment.
+    pub fn check_identity_key(&self, d: &DeploymentRecord, presented: &str) -> KeyCheck {
+        self.secret
+            .check_identity_key(&d.node, &d.deployment, presented)
+    }
+
+    /// Checks a key presented for a boot action: its own key, or the
+    /// identity key of the node's deployment it belongs to.
+    pub fn check_action_key(&self, action: &BootActionRecord, presented: &str) -> KeyCheck {
+        match self.secret.check_action_key(&action.action_id, presented) {
+            KeyCheck::Wrong => {
+                self.secret
+                    .check_identity_key(&action.node, &action.deployment, presented)
+            }
+            other => other,
+        }
+    }
+
+    /// The node's boot data of `kind` for its current deployment: the same
+    /// bytes as long as the deployment lasts.
+    pub fn render(
+        &self,
+        deployment: &NodeDeployment,
+        kind: BootDataKind,
+    ) -> Result<Arc<Rendered>, BootError> {
+        let d = deployment;
+        let loaded = &d.loaded;
+        let key = (d.record.node.clone(), d.record.deployment.clone(), kind);
+        {
+            let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.commit != loaded.commit {
+                cache.commit = loaded.commit.clone();
+                cache.entries.clear();
+            }
+            if let Some(r) = cache.entries.get(&key) {
+                return Ok(r.clone());
+            }
+        }
+        let bytes = render_with(loaded, d, &self.secret, &self.cfg.report_url, kind)?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let r = Arc::new(Rendered { bytes, sha256 });
+        let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.commit == loaded.commit {
+            cache.entries.insert(key, r.clone());
+        }
+        Ok(r)
+    }
+
+    /// One boot action by id.
+    pub fn action(&self, action_id: &str) -> Result<Option<BootActionRecord>, BootError> {
+        self.with_store(|s| s.boot_action(action_id))
+    }
+
+    /// The details reported for a boot action.
+    pub fn details(&self, action_id: &str) -> Result<Vec<BootActionDetail>, BootError> {
+        self.with_store(|s| s.boot_action_details(action_id))
+    }
+
+    /// Records a status report (committed before this returns).
+    pub fn report(
+        &self,
+        action_id: &str,
+        status: Option<&str>,
+        details: &[BootActionDetail],
+    ) -> Result<ReportOutcome, BootError> {
+        self.with_store(|s| s.report_boot_action(action_id, status, details, now()))
+    }
+}
+
+/// Renders one node's boot data with its deployment's action values.
+fn render_with(
+    loaded: &Loaded,
+    d: &NodeDeployment,
+    secret: &Secret,
+    report_url: &str,
+    kind: BootDataKind,
+) -> Result<Vec<u8>, BootError> {
+    let idx = *loaded
+        .by_name
+        .get(&d.record.node)
+        .ok_or_else(|| BootError::UnknownNode(d.record.node.clone()))?;
+    let node = &loaded.nodes[idx];
+    let ctx = ContextBuilder::new(&loaded.design).node(node);
+    let actions: Vec<NodeAction> = loaded.targets[idx]
+        .iter()
+        .filter_map(|&b| {
+            let name = loaded.compiled.name(b);
+            let rec = d.actions.iter().find(|a| a.action == name)?;
+            Some(NodeAction {
+                index: b,
+                values: ActionValues {
+                    action_id: rec.action_id.clone(),
+                    action_key: secret.action_key(&rec.action_id),
+                    report_url: report_url.to_string(),
+                    design_ref: d.record.design_ref.clone(),
+                },
+            })
+        })
+        .collect();
+    let mtime = d.record.committed_at.max(0) as u64;
+    Ok(bootdata::render_node(
+        &loaded.compiled,
+        &ctx,
+        &actions,
+        kind,
+        mtime,
+    )?)
+}
+
+/// Renders a node's boot data offline (`slipway render`): `actions` gives
+/// the action values per BootAction name; a name missing gets placeholder
+/// values (`ActionValues::placeholder`) with `design_ref` and `report_url` set.
+pub fn render_offline(
+    design: &Design,
+    node: &str,
+    kind: BootDataKind,
+    mtime: u64,
+    design_ref: &str,
+    report_url: &str,
+    action_values: &dyn Fn(&str) -> Option<ActionValues>,
+) -> Result<Vec<u8>, BootError> {
+    let nodes = design.effective_nodes();
+    let idx = nodes
+        .iter()
+        .position(|n| n.name == node)
+        .ok_or_else(|| BootError::UnknownNode(node.into()))?;
+    let compiled = CompiledActions::compile(design)?;
+    let actions: Vec<NodeAction> = design
+        .boot_actions
+        .iter()
+        .enumerate()
+        .filter(|(_, ba)| {
+            filter::select(design, &nodes, ba.data.node_filter.as_ref()).contains(&idx)
+        })
+        .map(|(b, ba)| NodeAction {
+            index: b,
+            values: action_values(&ba.name).unwrap_or_else(|| ActionValues {
+                design_ref: design_ref.to_string(),
+                report_url: report_url.to_string(),
+                ..ActionValues::placeholder()
+            }),
+        })
+        .collect();
+    let ctx = ContextBuilder::new(design).node(&nodes[idx]);
+    Ok(bootdata::render_node(
+        &compiled, &ctx, &actions, kind, mtime,
+    )?)
+}
