@@ -11,9 +11,12 @@ apt_install() {
     fi
 }
 
-# System tools the tests drive: git (real repositories), python3 (gen-site).
+# System tools the tests drive: git (real repositories), python3 (gen-site),
+# curl and tar (the real-client boot-data test).
 need git || apt_install git
 need python3 || apt_install python3
+need curl || apt_install curl
+need tar || apt_install tar
 if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then
     echo "error: ../shared/tools/gen-site not found (the shared folder must sit beside this checkout)" >&2
     exit 2

@@ -5,6 +5,7 @@
 
 mod bootactions;
 mod bootdata;
+mod builddata;
 mod error;
 mod health;
 mod hooks;
@@ -102,7 +103,7 @@ fn operator_routes() -> Router<AppState> {
         )
         .route(
             "/api/v1.0/nodes/{hostname}/builddata",
-            get(bootactions::builddata),
+            get(builddata::builddata),
         )
 }
 

@@ -110,6 +110,14 @@ pub struct BootService {
     rendered: Mutex<RenderCache>,
 }
 
+impl std::fmt::Debug for BootService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootService")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct RenderCache {
     commit: String,
@@ -166,36 +174,34 @@ impl BootService {
             Some(d) if v.messages.iter().all(|m| m.level != design::Level::Error) => d,
             _ => return Err(err(format!("{} validation error(s)", v.error_count()))),
         };
-        let nodes = design.effective_nodes();
-        let mut targets = vec![Vec::new(); nodes.len()];
-        for (bi, ba) in design.boot_actions.iter().enumerate() {
-            for n in filter::select(&design, &nodes, ba.data.node_filter.as_ref()) {
-                targets[n].push(bi);
-            }
-        }
-        let by_name = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.clone(), i))
-            .collect();
-        let compiled = CompiledActions::compile(&design)?;
+        let l = Arc::new(compile(commit, design)?);
         tracing::info!(
             %commit,
-            nodes = nodes.len(),
-            boot_actions = design.boot_actions.len(),
             took_ms = t.elapsed().as_millis() as u64,
-            "boot data: revision loaded and templates compiled"
+            "boot data: applied revision read again and compiled"
         );
-        let l = Arc::new(Loaded {
-            commit: commit.to_string(),
-            design,
-            nodes,
-            by_name,
-            targets,
-            compiled,
-        });
         *slot = Some(l.clone());
         Ok(l)
+    }
+
+    /// Hands over the design of a revision just applied, so the first boot
+    /// request after an apply does not read and validate it again.
+    pub fn preload(&self, commit: &str, design: Design) {
+        let t = std::time::Instant::now();
+        match compile(commit, design) {
+            Ok(l) => {
+                *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(l));
+                tracing::info!(
+                    %commit,
+                    took_ms = t.elapsed().as_millis() as u64,
+                    "boot data: templates compiled for the applied revision"
+                );
+            }
+            // Rendering will report it per request; serving goes on.
+            Err(e) => {
+                tracing::warn!(%commit, error = %e, "boot data: cannot compile the applied revision")
+            }
+        }
     }
 
     /// The node's current deployment, made (or renewed) when its inputs
@@ -317,6 +323,31 @@ impl BootService {
     ) -> Result<ReportOutcome, BootError> {
         self.with_store(|s| s.report_boot_action(action_id, status, details, now()))
     }
+}
+
+/// Compiles a valid design for rendering: nodes, targets, templates.
+fn compile(commit: &str, design: Design) -> Result<Loaded, BootError> {
+    let nodes = design.effective_nodes();
+    let mut targets = vec![Vec::new(); nodes.len()];
+    for (bi, ba) in design.boot_actions.iter().enumerate() {
+        for n in filter::select(&design, &nodes, ba.data.node_filter.as_ref()) {
+            targets[n].push(bi);
+        }
+    }
+    let by_name = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect();
+    let compiled = CompiledActions::compile(&design)?;
+    Ok(Loaded {
+        commit: commit.to_string(),
+        design,
+        nodes,
+        by_name,
+        targets,
+        compiled,
+    })
 }
 
 /// Renders one node's boot data with its deployment's action values.

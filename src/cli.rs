@@ -254,7 +254,7 @@ pub fn render(a: &RenderArgs<'_>) -> ExitCode {
             .secret
             .map(Path::to_path_buf)
             .unwrap_or_else(|| slipway::keys::default_secret_path(db));
-        let secret = match slipway::keys::Secret::load_or_create(&secret_path) {
+        let secret = match slipway::keys::Secret::load(&secret_path) {
             Ok(s) => s,
             Err(e) => return fail(&e.to_string()),
         };

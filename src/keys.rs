@@ -88,6 +88,19 @@ impl Secret {
         Secret(bytes)
     }
 
+    /// Reads an existing secret at `path` (for offline commands, which must
+    /// not create one beside a database they only read).
+    pub fn load(path: &Path) -> Result<Secret, KeyError> {
+        if let Err(source) = std::fs::symlink_metadata(path) {
+            return Err(KeyError::Io {
+                path: path.display().to_string(),
+                what: "expected the server's secret file (see `slipway serve --secret`)",
+                source,
+            });
+        }
+        Secret::load_or_create(path)
+    }
+
     /// Reads the secret at `path`, creating it (32 bytes from the OS's
     /// random source, mode 0600) when the file does not exist. An existing
     /// file with permissions wider than 0600 or of the wrong size is refused.
@@ -275,6 +288,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = default_secret_path(&dir.path().join("s.db"));
         assert!(path.ends_with("s.db.secret"));
+        assert!(Secret::load(&path).is_err(), "load does not create");
         let a = Secret::load_or_create(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

@@ -213,6 +213,7 @@ pub async fn run(
         repo: root.clone(),
         branch,
         design_dir: cfg.design_dir.clone(),
+        boot: boot.clone(),
     };
     tracing::info!(
         repo = %root.display(),
@@ -282,6 +283,8 @@ struct PassContext {
     repo: PathBuf,
     branch: Option<String>,
     design_dir: Option<String>,
+    /// Given each applied design, so boot data is ready without re-reading it.
+    boot: Arc<crate::boot::BootService>,
 }
 
 /// What one pass did.
@@ -500,10 +503,12 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         took_ms = t.elapsed().as_millis() as u64,
         "applied"
     );
+    let (documents, nodes) = (design.documents.len(), design.nodes.len());
+    ctx.boot.preload(&commit, design);
     Ok(Outcome::Applied {
         commit,
-        documents: design.documents.len(),
-        nodes: design.nodes.len(),
+        documents,
+        nodes,
         changes,
     })
 }

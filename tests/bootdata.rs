@@ -556,3 +556,46 @@ async fn serve_refuses_a_secret_readable_by_others_and_creates_one_0600() {
     assert_eq!(meta.len(), 32);
     s.stop().await;
 }
+
+#[test]
+fn location_assets_are_skipped_and_permissions_default_to_0600() {
+    let mut files = slipway::source::read_dir_files(&common::example_site()).unwrap();
+    files.push(slipway::design::DesignFile {
+        path: "zz-extra.yaml".into(),
+        bytes: br#"---
+schema: 'drydock/BootAction/v1'
+metadata:
+  schema: 'metadata/Document/v1'
+  name: fetched
+  layeringDefinition:
+    abstract: false
+    layer: site
+data:
+  signaling: false
+  node_filter:
+    filter_set_type: union
+    filter_set:
+      - filter_type: union
+        node_names:
+          - n00001
+  assets:
+    - path: /opt/fetched/remote.bin
+      type: file
+      location: http://127.0.0.1:9/remote.bin
+    - path: /opt/fetched/local.txt
+      type: file
+      data: local
+      data_pipeline:
+        - utf8_decode
+...
+"#
+        .to_vec(),
+    });
+    let v = slipway::design::validate(&files);
+    assert!(v.is_valid(), "{:?}", v.messages);
+    let d = v.design.unwrap();
+    let m = members(&render(&d, "n00001", BootDataKind::Files));
+    assert!(m.iter().all(|x| x.0 != "/opt/fetched/remote.bin"));
+    let local = m.iter().find(|x| x.0 == "/opt/fetched/local.txt").unwrap();
+    assert_eq!((local.1, local.4.as_str()), (0o600, "local"));
+}

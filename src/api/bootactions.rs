@@ -1,14 +1,12 @@
 //! Boot-action status reports (DESIGN §5): `POST /api/v1.0/bootactions/{action_id}`
-//! (alias `/api/v1.0/bootaction/{action_id}`), and build data of nodes,
-//! `GET /api/v1.0/nodes/{hostname}/builddata[?latest=true]`, where the
-//! reports show up.
+//! (alias `/api/v1.0/bootaction/{action_id}`). Each recorded report also shows
+//! up in the node's build data (see `builddata.rs`).
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::bootdata::{blocking, key_rejected, presented_key, unauthorized};
@@ -217,39 +215,4 @@ pub async fn report(
             Ok((StatusCode::OK, Json(record_view(&r, &details))).into_response())
         }
     }
-}
-
-/// Query of the build data route.
-#[derive(Debug, Deserialize)]
-pub struct BuildDataQuery {
-    /// Only the newest record of each generator.
-    latest: Option<bool>,
-}
-
-/// `GET /api/v1.0/nodes/{hostname}/builddata[?latest=true]` in Drydock's
-/// format. Boot-action reports appear with generator `bootaction:<name>`.
-pub async fn builddata(
-    State(state): State<AppState>,
-    Path(host): Path<String>,
-    Query(q): Query<BuildDataQuery>,
-) -> Result<Json<Vec<Value>>, AppError> {
-    let latest = q.latest.unwrap_or(false);
-    let records = state
-        .with_store(move |s| s.build_data(&host, latest))
-        .await?;
-    Ok(Json(
-        records
-            .into_iter()
-            .map(|r| {
-                json!({
-                    "node_name": r.node,
-                    "generator": r.generator,
-                    "collected_date": rfc3339(r.collected_at),
-                    "task_id": r.task_id,
-                    "data_format": r.data_format,
-                    "data_element": r.data_element,
-                })
-            })
-            .collect(),
-    ))
 }

@@ -209,9 +209,9 @@ impl CompiledActions {
                         let name = format!("{}/{bi}/{ai}", ba.name);
                         let source = match &a.data {
                             Some(serde_json::Value::String(s)) => {
-                                match run_steps(&a.data_pipeline[..k], Stage::Bytes(s.clone().into_bytes()), 0, None)
-                                    .map_err(&err)?
-                                {
+                                let raw = Stage::Bytes(s.clone().into_bytes());
+                                let before = &a.data_pipeline[..k];
+                                match run_steps(before, raw, 0, None).map_err(&err)? {
                                     Stage::Text(t) => t,
                                     Stage::Bytes(_) => {
                                         return Err(err(format!(
