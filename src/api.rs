@@ -3,10 +3,13 @@
 //! [`app`] builds the whole router; [`serve`] runs it on a bound listener
 //! until a shutdown future completes. Handlers live one file per API family.
 
+mod body;
 mod error;
 mod health;
 mod hooks;
+mod nodes;
 mod revisions;
+mod validation;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -16,6 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
 
+pub use body::DesignSource;
 pub use error::AppError;
 
 use crate::reconcile::SharedStatus;
@@ -34,6 +38,8 @@ pub struct AppState {
     pub db_path: String,
     /// When the server started, for uptime.
     pub started: Instant,
+    /// Where design references are read from.
+    pub design: DesignSource,
 }
 
 impl AppState {
@@ -64,6 +70,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1.0/health/extended", get(health::extended))
         .route("/api/v1.0/revisions", get(revisions::list))
         .route("/api/v1.0/hooks/git", post(hooks::git))
+        .route("/api/v1.0/validatedesign", post(validation::validate))
+        .route("/api/v1.0/nodefilter", post(nodes::nodefilter))
+        .route("/api/v1.0/nodes", get(nodes::list))
+        .route("/api/v1.0/nodes/{hostname}", get(nodes::get))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

@@ -207,6 +207,10 @@ pub async fn run(
         trigger,
         db_path: cfg.db.display().to_string(),
         started: Instant::now(),
+        design: api::DesignSource {
+            repo: root.clone(),
+            design_dir: cfg.design_dir.clone(),
+        },
     };
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),

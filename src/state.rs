@@ -16,6 +16,7 @@
 mod boot_actions;
 mod build_data;
 mod migrations;
+mod node_summary;
 mod tasks;
 
 use std::collections::HashMap;
