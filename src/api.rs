@@ -3,12 +3,14 @@
 //! [`app`] builds the whole router; [`serve`] runs it on a bound listener
 //! until a shutdown future completes. Handlers live one file per API family.
 
+mod auth;
 mod body;
 mod error;
 mod health;
 mod hooks;
 mod nodes;
 mod revisions;
+mod tasks;
 mod validation;
 
 use std::future::Future;
@@ -19,6 +21,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
 
+pub use auth::Tokens;
 pub use body::DesignSource;
 pub use error::AppError;
 
@@ -40,6 +43,8 @@ pub struct AppState {
     pub started: Instant,
     /// Where design references are read from.
     pub design: DesignSource,
+    /// Accepted operator tokens; `None`: operator routes are loopback-only.
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 impl AppState {
@@ -62,22 +67,63 @@ impl AppState {
     }
 }
 
-/// The whole API.
+impl AppState {
+    /// Like [`AppState::with_store`], for the few writes the API makes itself
+    /// (tasks). SQLite serialises them with the reconciler's writes (WAL,
+    /// busy timeout).
+    pub async fn with_store_mut<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, crate::state::StateError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store
+                .lock()
+                .map_err(|_| AppError::internal("database lock poisoned"))?;
+            f(&mut guard).map_err(AppError::from)
+        })
+        .await
+        .map_err(|e| AppError::internal(format!("database task failed: {e}")))?
+    }
+}
+
+/// The whole API, in two groups:
+/// - public: health, `/versions` and (slotted in by the boot-data work) the
+///   routes nodes call themselves — `/api/v1.0/bootactions/nodes/...`,
+///   `/api/v1.0/bootdata/...` and the boot-action signal POSTs
+///   `/api/v1.0/bootactions/{id}`, `/api/v1.0/bootaction/{id}`: add those to
+///   `public` below;
+/// - operator: everything else, behind [`auth::require_operator`]; new
+///   operator routes go into `operator`.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let public = Router::new()
         .route("/versions", get(health::versions))
         .route("/api/v1.0/health", get(health::health))
-        .route("/api/v1.0/health/extended", get(health::extended))
+        .route("/api/v1.0/health/extended", get(health::extended));
+    let operator = Router::new()
         .route("/api/v1.0/revisions", get(revisions::list))
         .route("/api/v1.0/hooks/git", post(hooks::git))
         .route("/api/v1.0/validatedesign", post(validation::validate))
         .route("/api/v1.0/nodefilter", post(nodes::nodefilter))
         .route("/api/v1.0/nodes", get(nodes::list))
         .route("/api/v1.0/nodes/{hostname}", get(nodes::get))
+        .route("/api/v1.0/tasks", get(tasks::list).post(tasks::create))
+        .route("/api/v1.0/tasks/{task_id}", get(tasks::get))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_operator,
+        ));
+    public
+        .merge(operator)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
+
+/// The largest request body accepted (413 above).
+pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then drains
 /// in-flight requests.
@@ -86,7 +132,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -50,6 +50,10 @@ enum Command {
         /// Seconds between polls of the repository (the watcher and webhook act at once).
         #[arg(long, default_value_t = 30)]
         poll: u64,
+        /// Operator tokens file: one sha256 hex of a token per line (`printf %s "$TOKEN" | sha256sum`).
+        /// Without it, operator routes answer loopback clients only.
+        #[arg(long)]
+        tokens: Option<PathBuf>,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
             db,
             listen,
             poll,
+            tokens,
         } => {
             let cfg = slipway::reconcile::ServeConfig {
                 repo,
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
                 listen,
                 poll: Duration::from_secs(poll.max(1)),
                 watch: true,
+                tokens,
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -318,3 +318,237 @@ async fn nodes_of_the_applied_revision() {
     assert_eq!(r.headers()["allow"], "GET,HEAD");
     s.stop().await;
 }
+
+/// Polls a task until it is complete (bounded); returns every status seen.
+async fn wait_task(s: &Server, id: &str) -> (Vec<String>, Value) {
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let (code, v) = s.get(&format!("/api/v1.0/tasks/{id}")).await;
+        assert_eq!(code, 200, "{v}");
+        let st = v["status"].as_str().unwrap().to_string();
+        if seen.last() != Some(&st) {
+            seen.push(st.clone());
+        }
+        if st == "complete" {
+            return (seen, v);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task {id} did not complete: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn tasks_run_and_report() {
+    let repo = gen_site_repo();
+    let db = repo.path().join("state.db");
+    let (s, commit) = started(&repo, &db).await;
+
+    // validate_design on the applied revision (no design_ref).
+    let (code, t) = post_json(&s, "/api/v1.0/tasks", json!({"action": "validate_design"})).await;
+    assert_eq!(code, 201, "{t}");
+    assert_eq!(t["kind"], "Task");
+    assert_eq!(t["status"], "queued");
+    let id = t["task_id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "{id}");
+    let (seen, done) = wait_task(&s, &id).await;
+    for st in &seen {
+        assert!(
+            ["queued", "running", "complete"].contains(&st.as_str()),
+            "{seen:?}"
+        );
+    }
+    assert_eq!(done["result"]["status"], "success", "{done}");
+    assert!(!done["updated"].is_null());
+
+    // verify_site with a design_ref that is invalid: failure with messages.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("bad.yaml"), BAD_YAML).unwrap();
+    let href = format!("file://{}", bad.path().display());
+    let (code, t) = post_json(
+        &s,
+        "/api/v1.0/tasks",
+        json!({"action": "verify_site", "design_ref": href}),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (_, done) = wait_task(&s, t["task_id"].as_str().unwrap()).await;
+    assert_eq!(done["result"]["status"], "failure", "{done}");
+    assert!(done["result"]["details"]["errorCount"].as_u64().unwrap() >= 1);
+
+    // prepare_site: valid, plan reported, nothing applied.
+    let (code, t) = post_json(
+        &s,
+        "/api/v1.0/tasks",
+        json!({"action": "prepare_site", "design_ref": commit}),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (_, done) = wait_task(&s, t["task_id"].as_str().unwrap()).await;
+    assert_eq!(done["result"]["status"], "success", "{done}");
+    let list = done["result"]["details"]["messageList"].as_array().unwrap();
+    assert!(
+        list.iter()
+            .any(|m| m["message"].as_str().unwrap().starts_with("plan:")),
+        "{done}"
+    );
+
+    // Node actions: complete with failure naming what is missing.
+    for action in [
+        "deploy_nodes",
+        "redeploy_server",
+        "destroy_nodes",
+        "prepare_nodes",
+        "verify_nodes",
+        "relabel_nodes",
+        "configure_hardware",
+    ] {
+        let (code, t) = post_json(
+            &s,
+            "/api/v1.0/tasks",
+            json!({"action": action, "design_ref": "main",
+                   "node_filter": {"filter_set_type": "union", "filter_set": [{"filter_type": "union", "node_names": ["n00001"]}]}}),
+        )
+        .await;
+        assert_eq!(code, 201, "{action}: {t}");
+        let (_, done) = wait_task(&s, t["task_id"].as_str().unwrap()).await;
+        assert_eq!(done["result"]["status"], "failure", "{action}: {done}");
+        assert!(
+            done["result"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not supported"),
+            "{done}"
+        );
+    }
+
+    let (code, all) = s.get("/api/v1.0/tasks").await;
+    assert_eq!(code, 200);
+    assert_eq!(all.as_array().unwrap().len(), 10);
+
+    // Bad input.
+    for body in [
+        json!({}),
+        json!({"action": "fly"}),
+        json!({"action": 3}),
+        json!({"action": "verify_site", "design_ref": 1}),
+        json!({"action": "verify_site", "node_filter": {"filter_set_type": "nope"}}),
+    ] {
+        let (code, v) = post_json(&s, "/api/v1.0/tasks", body.clone()).await;
+        assert_eq!(code, 400, "{body}: {v}");
+        assert_status_json(&v, 400);
+    }
+    let (code, v) = post(&s, "/api/v1.0/tasks", "[1,").await;
+    assert_eq!(code, 400);
+    assert_status_json(&v, 400);
+    let (code, v) = s
+        .get("/api/v1.0/tasks/00000000-0000-4000-8000-000000000000")
+        .await;
+    assert_eq!(code, 404);
+    assert_status_json(&v, 404);
+    let r = client()
+        .delete(s.url("/api/v1.0/tasks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(r.headers()["allow"], "GET,HEAD,POST");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn oversize_body_is_413_status() {
+    let repo = gen_site_repo();
+    let db = repo.path().join("state.db");
+    let (s, _) = started(&repo, &db).await;
+    let big = format!("{{\"href\": \"{}\"}}", "a".repeat(2 * 1024 * 1024));
+    for path in [
+        "/api/v1.0/validatedesign",
+        "/api/v1.0/nodefilter",
+        "/api/v1.0/tasks",
+    ] {
+        let (code, v) = post(&s, path, big.clone()).await;
+        assert_eq!(code, 413, "{path}");
+        assert_status_json(&v, 413);
+    }
+    s.stop().await;
+}
+
+const TOKEN: &str = "op-token-1";
+
+#[tokio::test]
+async fn tokens_guard_operator_routes() {
+    use sha2::Digest;
+    let repo = gen_site_repo();
+    let commit = repo.commit("site");
+    let tokens = repo.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!(
+            "# operators\n{}  -\n",
+            hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()))
+        ),
+    )
+    .unwrap();
+    let db = repo.path().join("state.db");
+    let s = Server::start_with(repo.path(), &db, |cfg| cfg.tokens = Some(tokens.clone()))
+        .await
+        .unwrap();
+    // Public routes need no token.
+    assert_eq!(s.get("/versions").await.0, 200);
+    // Operator routes: 401 without or with a wrong token, with WWW-Authenticate.
+    for (name, value) in [
+        ("x-other", "x"),
+        ("x-auth-token", "wrong"),
+        ("authorization", "Bearer wrong"),
+    ] {
+        let r = client()
+            .get(s.url("/api/v1.0/nodes"))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{name}");
+        assert!(r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+        let v: Value = r.json().await.unwrap();
+        assert_status_json(&v, 401);
+    }
+    let r = client()
+        .post(s.url("/api/v1.0/validatedesign"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // The right token in either header.
+    for (name, value) in [
+        ("x-auth-token", TOKEN.to_string()),
+        ("authorization", format!("Bearer {TOKEN}")),
+    ] {
+        let r = client()
+            .post(s.url("/api/v1.0/validatedesign"))
+            .header(name, value)
+            .body(json!({"href": commit}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{name}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn loopback_only_without_tokens() {
+    // Without --tokens, operator routes answer loopback peers (the test client).
+    let repo = gen_site_repo();
+    let db = repo.path().join("state.db");
+    let (s, _) = started(&repo, &db).await;
+    assert_eq!(s.get("/api/v1.0/nodes").await.0, 200);
+    s.stop().await;
+}

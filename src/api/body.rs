@@ -105,3 +105,26 @@ where
         .await
         .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
 }
+
+/// A raw request body whose rejections (too large: 413, unreadable: 400)
+/// are Drydock Status objects.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        match <Bytes as axum::extract::FromRequest<S>>::from_request(req, state).await {
+            Ok(b) => Ok(RawBody(b)),
+            Err(e) => {
+                let code = e.status();
+                let reason = if code == StatusCode::PAYLOAD_TOO_LARGE {
+                    "PayloadTooLarge"
+                } else {
+                    "BadRequest"
+                };
+                Err(AppError::new(code, reason, e.body_text()))
+            }
+        }
+    }
+}

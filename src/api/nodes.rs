@@ -4,14 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::body::{bad_request, blocking, parse_json, read_design};
+use super::body::{bad_request, blocking, parse_json, read_design, RawBody};
 use super::{AppError, AppState};
 use crate::design::filter::{problems, select, FilterProblem};
 use crate::design::model::NodeFilter;
@@ -99,7 +98,7 @@ pub fn parse_filter(v: &Value) -> Result<NodeFilter, String> {
 /// The node names a filter selects in the design `design_ref` names.
 pub async fn nodefilter(
     State(state): State<AppState>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<Vec<String>>, AppError> {
     let req: FilterRequest = parse_json(&body)?;
     let design_ref = match req.design_ref {

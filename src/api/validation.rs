@@ -1,13 +1,12 @@
 //! `POST /api/v1.0/validatedesign`: validates the design a reference names
 //! and answers Drydock's Status object (200 valid, 400 invalid).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
-use super::body::{bad_request, blocking, parse_json, read_design};
+use super::body::{bad_request, blocking, parse_json, read_design, RawBody};
 use super::{AppError, AppState};
 use crate::design::{self, Status};
 
@@ -28,7 +27,7 @@ pub struct ValidateRequest {
 /// Validates the design `href` names.
 pub async fn validate(
     State(state): State<AppState>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Status>), AppError> {
     let req: ValidateRequest = parse_json(&body)?;
     let href = req

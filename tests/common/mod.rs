@@ -165,6 +165,7 @@ impl Server {
             listen: addr,
             poll: Duration::from_secs(3600),
             watch: true,
+            tokens: None,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
