@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod hooks;
 mod nodes;
+pub mod openapi;
 mod revisions;
 mod tasks;
 mod validation;
@@ -17,7 +18,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
 
@@ -88,32 +88,28 @@ impl AppState {
     }
 }
 
-/// The whole API, in two groups:
-/// - public: health, `/versions` and (slotted in by the boot-data work) the
-///   routes nodes call themselves — `/api/v1.0/bootactions/nodes/...`,
-///   `/api/v1.0/bootdata/...` and the boot-action signal POSTs
-///   `/api/v1.0/bootactions/{id}`, `/api/v1.0/bootaction/{id}`: add those to
-///   `public` below;
-/// - operator: everything else, behind [`auth::require_operator`]; new
-///   operator routes go into `operator`.
+/// The whole API, built from the route table [`openapi::routes`] (which also
+/// generates `/api/v1.0/openapi.json`), in two groups:
+/// - `Group::Public`: health, `/versions`, the spec and (slotted in by the
+///   boot-data work) the routes nodes call themselves —
+///   `/api/v1.0/bootactions/nodes/...`, `/api/v1.0/bootdata/...` and the
+///   boot-action signal POSTs `/api/v1.0/bootactions/{id}`,
+///   `/api/v1.0/bootaction/{id}`: add those to the table as `Group::Public`;
+/// - `Group::Operator`: everything else, behind [`auth::require_operator`];
+///   new operator routes go in the table as `Group::Operator`.
 pub fn app(state: AppState) -> Router {
-    let public = Router::new()
-        .route("/versions", get(health::versions))
-        .route("/api/v1.0/health", get(health::health))
-        .route("/api/v1.0/health/extended", get(health::extended));
-    let operator = Router::new()
-        .route("/api/v1.0/revisions", get(revisions::list))
-        .route("/api/v1.0/hooks/git", post(hooks::git))
-        .route("/api/v1.0/validatedesign", post(validation::validate))
-        .route("/api/v1.0/nodefilter", post(nodes::nodefilter))
-        .route("/api/v1.0/nodes", get(nodes::list))
-        .route("/api/v1.0/nodes/{hostname}", get(nodes::get))
-        .route("/api/v1.0/tasks", get(tasks::list).post(tasks::create))
-        .route("/api/v1.0/tasks/{task_id}", get(tasks::get))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_operator,
-        ));
+    let mut public = Router::new();
+    let mut operator = Router::new();
+    for r in openapi::routes() {
+        match r.group {
+            openapi::Group::Public => public = public.route(r.path, r.handler),
+            openapi::Group::Operator => operator = operator.route(r.path, r.handler),
+        }
+    }
+    let operator = operator.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_operator,
+    ));
     public
         .merge(operator)
         .fallback(error::not_found)

@@ -552,3 +552,82 @@ async fn loopback_only_without_tokens() {
     assert_eq!(s.get("/api/v1.0/nodes").await.0, 200);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn openapi_spec_and_router_agree() {
+    let repo = gen_site_repo();
+    let db = repo.path().join("state.db");
+    let (s, _) = started(&repo, &db).await;
+    let (code, spec) = s.get("/api/v1.0/openapi.json").await;
+    assert_eq!(code, 200);
+    assert_eq!(spec["openapi"], "3.0.3");
+    let paths = spec["paths"].as_object().unwrap();
+    for expected in [
+        "/versions",
+        "/api/v1.0/validatedesign",
+        "/api/v1.0/nodefilter",
+        "/api/v1.0/nodes",
+        "/api/v1.0/nodes/{hostname}",
+        "/api/v1.0/tasks",
+        "/api/v1.0/tasks/{task_id}",
+    ] {
+        assert!(
+            paths.contains_key(expected),
+            "{expected} missing from the spec"
+        );
+    }
+    // Every method of every path in the spec reaches a handler (not the 404
+    // fallback), and every other method is a 405 with the spec's methods in Allow.
+    for (path, ops) in paths {
+        let url = path
+            .replace("{hostname}", "n00001")
+            .replace("{task_id}", "nosuch");
+        let methods: Vec<String> = ops
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        for m in &methods {
+            let r = client()
+                .request(m.parse().unwrap(), s.url(&url))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let code = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            assert!(
+                code != 404
+                    || !body["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("no such resource"),
+                "{m} {path}: fell through to the 404 fallback"
+            );
+            assert!(code != 405, "{m} {path}: 405");
+        }
+        let r = client().patch(s.url(&url)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 405, "PATCH {path}");
+        let allow = r.headers()["allow"].to_str().unwrap().to_string();
+        for m in &methods {
+            assert!(
+                allow.split(',').any(|a| a == m),
+                "{path}: Allow {allow} lacks {m}"
+            );
+        }
+    }
+    // A path not in the spec is the 404 fallback.
+    let (code, v) = s.get("/api/v1.0/nosuch").await;
+    assert_eq!(code, 404);
+    assert_status_json(&v, 404);
+    // The router is built from the same table as the spec.
+    let table: std::collections::BTreeSet<String> = slipway::api::openapi::routes()
+        .iter()
+        .map(|r| r.path.to_string())
+        .collect();
+    let spec_paths: std::collections::BTreeSet<String> = paths.keys().cloned().collect();
+    assert_eq!(table, spec_paths);
+    s.stop().await;
+}

@@ -52,6 +52,20 @@ const NODE_ACTIONS: [(&str, &str); 7] = [
 ];
 
 /// Every action name accepted by `POST /tasks`.
+pub const ACTIONS: [&str; 10] = [
+    "validate_design",
+    "verify_site",
+    "prepare_site",
+    "verify_nodes",
+    "prepare_nodes",
+    "deploy_nodes",
+    "redeploy_server",
+    "destroy_nodes",
+    "relabel_nodes",
+    "configure_hardware",
+];
+
+/// Whether `POST /tasks` accepts an action.
 pub fn known_action(a: &str) -> bool {
     DESIGN_ACTIONS.contains(&a) || NODE_ACTIONS.iter().any(|(n, _)| *n == a)
 }
