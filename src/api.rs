@@ -3,22 +3,29 @@
 //! [`app`] builds the whole router; [`serve`] runs it on a bound listener
 //! until a shutdown future completes. Handlers live one file per API family.
 
+mod auth;
+mod body;
 mod bootactions;
 mod bootdata;
 mod builddata;
 mod error;
 mod health;
 mod hooks;
+mod nodes;
+pub mod openapi;
 mod revisions;
+mod tasks;
+mod validation;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
 
+pub use auth::Tokens;
+pub use body::DesignSource;
 pub use error::AppError;
 
 use crate::boot::BootService;
@@ -40,6 +47,10 @@ pub struct AppState {
     pub started: Instant,
     /// Deployments, keys, boot data and status reports (its own connection).
     pub boot: Arc<BootService>,
+    /// Where design references are read from.
+    pub design: DesignSource,
+    /// Accepted operator tokens; `None`: operator routes are loopback-only.
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 impl AppState {
@@ -62,50 +73,59 @@ impl AppState {
     }
 }
 
-/// The whole API.
+impl AppState {
+    /// Like [`AppState::with_store`], for the few writes the API makes itself
+    /// (tasks). SQLite serialises them with the reconciler's writes (WAL,
+    /// busy timeout).
+    pub async fn with_store_mut<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, crate::state::StateError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store
+                .lock()
+                .map_err(|_| AppError::internal("database lock poisoned"))?;
+            f(&mut guard).map_err(AppError::from)
+        })
+        .await
+        .map_err(|e| AppError::internal(format!("database task failed: {e}")))?
+    }
+}
+
+/// The whole API, built from the route table [`openapi::routes`] (which also
+/// generates `/api/v1.0/openapi.json`), in two groups:
+/// - `Group::Public`: health, `/versions`, the spec and (slotted in by the
+///   boot-data work) the routes nodes call themselves —
+///   `/api/v1.0/bootactions/nodes/...`, `/api/v1.0/bootdata/...` and the
+///   boot-action signal POSTs `/api/v1.0/bootactions/{id}`,
+///   `/api/v1.0/bootaction/{id}`: add those to the table as `Group::Public`;
+/// - `Group::Operator`: everything else, behind [`auth::require_operator`];
+///   new operator routes go in the table as `Group::Operator`.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/versions", get(health::versions))
-        .route("/api/v1.0/health", get(health::health))
-        .route("/api/v1.0/health/extended", get(health::extended))
-        .route("/api/v1.0/revisions", get(revisions::list))
-        .route("/api/v1.0/hooks/git", post(hooks::git))
-        // Node routes: authenticated by X-Bootaction-Key, not operator auth.
-        .route(
-            "/api/v1.0/bootactions/nodes/{hostname}/{kind}",
-            get(bootdata::node_bootdata),
-        )
-        .route(
-            "/api/v1.0/bootdata/{hostname}/{kind}",
-            get(bootdata::bootdata_alias),
-        )
-        .route(
-            "/api/v1.0/bootactions/{action_id}",
-            post(bootactions::report),
-        )
-        .route(
-            "/api/v1.0/bootaction/{action_id}",
-            post(bootactions::report),
-        )
-        .merge(operator_routes())
+    let mut public = Router::new();
+    let mut operator = Router::new();
+    for r in openapi::routes() {
+        match r.group {
+            openapi::Group::Public => public = public.route(r.path, r.handler),
+            openapi::Group::Operator => operator = operator.route(r.path, r.handler),
+        }
+    }
+    let operator = operator.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_operator,
+    ));
+    public
+        .merge(operator)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
-/// Operator routes of the boot-data family (identity keys, build data):
-/// kept in one group so operator authentication can wrap them.
-fn operator_routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1.0/nodes/{hostname}/identity",
-            get(bootdata::identity),
-        )
-        .route(
-            "/api/v1.0/nodes/{hostname}/builddata",
-            get(builddata::builddata),
-        )
-}
+/// The largest request body accepted (413 above).
+pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then drains
 /// in-flight requests.
@@ -114,7 +134,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

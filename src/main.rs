@@ -56,6 +56,10 @@ enum Command {
         /// URL nodes report boot-action status to (default: http://<listen>/api/v1.0/bootactions/).
         #[arg(long)]
         report_url: Option<String>,
+        /// Operator tokens file: one sha256 hex of a token per line (`printf %s "$TOKEN" | sha256sum`).
+        /// Without it, operator routes answer loopback clients only.
+        #[arg(long)]
+        tokens: Option<PathBuf>,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -150,6 +154,7 @@ fn main() -> ExitCode {
             poll,
             secret,
             report_url,
+            tokens,
         } => {
             let cfg = slipway::reconcile::ServeConfig {
                 repo,
@@ -161,6 +166,7 @@ fn main() -> ExitCode {
                 watch: true,
                 secret,
                 report_url,
+                tokens,
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

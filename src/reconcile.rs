@@ -33,6 +33,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Time between polls of the branch head; the watcher and webhook act at once.
     pub poll: Duration,
+    /// Operator tokens file (`None`: operator routes are loopback-only).
+    pub tokens: Option<PathBuf>,
     /// Watch the repository's refs and reconcile at once when they move.
     /// Off only in tests that must show the webhook or poll acting alone.
     pub watch: bool,
@@ -143,6 +145,21 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let tokens = match &cfg.tokens {
+        Some(p) => Some(Arc::new(api::Tokens::load(p).map_err(ServeError::Other)?)),
+        None => None,
+    };
+    if tokens.is_none() {
+        if let Ok(addr) = listener.local_addr() {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "NO --tokens FILE: listening on a non-loopback address, but operator routes \
+                     will answer loopback clients only (403 to everyone else); pass --tokens"
+                );
+            }
+        }
+    }
     let repo = Repo::discover(&cfg.repo)?;
     let root = repo.root();
     let branch = cfg.branch.clone().or_else(|| repo.current_branch());
@@ -238,6 +255,11 @@ pub async fn run(
         db_path: cfg.db.display().to_string(),
         started: Instant::now(),
         boot,
+        design: api::DesignSource {
+            repo: root.clone(),
+            design_dir: cfg.design_dir.clone(),
+        },
+        tokens,
     };
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),

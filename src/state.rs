@@ -17,6 +17,7 @@ mod boot_actions;
 mod build_data;
 mod deployments;
 mod migrations;
+mod node_summary;
 mod tasks;
 
 use std::collections::HashMap;

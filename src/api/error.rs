@@ -23,6 +23,11 @@ impl AppError {
         }
     }
 
+    /// The message sent to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// A server-side failure. The detail is logged, not sent: clients get a
     /// generic message so internals (paths, SQL) do not leak.
     pub fn internal(detail: impl std::fmt::Display) -> Self {

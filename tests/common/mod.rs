@@ -167,6 +167,7 @@ impl Server {
             watch: true,
             secret: None,
             report_url: None,
+            tokens: None,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

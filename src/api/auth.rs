@@ -1,0 +1,143 @@
+//! Operator authentication: a layer on the operator sub-router.
+//!
+//! With a tokens file (`slipway serve --tokens FILE`: one lowercase sha256 hex
+//! of a token per line, `#` comments, blank lines ignored; make a line with
+//! `printf %s "$TOKEN" | sha256sum`), a request must carry a listed token in
+//! `X-Auth-Token` (Drydock's header) or `Authorization: Bearer`; otherwise 401
+//! with `WWW-Authenticate`. The comparison hashes the presented token and
+//! compares digests in constant time over every listed digest.
+//!
+//! Without a tokens file, operator routes are served to loopback peers only
+//! (the connection's peer address, `ConnectInfo`); others get 403.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::{AppError, AppState};
+
+/// The accepted token digests.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    digests: Vec<[u8; 32]>,
+}
+
+impl Tokens {
+    /// Parses a tokens file's text; errors name the offending line.
+    pub fn parse(text: &str) -> Result<Tokens, String> {
+        let mut digests = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            // `sha256sum` prints "<hex>  -": keep the first field.
+            let field = line.split_whitespace().next().unwrap_or("");
+            let bytes = hex::decode(field)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "line {}: expected the sha256 hex of a token (64 hex digits)",
+                        i + 1
+                    )
+                })?;
+            digests.push(bytes);
+        }
+        if digests.is_empty() {
+            return Err("no token digest in the file".into());
+        }
+        Ok(Tokens { digests })
+    }
+
+    /// Reads a tokens file.
+    pub fn load(path: &Path) -> Result<Tokens, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("tokens file {}: {e}", path.display()))?;
+        Tokens::parse(&text).map_err(|e| format!("tokens file {}: {e}", path.display()))
+    }
+
+    /// Whether `token` hashes to a listed digest (constant time in the token
+    /// and over the whole list).
+    pub fn accepts(&self, token: &str) -> bool {
+        let d: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut ok = 0u8;
+        for known in &self.digests {
+            let diff = known
+                .iter()
+                .zip(d.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            ok |= u8::from(diff == 0);
+        }
+        ok == 1
+    }
+}
+
+/// The token a request presents, if any.
+fn presented(req: &Request) -> Option<&str> {
+    let h = req.headers();
+    if let Some(v) = h.get("x-auth-token").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim());
+    }
+    let auth = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The middleware guarding operator routes.
+pub async fn require_operator(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match &state.tokens {
+        Some(tokens) => {
+            if presented(&req).is_some_and(|t| tokens.accepts(t)) {
+                return next.run(req).await;
+            }
+            let mut resp = AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "a valid token is required in X-Auth-Token or Authorization: Bearer",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"slipway\""),
+            );
+            resp
+        }
+        None => {
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            if peer.is_some_and(|ip| ip.is_loopback()) {
+                return next.run(req).await;
+            }
+            AppError::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "operator routes are served to loopback clients only unless the server runs with --tokens",
+            )
+            .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_file() {
+        let d = hex::encode(Sha256::digest(b"s3cret"));
+        let t = Tokens::parse(&format!("# ops\n\n{d}  -\n")).unwrap();
+        assert!(t.accepts("s3cret"));
+        assert!(!t.accepts("s3cre"));
+        assert!(!t.accepts(""));
+        assert!(Tokens::parse("# nothing\n").is_err());
+        assert!(Tokens::parse("abc\n").unwrap_err().contains("line 1"));
+    }
+}

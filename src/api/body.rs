@@ -1,0 +1,130 @@
+//! Request bodies: JSON read by hand so every rejection is a Drydock Status
+//! (400) instead of axum's plain-text errors, and design references resolved
+//! to design files.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::AppError;
+use crate::design::DesignFile;
+use crate::source::{read_dir_files, Repo};
+
+/// A 400 with reason `BadRequest`.
+pub fn bad_request(message: impl Into<String>) -> AppError {
+    AppError::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+}
+
+/// Parses a JSON body into `T`; any failure is a 400 Status saying why.
+pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, AppError> {
+    if body.is_empty() {
+        return Err(bad_request(
+            "request body is empty; a JSON object is required",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid request body: {e}")))
+}
+
+/// Where the API reads designs from: the watched repository.
+#[derive(Debug, Clone)]
+pub struct DesignSource {
+    /// A path inside the watched repository.
+    pub repo: PathBuf,
+    /// Design root inside the repository (`None`: `designs/` when present, else the root).
+    pub design_dir: Option<String>,
+}
+
+/// Reads the design files a reference names. Blocking (git, filesystem).
+///
+/// Accepted forms: `file:///abs/dir` (every YAML file under it) or
+/// `file:///abs/file.yaml`; anything else without a scheme is a revision of the
+/// watched repository (full or short commit, branch, tag). Other schemes
+/// (`deckhand+http://`, `http://`, ...) are refused.
+pub fn read_design(src: &DesignSource, href: &str) -> Result<Vec<DesignFile>, AppError> {
+    let href = href.trim();
+    if href.is_empty() {
+        return Err(bad_request("the design reference is empty"));
+    }
+    if let Some(path) = href.strip_prefix("file://") {
+        return read_path(Path::new(path), href);
+    }
+    if let Some((scheme, _)) = href.split_once("://") {
+        return Err(bad_request(format!(
+            "design reference `{href}`: scheme `{scheme}` is not supported; use a revision \
+             of the watched repository (commit, branch, tag) or file:///absolute/path"
+        )));
+    }
+    let repo = Repo::discover(&src.repo).map_err(AppError::internal)?;
+    let rev = repo.resolve(href).map_err(|_| {
+        bad_request(format!(
+            "design reference `{href}`: no such revision in the watched repository"
+        ))
+    })?;
+    repo.design_files(&rev.commit, src.design_dir.as_deref())
+        .map_err(|e| bad_request(format!("design reference `{href}`: {e}")))
+}
+
+/// Reads a `file://` reference.
+fn read_path(path: &Path, href: &str) -> Result<Vec<DesignFile>, AppError> {
+    if !path.is_absolute() {
+        return Err(bad_request(format!(
+            "design reference `{href}`: a file:// path must be absolute"
+        )));
+    }
+    let meta = std::fs::metadata(path)
+        .map_err(|e| bad_request(format!("design reference `{href}`: cannot read: {e}")))?;
+    if meta.is_dir() {
+        let files = read_dir_files(path)
+            .map_err(|e| bad_request(format!("design reference `{href}`: cannot read: {e}")))?;
+        if files.is_empty() {
+            return Err(bad_request(format!(
+                "design reference `{href}`: no *.yaml or *.yml file under it"
+            )));
+        }
+        Ok(files)
+    } else {
+        let bytes = std::fs::read(path)
+            .map_err(|e| bad_request(format!("design reference `{href}`: cannot read: {e}")))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "design.yaml".into());
+        Ok(vec![DesignFile { path: name, bytes }])
+    }
+}
+
+/// Runs blocking work (git, validation) off the async runtime.
+pub async fn blocking<T, F>(f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
+}
+
+/// A raw request body whose rejections (too large: 413, unreadable: 400)
+/// are Drydock Status objects.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        match <Bytes as axum::extract::FromRequest<S>>::from_request(req, state).await {
+            Ok(b) => Ok(RawBody(b)),
+            Err(e) => {
+                let code = e.status();
+                let reason = if code == StatusCode::PAYLOAD_TOO_LARGE {
+                    "PayloadTooLarge"
+                } else {
+                    "BadRequest"
+                };
+                Err(AppError::new(code, reason, e.body_text()))
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Nodes: `POST /api/v1.0/nodefilter` (which nodes of a design a filter
+//! selects), `GET /api/v1.0/nodes` and `GET /api/v1.0/nodes/{hostname}` (the
+//! nodes of the applied revision).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::body::{bad_request, blocking, parse_json, read_design, RawBody};
+use super::{AppError, AppState};
+use crate::design::filter::{problems, select, FilterProblem};
+use crate::design::model::NodeFilter;
+use crate::design::{self};
+
+/// Drydock's nodefilter body.
+#[derive(Debug, Deserialize)]
+pub struct FilterRequest {
+    design_ref: Option<Value>,
+    node_filter: Option<Value>,
+}
+
+const SET_KEYS: [&str; 2] = ["filter_set_type", "filter_set"];
+const ENTRY_KEYS: [&str; 6] = [
+    "filter_type",
+    "node_names",
+    "node_tags",
+    "node_labels",
+    "rack_names",
+    "rack_labels",
+];
+
+/// Parses a node filter strictly: unknown keys, wrong types and filter types
+/// other than `union`/`intersection` are refused with the reason.
+pub fn parse_filter(v: &Value) -> Result<NodeFilter, String> {
+    let obj = v.as_object().ok_or("node_filter must be a JSON object")?;
+    for k in obj.keys() {
+        if !SET_KEYS.contains(&k.as_str()) {
+            return Err(format!(
+                "node_filter: unknown key `{k}` (expected filter_set_type, filter_set)"
+            ));
+        }
+    }
+    let kind = |at: &str, v: Option<&Value>| -> Result<(), String> {
+        match v {
+            None => Err(format!("{at} is required (`union` or `intersection`)")),
+            Some(Value::String(s)) if s == "union" || s == "intersection" => Ok(()),
+            Some(other) => Err(format!(
+                "{at} must be `union` or `intersection`, found {other}"
+            )),
+        }
+    };
+    kind("node_filter.filter_set_type", obj.get("filter_set_type"))?;
+    let set = match obj.get("filter_set") {
+        None => &Vec::new(),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err("node_filter.filter_set must be a list".into()),
+    };
+    for (i, e) in set.iter().enumerate() {
+        let at = format!("node_filter.filter_set[{i}]");
+        let eo = e.as_object().ok_or(format!("{at} must be an object"))?;
+        for k in eo.keys() {
+            if !ENTRY_KEYS.contains(&k.as_str()) {
+                return Err(format!(
+                    "{at}: unknown key `{k}` (expected one of {})",
+                    ENTRY_KEYS.join(", ")
+                ));
+            }
+        }
+        kind(&format!("{at}.filter_type"), eo.get("filter_type"))?;
+        for k in ["node_names", "node_tags", "rack_names"] {
+            match eo.get(k) {
+                None => {}
+                Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+                Some(_) => return Err(format!("{at}.{k} must be a list of strings")),
+            }
+        }
+        for k in ["node_labels", "rack_labels"] {
+            match eo.get(k) {
+                None => {}
+                Some(Value::Object(m))
+                    if m.values()
+                        .all(|v| !(v.is_object() || v.is_array() || v.is_null())) => {}
+                Some(_) => {
+                    return Err(format!(
+                        "{at}.{k} must be an object of scalar values (label: value)"
+                    ))
+                }
+            }
+        }
+    }
+    serde_json::from_value(v.clone()).map_err(|e| format!("node_filter: {e}"))
+}
+
+/// The node names a filter selects in the design `design_ref` names.
+pub async fn nodefilter(
+    State(state): State<AppState>,
+    RawBody(body): RawBody,
+) -> Result<Json<Vec<String>>, AppError> {
+    let req: FilterRequest = parse_json(&body)?;
+    let design_ref = match req.design_ref {
+        Some(Value::String(s)) if !s.trim().is_empty() => s,
+        Some(Value::String(_)) | Some(Value::Null) | None => {
+            return Err(bad_request("missing required input value: design_ref"))
+        }
+        Some(_) => return Err(bad_request("design_ref must be a string")),
+    };
+    let filter = match req.node_filter {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_filter(&v).map_err(bad_request)?),
+    };
+    let src = state.design.clone();
+    let names = blocking(move || {
+        let files = read_design(&src, &design_ref)?;
+        select_names(&files, filter.as_ref())
+    })
+    .await?;
+    Ok(Json(names))
+}
+
+/// Validates a design and applies a filter to it (blocking).
+pub fn select_names(
+    files: &[design::DesignFile],
+    filter: Option<&NodeFilter>,
+) -> Result<Vec<String>, AppError> {
+    let v = design::validate(files);
+    let d = match v.design {
+        Some(d) if v.is_valid() => d,
+        _ => {
+            return Err(bad_request(format!(
+                "the design is invalid ({} error(s)); validate it with /api/v1.0/validatedesign",
+                v.error_count()
+            )))
+        }
+    };
+    if let Some(f) = filter {
+        for p in problems(&d, f) {
+            if let FilterProblem::Crash { pointer, why } = p {
+                return Err(bad_request(format!("node_filter ({pointer}): {why}")));
+            }
+        }
+    }
+    let nodes = d.effective_nodes();
+    Ok(select(&d, &nodes, filter)
+        .into_iter()
+        .map(|i| nodes[i].name.clone())
+        .collect())
+}
+
+/// One node of the applied revision.
+#[derive(Debug, Serialize)]
+pub struct NodeView {
+    hostname: String,
+    /// `deployed-design`: the node is in the applied design and its boot data
+    /// is served; slipway has no hardware control, so no further state.
+    status: &'static str,
+    /// The commit that last changed the node's inputs.
+    revision: String,
+    /// Network name -> address.
+    addresses: BTreeMap<String, String>,
+    /// Boot actions of the node per status (`pending`, `success`, ...).
+    boot_actions: BootActionSummary,
+}
+
+/// Counts of a node's boot actions.
+#[derive(Debug, Serialize, Default)]
+pub struct BootActionSummary {
+    total: u64,
+    by_status: BTreeMap<String, u64>,
+}
+
+fn view(r: crate::state::NodeRecord, counts: &BTreeMap<String, BTreeMap<String, u64>>) -> NodeView {
+    let by_status = counts.get(&r.name).cloned().unwrap_or_default();
+    NodeView {
+        boot_actions: BootActionSummary {
+            total: by_status.values().sum(),
+            by_status,
+        },
+        hostname: r.name,
+        status: "deployed-design",
+        revision: r.revision,
+        addresses: r.addresses.into_iter().collect(),
+    }
+}
+
+/// Every node of the applied revision, sorted by hostname.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<NodeView>>, AppError> {
+    let nodes = state
+        .with_store(|s| {
+            let counts = s.boot_action_counts()?;
+            let mut out = Vec::new();
+            for name in s.node_names()? {
+                if let Some(r) = s.node(&name)? {
+                    out.push(view(r, &counts));
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(Json(nodes))
+}
+
+/// One node of the applied revision.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+) -> Result<Json<NodeView>, AppError> {
+    let name = hostname.clone();
+    let node = state
+        .with_store(move |s| {
+            let counts = s.boot_action_counts()?;
+            Ok(s.node(&name)?.map(|r| view(r, &counts)))
+        })
+        .await?;
+    node.map(Json).ok_or_else(|| {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no node `{hostname}` in the applied design"),
+        )
+    })
+}

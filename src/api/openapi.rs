@@ -1,0 +1,369 @@
+//! The route table `app()` is built from, and the OpenAPI 3 document
+//! generated from it (`GET /api/v1.0/openapi.json`): the spec cannot list a
+//! route the router lacks, nor miss one it has.
+
+use axum::routing::{get, post, MethodRouter};
+use serde_json::{json, Map, Value};
+
+use super::{
+    bootactions, bootdata, builddata, health, hooks, nodes, revisions, tasks, validation, AppState,
+};
+
+/// Which group a route belongs to (see `app()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// No authentication.
+    Public,
+    /// Behind the operator token layer.
+    Operator,
+}
+
+/// One method on one path.
+pub struct Route {
+    /// `GET`, `POST`, ...
+    pub method: &'static str,
+    /// The axum path (`{param}` segments, as OpenAPI writes them).
+    pub path: &'static str,
+    /// Public or operator.
+    pub group: Group,
+    /// One line for the spec.
+    pub summary: &'static str,
+    /// The JSON body schema, for routes that take one.
+    pub body: Option<Value>,
+    /// Success codes (errors are added from the group).
+    pub ok: &'static [u16],
+    /// Error codes beyond the group's (e.g. 401/403/409 of the node routes).
+    pub extra: &'static [u16],
+    /// The route is authenticated by the node's `X-Bootaction-Key` header.
+    pub bootaction_key: bool,
+    /// The handler.
+    pub handler: MethodRouter<AppState>,
+}
+
+fn filter_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["filter_set_type"],
+        "properties": {
+            "filter_set_type": {"type": "string", "enum": ["union", "intersection"]},
+            "filter_set": {"type": "array", "items": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["filter_type"],
+                "properties": {
+                    "filter_type": {"type": "string", "enum": ["union", "intersection"]},
+                    "node_names": {"type": "array", "items": {"type": "string"}},
+                    "node_tags": {"type": "array", "items": {"type": "string"}},
+                    "node_labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "rack_names": {"type": "array", "items": {"type": "string"}},
+                    "rack_labels": {"type": "object", "additionalProperties": {"type": "string"}}
+                }
+            }}
+        }
+    })
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    use Group::*;
+    let r = |method, path, group, summary, body, ok, handler| Route {
+        method,
+        path,
+        group,
+        summary,
+        body,
+        ok,
+        handler,
+        extra: &[],
+        bootaction_key: false,
+    };
+    // Routes nodes call themselves: no operator token, the node's key instead.
+    let node = |method, path, summary, body, ok, extra, handler| Route {
+        method,
+        path,
+        group: Public,
+        summary,
+        body,
+        ok,
+        handler,
+        extra,
+        bootaction_key: true,
+    };
+    let report_body = || {
+        json!({"type": "object", "properties": {
+            "status": {"type": "string", "enum": ["Success", "Failure", "success", "failure"]},
+            "details": {"type": "array", "items": {"type": "object", "required": ["message", "error"],
+                "properties": {"message": {"type": "string"}, "error": {"type": "boolean"}}}}}})
+    };
+    vec![
+        node(
+            "GET",
+            "/api/v1.0/bootactions/nodes/{hostname}/{kind}",
+            "a node's boot data: units, files, all (gzipped tar) or pkg_list (JSON)",
+            None,
+            &[200, 304],
+            &[401, 403],
+            get(bootdata::node_bootdata),
+        ),
+        node(
+            "GET",
+            "/api/v1.0/bootdata/{hostname}/{kind}",
+            "alias of the boot-data route (units or files)",
+            None,
+            &[200, 304],
+            &[401, 403],
+            get(bootdata::bootdata_alias),
+        ),
+        node(
+            "POST",
+            "/api/v1.0/bootactions/{action_id}",
+            "a boot action's status report",
+            Some(report_body()),
+            &[200],
+            &[401, 403, 409],
+            post(bootactions::report),
+        ),
+        node(
+            "POST",
+            "/api/v1.0/bootaction/{action_id}",
+            "alias of the status report route",
+            Some(report_body()),
+            &[200],
+            &[401, 403, 409],
+            post(bootactions::report),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/nodes/{hostname}/identity",
+            Operator,
+            "a node's identity key and actions for its current deployment",
+            None,
+            &[200],
+            get(bootdata::identity),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/nodes/{hostname}/builddata",
+            Operator,
+            "a node's build data (boot-action reports), ?latest=true for the newest per generator",
+            None,
+            &[200],
+            get(builddata::builddata),
+        ),
+        r(
+            "GET",
+            "/versions",
+            Public,
+            "API versions",
+            None,
+            &[200],
+            get(health::versions),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/health",
+            Public,
+            "204 when serving an applied revision",
+            None,
+            &[204, 503],
+            get(health::health),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/health/extended",
+            Public,
+            "server and reconciler status",
+            None,
+            &[200],
+            get(health::extended),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/openapi.json",
+            Public,
+            "this document",
+            None,
+            &[200],
+            get(openapi),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/revisions",
+            Operator,
+            "revisions seen, newest first",
+            None,
+            &[200],
+            get(revisions::list),
+        ),
+        r(
+            "POST",
+            "/api/v1.0/hooks/git",
+            Operator,
+            "reconcile now",
+            None,
+            &[202],
+            post(hooks::git),
+        ),
+        r(
+            "POST",
+            "/api/v1.0/validatedesign",
+            Operator,
+            "validate a design",
+            Some(
+                json!({"type": "object", "required": ["href"], "properties": {
+                "rel": {"type": "string"}, "href": {"type": "string"}, "type": {"type": "string"}}}),
+            ),
+            &[200],
+            post(validation::validate),
+        ),
+        r(
+            "POST",
+            "/api/v1.0/nodefilter",
+            Operator,
+            "nodes a filter selects",
+            Some(
+                json!({"type": "object", "required": ["design_ref"], "properties": {
+                "design_ref": {"type": "string"}, "node_filter": filter_schema()}}),
+            ),
+            &[200],
+            post(nodes::nodefilter),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/nodes",
+            Operator,
+            "nodes of the applied revision",
+            None,
+            &[200],
+            get(nodes::list),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/nodes/{hostname}",
+            Operator,
+            "one node of the applied revision",
+            None,
+            &[200],
+            get(nodes::get),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/tasks",
+            Operator,
+            "every task",
+            None,
+            &[200],
+            get(tasks::list),
+        ),
+        r(
+            "POST",
+            "/api/v1.0/tasks",
+            Operator,
+            "create a task",
+            Some(
+                json!({"type": "object", "required": ["action"], "properties": {
+                "action": {"type": "string", "enum": tasks::ACTIONS},
+                "design_ref": {"type": "string"}, "node_filter": filter_schema()}}),
+            ),
+            &[201],
+            post(tasks::create),
+        ),
+        r(
+            "GET",
+            "/api/v1.0/tasks/{task_id}",
+            Operator,
+            "one task",
+            None,
+            &[200],
+            get(tasks::get),
+        ),
+    ]
+}
+
+/// The OpenAPI 3.0 document of [`routes`].
+pub fn spec() -> Value {
+    let status = json!({"$ref": "#/components/schemas/Status"});
+    let mut paths: Map<String, Value> = Map::new();
+    for r in routes() {
+        let mut responses = Map::new();
+        for code in r.ok {
+            let body = if *code == 204 {
+                json!({"description": "no content"})
+            } else {
+                json!({"description": "success", "content": {"application/json": {"schema": {}}}})
+            };
+            responses.insert(code.to_string(), body);
+        }
+        let mut errors: Vec<u16> = vec![405];
+        errors.extend(r.extra);
+        if r.group == Group::Operator {
+            errors.extend([401, 403, 500]);
+        }
+        if r.body.is_some() || r.path.contains('{') {
+            errors.extend([400, 404]);
+        }
+        if r.body.is_some() {
+            errors.push(413);
+        }
+        if r.path.contains('{') {
+            errors.push(404);
+        }
+        for code in errors {
+            responses.insert(
+                code.to_string(),
+                json!({"description": "Drydock Status", "content": {"application/json": {"schema": status}}}),
+            );
+        }
+        let mut op = json!({"summary": r.summary, "responses": responses});
+        let params: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut params = params;
+        if r.bootaction_key {
+            params.push(json!({"name": "X-Bootaction-Key", "in": "header", "required": false,
+                "schema": {"type": "string"}, "description": "the node's identity key (or the action's key), 64 hex"}));
+        }
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if let Some(schema) = &r.body {
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+        if r.group == Group::Operator {
+            op["security"] = json!([{"token": []}, {"bearer": []}]);
+        }
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        entry[r.method.to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "slipway (Drydock API v1.0 dialect)", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
+                "bearer": {"type": "http", "scheme": "bearer"}
+            },
+            "schemas": {"Status": {
+                "type": "object",
+                "required": ["kind", "apiVersion", "status", "message", "reason", "code"],
+                "properties": {
+                    "kind": {"type": "string"}, "apiVersion": {"type": "string"},
+                    "metadata": {"type": "object"}, "status": {"type": "string"},
+                    "message": {"type": "string"}, "reason": {"type": "string"},
+                    "code": {"type": "integer"}
+                }
+            }}
+        }
+    })
+}
+
+/// `GET /api/v1.0/openapi.json`.
+pub async fn openapi() -> axum::Json<Value> {
+    axum::Json(spec())
+}
