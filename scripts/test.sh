@@ -14,6 +14,8 @@ apt_install() {
 # System tools the tests drive: git (real repositories), python3 (gen-site).
 need git || apt_install git
 need python3 || apt_install python3
+# curl: the schemathesis step waits for the server's health with it.
+need curl || apt_install curl
 if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then
     echo "error: ../shared/tools/gen-site not found (the shared folder must sit beside this checkout)" >&2
     exit 2
@@ -34,5 +36,11 @@ set -e
 # One closing line for the whole suite (cargo's own last line is the doc-test run).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
      END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
+# API contract: schemathesis against the real server (installs into target/venv once).
+echo "== schemathesis (scripts/schemathesis.sh)"
+if ! scripts/schemathesis.sh; then
+    echo "schemathesis: FAILED" >&2
+    status=1
+fi
 # Benchmarks are compiled (and linted) by clippy --all-targets, timed only by `cargo bench`.
 exit "$status"
