@@ -15,6 +15,8 @@ apt_install() {
 # curl and tar (the real-client boot-data test).
 need git || apt_install git
 need python3 || apt_install python3
+# curl and tar: the real-client test drives the server with them; the schemathesis
+# step waits for the server's health with curl.
 need curl || apt_install curl
 need tar || apt_install tar
 if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then
@@ -34,8 +36,17 @@ set +e
 cargo test --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
-# One closing line for the whole suite (cargo's own last line is the doc-test run).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
-     END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
+# API contract: schemathesis against the real server (installs into target/venv once).
+echo "== schemathesis (scripts/schemathesis.sh)"
+contract=1
+if ! scripts/schemathesis.sh; then
+    echo "schemathesis: FAILED" >&2
+    contract=0
+    status=1
+fi
+# One closing line for the whole suite (cargo's own last line is the doc-test run);
+# the schemathesis run counts as one test.
+awk -v c="$contract" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+     END { p += c; f += 1 - c; printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
 # Benchmarks are compiled (and linted) by clippy --all-targets, timed only by `cargo bench`.
 exit "$status"

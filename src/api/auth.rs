@@ -129,6 +129,79 @@ pub async fn require_operator(State(state): State<AppState>, req: Request, next:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    /// The whole app on a fresh database, with `tokens`.
+    fn app(dir: &Path, tokens: Option<Tokens>) -> axum::Router {
+        let store = crate::state::Store::open(&dir.join("db")).unwrap();
+        super::super::app(AppState {
+            store: std::sync::Arc::new(std::sync::Mutex::new(store)),
+            status: Default::default(),
+            trigger: Default::default(),
+            db_path: "db".into(),
+            started: std::time::Instant::now(),
+            design: super::super::DesignSource {
+                repo: dir.to_path_buf(),
+                design_dir: None,
+            },
+            tokens: tokens.map(std::sync::Arc::new),
+        })
+    }
+
+    async fn call(app: &axum::Router, path: &str, peer: [u8; 4], token: Option<&str>) -> u16 {
+        let mut req = Request::builder().uri(path);
+        if let Some(t) = token {
+            req = req.header("x-auth-token", t);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+        app.clone().oneshot(req).await.unwrap().status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn without_tokens_operator_routes_are_loopback_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), None);
+        assert_eq!(
+            call(&app, "/api/v1.0/nodes", [10, 1, 2, 3], None).await,
+            403
+        );
+        assert_eq!(
+            call(&app, "/api/v1.0/tasks", [192, 168, 0, 9], None).await,
+            403
+        );
+        assert_eq!(
+            call(&app, "/api/v1.0/nodes", [127, 0, 0, 1], None).await,
+            200
+        );
+        // Public routes answer anyone.
+        assert_eq!(call(&app, "/versions", [10, 1, 2, 3], None).await, 200);
+        assert_eq!(
+            call(&app, "/api/v1.0/openapi.json", [10, 1, 2, 3], None).await,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn with_tokens_any_peer_with_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = hex::encode(Sha256::digest(b"tok"));
+        let app = app(dir.path(), Some(Tokens::parse(&d).unwrap()));
+        assert_eq!(
+            call(&app, "/api/v1.0/nodes", [10, 1, 2, 3], Some("tok")).await,
+            200
+        );
+        assert_eq!(
+            call(&app, "/api/v1.0/nodes", [127, 0, 0, 1], None).await,
+            401
+        );
+        assert_eq!(
+            call(&app, "/api/v1.0/nodes", [10, 1, 2, 3], Some("nope")).await,
+            401
+        );
+    }
 
     #[test]
     fn tokens_file() {

@@ -55,13 +55,19 @@ fn filter_schema() -> Value {
                     "filter_type": {"type": "string", "enum": ["union", "intersection"]},
                     "node_names": {"type": "array", "items": {"type": "string"}},
                     "node_tags": {"type": "array", "items": {"type": "string"}},
-                    "node_labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "node_labels": {"type": "object", "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}},
                     "rack_names": {"type": "array", "items": {"type": "string"}},
-                    "rack_labels": {"type": "object", "additionalProperties": {"type": "string"}}
+                    "rack_labels": {"type": "object", "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}}
                 }
             }}
         }
     })
+}
+
+/// A schema that also admits `null` (OpenAPI 3.0 `nullable`).
+fn nullable(mut schema: Value) -> Value {
+    schema["nullable"] = Value::Bool(true);
+    schema
 }
 
 /// Every route of the API.
@@ -212,7 +218,7 @@ pub fn routes() -> Vec<Route> {
             "validate a design",
             Some(
                 json!({"type": "object", "required": ["href"], "properties": {
-                "rel": {"type": "string"}, "href": {"type": "string"}, "type": {"type": "string"}}}),
+                "rel": {"type": "string"}, "href": {"type": "string", "minLength": 1}, "type": {"type": "string"}}}),
             ),
             &[200],
             post(validation::validate),
@@ -224,7 +230,7 @@ pub fn routes() -> Vec<Route> {
             "nodes a filter selects",
             Some(
                 json!({"type": "object", "required": ["design_ref"], "properties": {
-                "design_ref": {"type": "string"}, "node_filter": filter_schema()}}),
+                "design_ref": {"type": "string", "minLength": 1}, "node_filter": nullable(filter_schema())}}),
             ),
             &[200],
             post(nodes::nodefilter),
@@ -264,7 +270,7 @@ pub fn routes() -> Vec<Route> {
             Some(
                 json!({"type": "object", "required": ["action"], "properties": {
                 "action": {"type": "string", "enum": tasks::ACTIONS},
-                "design_ref": {"type": "string"}, "node_filter": filter_schema()}}),
+                "design_ref": {"type": "string", "nullable": true}, "node_filter": nullable(filter_schema())}}),
             ),
             &[201],
             post(tasks::create),

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# API contract test: runs schemathesis (all checks) against `slipway serve` on
+# a free loopback port, serving the example site from a temporary git repository
+# with a --tokens file. Fails on any schemathesis failure, and fails loudly when
+# schemathesis cannot be installed. Bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=target/venv
+if [ ! -x "$venv/bin/schemathesis" ]; then
+    echo "== installing schemathesis into $venv"
+    python3 -m venv "$venv" || { echo "error: python3 -m venv failed (install python3-venv)" >&2; exit 2; }
+    "$venv/bin/pip" install -q 'schemathesis>=4,<5' || { echo "error: cannot install schemathesis (pip install 'schemathesis>=4,<5' failed)" >&2; exit 2; }
+fi
+
+cargo build --quiet
+work=$(mktemp -d)
+pid=
+cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
+trap cleanup EXIT
+
+git -C "$work" init -q -b main
+cp -r designs "$work/designs"
+git -C "$work" -c user.name=test -c user.email=test@example.com -c commit.gpgsign=false add -A
+git -C "$work" -c user.name=test -c user.email=test@example.com -c commit.gpgsign=false commit -qm site
+token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf %s "$token" | sha256sum > "$work/tokens"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+
+target/debug/slipway serve --repo "$work" --db "$work/slipway.db" --listen "127.0.0.1:$port" \
+    --tokens "$work/tokens" > "$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$base/api/v1.0/health" || true)
+    [ "$code" = 204 ] && break
+    sleep 0.1
+done
+[ "${code:-}" = 204 ] || { echo "error: slipway serve did not become healthy" >&2; cat "$work/serve.log" >&2; exit 1; }
+
+echo "== schemathesis run $base/api/v1.0/openapi.json --checks all"
+timeout 300 "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run \
+    "$base/api/v1.0/openapi.json" --url "$base" --checks all \
+    -H "X-Auth-Token: $token" --max-examples 20 --seed 1 --no-color
