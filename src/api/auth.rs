@@ -141,6 +141,15 @@ mod tests {
             trigger: Default::default(),
             db_path: "db".into(),
             started: std::time::Instant::now(),
+            boot: std::sync::Arc::new(crate::boot::BootService::new(
+                crate::boot::BootConfig {
+                    repo: dir.to_path_buf(),
+                    design_dir: None,
+                    report_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
+                },
+                crate::keys::Secret::from_bytes([7; crate::keys::SECRET_LEN]),
+                crate::state::Store::open(&dir.join("db")).unwrap(),
+            )),
             design: super::super::DesignSource {
                 repo: dir.to_path_buf(),
                 design_dir: None,
