@@ -163,7 +163,14 @@ pub async fn run(
     // apply never blocks `/revisions`.
     let db = cfg.db.clone();
     let (writer, reader, status) = tokio::task::spawn_blocking(move || {
-        let writer = Store::open(&db)?;
+        let mut writer = Store::open(&db)?;
+        let ended = api::tasks::recover_interrupted(&mut writer)?;
+        if ended > 0 {
+            tracing::warn!(
+                tasks = ended,
+                "ended tasks interrupted by the previous stop as failures"
+            );
+        }
         let reader = Store::open(&db)?;
         let status = resume(&reader)?;
         Ok::<_, StateError>((writer, reader, status))
