@@ -39,6 +39,9 @@ done
 [ "${code:-}" = 204 ] || { echo "error: slipway serve did not become healthy" >&2; cat "$work/serve.log" >&2; exit 1; }
 
 echo "== schemathesis run $base/api/v1.0/openapi.json --checks all"
-timeout 300 "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run \
+# Run from the temporary directory so schemathesis' cache stays out of the checkout.
+root=$(pwd)
+cd "$work"
+timeout 300 "$root/$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run \
     "$base/api/v1.0/openapi.json" --url "$base" --checks all \
     -H "X-Auth-Token: $token" --max-examples 20 --seed 1 --no-color

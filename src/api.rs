@@ -14,7 +14,7 @@ mod hooks;
 mod nodes;
 pub mod openapi;
 mod revisions;
-mod tasks;
+pub mod tasks;
 mod validation;
 
 use std::future::Future;

@@ -170,7 +170,14 @@ pub async fn run(
     // apply never blocks `/revisions`.
     let db = cfg.db.clone();
     let (writer, reader, boot_store, status) = tokio::task::spawn_blocking(move || {
-        let writer = Store::open(&db)?;
+        let mut writer = Store::open(&db)?;
+        let ended = api::tasks::recover_interrupted(&mut writer)?;
+        if ended > 0 {
+            tracing::warn!(
+                tasks = ended,
+                "ended tasks interrupted by the previous stop as failures"
+            );
+        }
         let reader = Store::open(&db)?;
         let boot_store = Store::open(&db)?;
         let status = resume(&reader)?;

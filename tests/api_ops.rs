@@ -631,3 +631,40 @@ async fn openapi_spec_and_router_agree() {
     assert_eq!(table, spec_paths);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn tasks_interrupted_by_a_stop_end_as_failures() {
+    let repo = gen_site_repo();
+    let db = repo.path().join("state.db");
+    {
+        let mut store = slipway::state::Store::open(&db).unwrap();
+        store
+            .put_task(&slipway::state::TaskRecord {
+                task_id: "11111111-1111-4111-8111-111111111111".into(),
+                parent_task_id: None,
+                action: "verify_site".into(),
+                status: "running".into(),
+                result: Some("incomplete".into()),
+                design_ref: None,
+                node_filter: None,
+                created: 1,
+                created_by: None,
+                updated: Some(1),
+                terminated: None,
+                body: json!({}),
+            })
+            .unwrap();
+    }
+    let (s, _) = started(&repo, &db).await;
+    let (code, t) = s
+        .get("/api/v1.0/tasks/11111111-1111-4111-8111-111111111111")
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(t["status"], "complete", "{t}");
+    assert_eq!(t["result"]["status"], "failure");
+    assert!(t["result"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("interrupted"));
+    s.stop().await;
+}

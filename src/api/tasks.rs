@@ -386,6 +386,29 @@ fn execute(
     }
 }
 
+/// Ends tasks a previous run left `queued` or `running` (the process stopped
+/// under them): `complete` with result `failure` and a message saying so, so
+/// no task stays in flight forever. Returns how many were ended.
+pub fn recover_interrupted(
+    store: &mut crate::state::Store,
+) -> Result<usize, crate::state::StateError> {
+    let mut n = 0;
+    for mut t in store.tasks()? {
+        if t.status != "queued" && t.status != "running" {
+            continue;
+        }
+        let text = "interrupted: the server stopped before the task finished; submit it again";
+        store.add_task_message(&t.task_id, &task_msg(text, true, None))?;
+        t.status = "complete".into();
+        t.result = Some("failure".into());
+        t.updated = Some(now());
+        t.body = json!({"message": text, "reason": "failure"});
+        store.put_task(&t)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// `GET /api/v1.0/tasks`: every task, oldest first.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Value>>, AppError> {
     let tasks = state
