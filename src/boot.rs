@@ -265,13 +265,50 @@ impl BootService {
     /// Checks a key presented for a boot action: its own key, or the
     /// identity key of the node's deployment it belongs to.
     pub fn check_action_key(&self, action: &BootActionRecord, presented: &str) -> KeyCheck {
-        match self.secret.check_action_key(&action.action_id, presented) {
+        let check = match self.secret.check_action_key(&action.action_id, presented) {
             KeyCheck::Wrong => {
                 self.secret
                     .check_identity_key(&action.node, &action.deployment, presented)
             }
             other => other,
+        };
+        // A revoked deployment's keys are wrong from then on.
+        match check {
+            KeyCheck::Valid if action.status == crate::state::BOOT_ACTION_REVOKED => {
+                KeyCheck::Wrong
+            }
+            other => other,
         }
+    }
+
+    /// The nodes of the applied design a filter selects (all without one).
+    pub fn select_nodes(
+        &self,
+        filter: Option<&design::model::NodeFilter>,
+    ) -> Result<Vec<String>, BootError> {
+        let applied = self
+            .with_store(|s| s.applied_revision())?
+            .ok_or(BootError::NotServing)?;
+        let loaded = self.load(&applied.revision.commit)?;
+        Ok(filter::select(&loaded.design, &loaded.nodes, filter)
+            .into_iter()
+            .map(|i| loaded.nodes[i].name.clone())
+            .collect())
+    }
+
+    /// Starts a new deployment for a node (`deploy_nodes`): new action ids and
+    /// keys, whatever its inputs. The previous deployment's actions stay on
+    /// record.
+    pub fn redeploy(&self, node: &str) -> Result<NodeDeployment, BootError> {
+        self.with_store(|s| s.end_deployment(node, false))?;
+        self.deployment(node)
+    }
+
+    /// Revokes a node's deployment (`destroy_nodes`): its identity and action
+    /// keys are refused; a later request makes a new deployment with new keys.
+    /// Returns whether there was a deployment to revoke.
+    pub fn revoke(&self, node: &str) -> Result<bool, BootError> {
+        Ok(self.with_store(|s| s.end_deployment(node, true))?.is_some())
     }
 
     /// The node's boot data of `kind` for its current deployment: the same

@@ -33,7 +33,9 @@ use crate::revision::Revision;
 
 pub use boot_actions::{BootActionDetail, BootActionRecord, ReportOutcome, BOOT_ACTION_INCOMPLETE};
 pub use build_data::BuildDataRecord;
-pub use deployments::{DeploymentInputs, DeploymentRecord, BOOT_ACTION_UNREPORTED};
+pub use deployments::{
+    DeploymentInputs, DeploymentRecord, BOOT_ACTION_REVOKED, BOOT_ACTION_UNREPORTED,
+};
 pub use migrations::LATEST as SCHEMA_VERSION;
 pub use tasks::{TaskMessage, TaskRecord};
 

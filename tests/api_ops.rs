@@ -396,11 +396,70 @@ async fn tasks_run_and_report() {
         "{done}"
     );
 
-    // Node actions: complete with failure naming what is missing.
+    // Deployment actions act on the selected nodes' deployments.
+    let one = json!({"filter_set_type": "union", "filter_set": [{"filter_type": "union", "node_names": ["n00001"]}]});
+    let (code, before) = s.get("/api/v1.0/nodes/n00001/identity").await;
+    assert_eq!(code, 200, "{before}");
+    for action in ["deploy_nodes", "redeploy_server"] {
+        let (code, t) = post_json(
+            &s,
+            "/api/v1.0/tasks",
+            json!({"action": action, "node_filter": one}),
+        )
+        .await;
+        assert_eq!(code, 201, "{action}: {t}");
+        let (_, done) = wait_task(&s, t["task_id"].as_str().unwrap()).await;
+        assert_eq!(done["result"]["status"], "success", "{action}: {done}");
+    }
+    let (_, after) = s.get("/api/v1.0/nodes/n00001/identity").await;
+    assert_ne!(
+        before["deployment"], after["deployment"],
+        "deploy_nodes starts a new deployment"
+    );
+    assert_ne!(before["identity_key"], after["identity_key"]);
+    let (_, other) = s.get("/api/v1.0/nodes/n00002/identity").await;
+    let (code, t) = post_json(
+        &s,
+        "/api/v1.0/tasks",
+        json!({"action": "destroy_nodes", "node_filter": one}),
+    )
+    .await;
+    assert_eq!(code, 201, "{t}");
+    let (_, done) = wait_task(&s, t["task_id"].as_str().unwrap()).await;
+    assert_eq!(done["result"]["status"], "success", "{done}");
+    // The revoked deployment's keys are refused: identity key for boot data,
+    // and for its action's status reports.
+    let key = after["identity_key"].as_str().unwrap();
+    let r = reqwest::Client::new()
+        .get(s.url("/api/v1.0/bootactions/nodes/n00001/units"))
+        .header("X-Bootaction-Key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let revoked_action = after["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["signaling"] == true)
+        .unwrap();
+    let r = reqwest::Client::new()
+        .post(s.url(&format!(
+            "/api/v1.0/bootactions/{}",
+            revoked_action["action_id"].as_str().unwrap()
+        )))
+        .header("X-Bootaction-Key", key)
+        .json(&json!({"details": [{"message": "late", "error": false}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // A node outside the filter keeps its deployment.
+    let (_, still) = s.get("/api/v1.0/nodes/n00002/identity").await;
+    assert_eq!(other["deployment"], still["deployment"]);
+
+    // Node actions needing hardware control: complete with failure naming what is missing.
     for action in [
-        "deploy_nodes",
-        "redeploy_server",
-        "destroy_nodes",
         "prepare_nodes",
         "verify_nodes",
         "relabel_nodes",
@@ -409,8 +468,7 @@ async fn tasks_run_and_report() {
         let (code, t) = post_json(
             &s,
             "/api/v1.0/tasks",
-            json!({"action": action, "design_ref": "main",
-                   "node_filter": {"filter_set_type": "union", "filter_set": [{"filter_type": "union", "node_names": ["n00001"]}]}}),
+            json!({"action": action, "design_ref": "main", "node_filter": one}),
         )
         .await;
         assert_eq!(code, 201, "{action}: {t}");

@@ -25,24 +25,18 @@ use crate::state::{TaskMessage, TaskRecord};
 /// Actions slipway can carry out (validation and planning).
 const DESIGN_ACTIONS: [&str; 3] = ["validate_design", "verify_site", "prepare_site"];
 
-/// Drydock's node actions and what each one would need.
-const NODE_ACTIONS: [(&str, &str); 7] = [
+/// Drydock's node actions slipway carries out with its own deployment
+/// bookkeeping: `deploy_nodes` and `redeploy_server` start a new deployment
+/// (new action ids and keys) for each selected node; `destroy_nodes` revokes
+/// the selected nodes' deployments (their keys are refused from then on).
+const DEPLOYMENT_ACTIONS: [&str; 3] = ["deploy_nodes", "redeploy_server", "destroy_nodes"];
+
+/// Drydock's node actions slipway cannot carry out, and what each one needs.
+const NODE_ACTIONS: [(&str, &str); 4] = [
     ("verify_nodes", "out-of-band hardware control (BMC access)"),
     (
         "prepare_nodes",
         "out-of-band hardware control (BMC power and boot device)",
-    ),
-    (
-        "deploy_nodes",
-        "a provisioner (MaaS) and the deployment bookkeeping of boot actions",
-    ),
-    (
-        "redeploy_server",
-        "a provisioner (MaaS) and the deployment bookkeeping of boot actions",
-    ),
-    (
-        "destroy_nodes",
-        "a provisioner (MaaS) to release and erase nodes",
     ),
     ("relabel_nodes", "a Kubernetes API client to relabel nodes"),
     (
@@ -67,7 +61,9 @@ pub const ACTIONS: [&str; 10] = [
 
 /// Whether `POST /tasks` accepts an action.
 pub fn known_action(a: &str) -> bool {
-    DESIGN_ACTIONS.contains(&a) || NODE_ACTIONS.iter().any(|(n, _)| *n == a)
+    DESIGN_ACTIONS.contains(&a)
+        || DEPLOYMENT_ACTIONS.contains(&a)
+        || NODE_ACTIONS.iter().any(|(n, _)| *n == a)
 }
 
 /// The body of `POST /tasks`.
@@ -226,7 +222,12 @@ async fn run(state: AppState, mut task: TaskRecord) {
     let action = task.action.clone();
     let design_ref = task.design_ref.clone();
     let store = state.store.clone();
+    let boot = state.boot.clone();
+    let filter = task.node_filter.clone();
     let outcome = tokio::task::spawn_blocking(move || {
+        if DEPLOYMENT_ACTIONS.contains(&action.as_str()) {
+            return deployments(&boot, &action, filter);
+        }
         execute(
             &action,
             design_ref.as_deref(),
@@ -301,6 +302,75 @@ fn from_design_message(m: &Message) -> TaskMessage {
     let mut t = task_msg(&format!("{}: {}", m.code, m.message), m.error, context);
     t.extra = serde_json::to_value(m).unwrap_or(json!({}));
     t
+}
+
+/// `deploy_nodes`, `redeploy_server`: a new deployment per selected node;
+/// `destroy_nodes`: the selected nodes' deployments revoked (blocking).
+fn deployments(
+    boot: &crate::boot::BootService,
+    action: &str,
+    filter: Option<serde_json::Value>,
+) -> Outcome {
+    let filter: Option<crate::design::model::NodeFilter> = match filter {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => match serde_json::from_value(v) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                return Outcome::failure(format!("node_filter cannot be read: {e}"), Vec::new())
+            }
+        },
+    };
+    let nodes = match boot.select_nodes(filter.as_ref()) {
+        Ok(n) => n,
+        Err(e) => return Outcome::failure(format!("cannot select nodes: {e}"), Vec::new()),
+    };
+    if nodes.is_empty() {
+        return Outcome::failure(
+            "the node filter selects no node of the applied design".into(),
+            Vec::new(),
+        );
+    }
+    let mut messages = Vec::new();
+    let mut failed = 0;
+    for node in &nodes {
+        let (text, error) = if action == "destroy_nodes" {
+            match boot.revoke(node) {
+                Ok(true) => (
+                    format!("{node}: deployment revoked; its keys are refused"),
+                    false,
+                ),
+                Ok(false) => (format!("{node}: no deployment to revoke"), false),
+                Err(e) => (format!("{node}: cannot revoke: {e}"), true),
+            }
+        } else {
+            match boot.redeploy(node) {
+                Ok(d) => (
+                    format!("{node}: new deployment {}", d.record.deployment),
+                    false,
+                ),
+                Err(e) => (format!("{node}: cannot redeploy: {e}"), true),
+            }
+        };
+        failed += usize::from(error);
+        messages.push(task_msg(&text, error, Some(node.clone())));
+    }
+    let done = nodes.len() - failed;
+    let (result, message) = match (done, failed) {
+        (_, 0) => ("success", format!("{action}: {done} node(s)")),
+        (0, _) => (
+            "failure",
+            format!("{action}: failed for all {failed} node(s)"),
+        ),
+        _ => (
+            "partial_success",
+            format!("{action}: {done} node(s) done, {failed} failed"),
+        ),
+    };
+    Outcome {
+        result,
+        message,
+        messages,
+    }
 }
 
 /// Carries out an action (blocking).

@@ -58,7 +58,48 @@ fn read(r: &Row<'_>) -> rusqlite::Result<DeploymentRecord> {
     })
 }
 
+/// Status of a boot action whose deployment an operator revoked
+/// (`destroy_nodes`): its keys are refused from then on.
+pub const BOOT_ACTION_REVOKED: &str = "Revoked";
+
 impl Store {
+    /// Ends a node's current deployment, so its next request makes a new one
+    /// (new action ids and keys). With `revoke`, the ended deployment's open
+    /// boot actions become `Revoked` and their keys are refused. One IMMEDIATE
+    /// transaction. Returns the ended deployment, if there was one.
+    pub fn end_deployment(
+        &mut self,
+        node: &str,
+        revoke: bool,
+    ) -> Result<Option<DeploymentRecord>, StateError> {
+        let what = || format!("ending the deployment of node {node}");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let current = tx
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM deployments WHERE node = ?1"),
+                [node],
+                read,
+            )
+            .optional()
+            .ctx(what)?;
+        if let Some(d) = &current {
+            tx.execute("DELETE FROM deployments WHERE node = ?1", [node])
+                .ctx(what)?;
+            if revoke {
+                tx.execute(
+                    "UPDATE boot_actions SET status = ?1 WHERE node = ?2 AND deployment = ?3 AND finalized IS NULL",
+                    params![BOOT_ACTION_REVOKED, node, d.deployment],
+                )
+                .ctx(what)?;
+            }
+        }
+        tx.commit().ctx(what)?;
+        Ok(current)
+    }
+
     /// The current deployment of a node, if it has one.
     pub fn deployment_of(&self, node: &str) -> Result<Option<DeploymentRecord>, StateError> {
         self.conn
