@@ -58,6 +58,18 @@ fn read(r: &Row<'_>) -> rusqlite::Result<DeploymentRecord> {
     })
 }
 
+/// The node's current deployment, read inside a transaction.
+fn current_deployment(
+    conn: &rusqlite::Connection,
+    node: &str,
+) -> rusqlite::Result<Option<DeploymentRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM deployments WHERE node = ?1"
+    ))?
+    .query_row([node], read)
+    .optional()
+}
+
 /// Status of a boot action whose deployment an operator revoked
 /// (`destroy_nodes`): its keys are refused from then on.
 pub const BOOT_ACTION_REVOKED: &str = "Revoked";
@@ -77,14 +89,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(what)?;
-        let current = tx
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM deployments WHERE node = ?1"),
-                [node],
-                read,
-            )
-            .optional()
-            .ctx(what)?;
+        let current = current_deployment(&tx, node).ctx(what)?;
         if let Some(d) = &current {
             tx.execute("DELETE FROM deployments WHERE node = ?1", [node])
                 .ctx(what)?;
@@ -102,11 +107,7 @@ impl Store {
 
     /// The current deployment of a node, if it has one.
     pub fn deployment_of(&self, node: &str) -> Result<Option<DeploymentRecord>, StateError> {
-        self.conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM deployments WHERE node = ?1"
-            ))
-            .and_then(|mut s| s.query_row([node], read).optional())
+        current_deployment(&self.conn, node)
             .ctx(|| format!("reading the deployment of node {node}"))
     }
 
@@ -126,14 +127,7 @@ impl Store {
         // read: no write lock is taken on every boot-data request.
         {
             let tx = self.conn.transaction().ctx(what)?;
-            let current = tx
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM deployments WHERE node = ?1"),
-                    [node],
-                    read,
-                )
-                .optional()
-                .ctx(what)?;
+            let current = current_deployment(&tx, node).ctx(what)?;
             if let Some(d) = current.filter(|d| d.inputs_hash == inputs.inputs_hash) {
                 let actions = actions_of(&tx, node, &d.deployment).ctx(what)?;
                 tx.commit().ctx(what)?;
@@ -144,14 +138,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(what)?;
-        let current = tx
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM deployments WHERE node = ?1"),
-                [node],
-                read,
-            )
-            .optional()
-            .ctx(what)?;
+        let current = current_deployment(&tx, node).ctx(what)?;
         let record = match current {
             Some(d) if d.inputs_hash == inputs.inputs_hash => d,
             _ => {
