@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{client, GitRepo, Server, BAD_YAML};
 use serde_json::{json, Value};
@@ -12,18 +11,7 @@ use serde_json::{json, Value};
 /// A repository whose `designs/` is a gen-site site (40 nodes, 4 racks).
 fn gen_site_repo() -> GitRepo {
     let repo = GitRepo::new();
-    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/gen-site");
-    let out = Command::new("python3")
-        .arg(tool)
-        .args(["--nodes", "40", "--racks", "4", "--out"])
-        .arg(repo.path().join("designs"))
-        .output()
-        .expect("run gen-site");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    repo.add_gen_site(&["--nodes", "40", "--racks", "4"]);
     repo
 }
 

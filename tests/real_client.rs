@@ -59,13 +59,7 @@ fn after<'a>(text: &'a str, prefix: &str) -> &'a str {
 async fn curl_and_tar_fetch_boot_data_and_report_status() {
     assert!(have("curl") && have("tar"), "curl and tar are needed");
     let repo = GitRepo::new();
-    run(Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/tools/gen-site"
-        ))
-        .args(["--nodes", "10", "--out"])
-        .arg(repo.path().join("designs")));
+    repo.add_gen_site(&["--nodes", "10"]);
     let commit = repo.commit("gen-site, 10 nodes");
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(

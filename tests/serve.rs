@@ -410,20 +410,7 @@ impl Drop for Process {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_apply_leaves_the_database_consistent() {
     let g = GitRepo::new();
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/tools/gen-site"
-        ))
-        .args(["--nodes", "10000", "--out"])
-        .arg(g.path().join("designs"))
-        .output()
-        .expect("run gen-site");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    g.add_gen_site(&["--nodes", "10000"]);
     let commit = g.commit("large site");
     // What a complete apply must leave: the design's own counts.
     let repo = slipway::source::Repo::discover(g.path()).unwrap();

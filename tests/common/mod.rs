@@ -65,6 +65,22 @@ impl GitRepo {
         std::fs::remove_file(self.path().join(rel)).unwrap();
     }
 
+    /// Writes a gen-site site (`../shared/tools/gen-site` with `args`) into `designs/`.
+    pub fn add_gen_site(&self, args: &[&str]) {
+        let out = std::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/gen-site"))
+            .args(args)
+            .arg("--out")
+            .arg(self.path().join("designs"))
+            .output()
+            .expect("run gen-site");
+        assert!(
+            out.status.success(),
+            "gen-site: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Copies the project's example site into `designs/`.
     pub fn add_example_site(&self) {
         copy_dir(&example_site(), &self.path().join("designs"));
