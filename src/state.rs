@@ -236,9 +236,24 @@ impl Store {
                 supported: migrations::LATEST,
             });
         }
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| open_err("cannot switch to WAL mode", e))?;
+        // Switching a fresh file to WAL takes an exclusive lock, and SQLite does
+        // not run the busy handler for it: when several processes open a new
+        // database at once, retry for a bounded time instead of failing.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+                Ok(m) => break m,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(
+                        f.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(open_err("cannot switch to WAL mode", e)),
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StateError::Open {
                 path: shown,
