@@ -51,6 +51,10 @@ pub struct AppState {
     pub design: DesignSource,
     /// Accepted operator tokens; `None`: operator routes are loopback-only.
     pub tokens: Option<Arc<Tokens>>,
+    /// The server's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Requests of nodes (boot data, signals) answered at once; more get 429.
+    pub max_in_flight: usize,
 }
 
 impl AppState {

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::design::{self, filter, Design, EffectiveNode};
 use crate::keys::{self, KeyCheck, Secret};
+use crate::metrics::Metrics;
 use crate::render::bootdata::{self, BootDataKind, CompiledActions, NodeAction};
 use crate::render::context::{ActionValues, ContextBuilder};
 use crate::source::Repo;
@@ -108,6 +109,7 @@ pub struct BootService {
     store: Arc<Mutex<Store>>,
     loaded: Mutex<Option<Arc<Loaded>>>,
     rendered: Mutex<RenderCache>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for BootService {
@@ -133,14 +135,25 @@ fn now() -> i64 {
 
 impl BootService {
     /// A service using its own database connection `store`.
-    pub fn new(cfg: BootConfig, secret: Secret, store: Store) -> BootService {
+    pub fn new(
+        cfg: BootConfig,
+        secret: Secret,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> BootService {
         BootService {
             cfg,
             secret,
             store: Arc::new(Mutex::new(store)),
             loaded: Mutex::new(None),
             rendered: Mutex::new(RenderCache::default()),
+            metrics,
         }
+    }
+
+    /// The metrics this service counts renders and reports in.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     fn with_store<T>(
@@ -465,4 +478,63 @@ pub fn render_offline(
     Ok(bootdata::render_node(
         &compiled, &ctx, &actions, kind, mtime,
     )?)
+}
+
+/// What [`render_site`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteRender {
+    /// Nodes rendered.
+    pub nodes: usize,
+    /// Bytes of boot data produced, all nodes.
+    pub bytes: u64,
+}
+
+/// Renders every node's boot data of `kind` from a valid design, the work a
+/// server does when every node of a site asks once: compile the templates,
+/// then per node derive its action keys (HMAC with `secret`) and render and
+/// pack its data, nodes in parallel. Action ids are placeholders numbered per
+/// node. Used by the site benchmark; the server renders the same way per node.
+pub fn render_site(
+    design: &Design,
+    secret: &Secret,
+    report_url: &str,
+    kind: BootDataKind,
+    mtime: u64,
+) -> Result<SiteRender, BootError> {
+    use rayon::prelude::*;
+    let nodes = design.effective_nodes();
+    let mut targets = vec![Vec::new(); nodes.len()];
+    for (bi, ba) in design.boot_actions.iter().enumerate() {
+        for n in filter::select(design, &nodes, ba.data.node_filter.as_ref()) {
+            targets[n].push(bi);
+        }
+    }
+    let compiled = CompiledActions::compile(design)?;
+    let bytes = nodes
+        .par_iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let ctx = ContextBuilder::new(design).node(node);
+            let actions: Vec<NodeAction> = targets[i]
+                .iter()
+                .map(|&b| {
+                    let action_id = format!("{:026}", i * 64 + b);
+                    NodeAction {
+                        index: b,
+                        values: ActionValues {
+                            action_key: secret.action_key(&action_id),
+                            action_id,
+                            report_url: report_url.to_string(),
+                            design_ref: "bench".to_string(),
+                        },
+                    }
+                })
+                .collect();
+            bootdata::render_node(&compiled, &ctx, &actions, kind, mtime).map(|b| b.len() as u64)
+        })
+        .collect::<Result<Vec<u64>, _>>()?;
+    Ok(SiteRender {
+        nodes: nodes.len(),
+        bytes: bytes.iter().sum(),
+    })
 }

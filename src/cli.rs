@@ -181,6 +181,7 @@ pub fn node_key(
         },
         secret,
         store,
+        Default::default(),
     );
     match service.deployment(host) {
         Ok(d) => {

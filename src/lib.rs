@@ -11,11 +11,13 @@
 //! - [`render`]: boot data rendering (only user of minijinja, tar, flate2).
 //! - [`keys`]: server secret, action and identity keys, ULIDs (only user of hmac, ulid).
 //! - [`revision`]: what a revision is, shared by source and state.
+//! - [`metrics`]: Prometheus metrics of a server (only user of prometheus).
 
 pub mod api;
 pub mod boot;
 pub mod design;
 pub mod keys;
+pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod render;

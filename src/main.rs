@@ -60,6 +60,10 @@ enum Command {
         /// Without it, operator routes answer loopback clients only.
         #[arg(long)]
         tokens: Option<PathBuf>,
+        /// Node requests (boot data, status reports) answered at once; beyond it they get
+        /// 429 with Retry-After, so a boot storm queues at the nodes instead of in memory.
+        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_MAX_IN_FLIGHT)]
+        max_in_flight: usize,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
             secret,
             report_url,
             tokens,
+            max_in_flight,
         } => {
             let cfg = slipway::reconcile::ServeConfig {
                 repo,
@@ -167,6 +172,7 @@ fn main() -> ExitCode {
                 secret,
                 report_url,
                 tokens,
+                max_in_flight: max_in_flight.max(1),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

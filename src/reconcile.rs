@@ -42,7 +42,13 @@ pub struct ServeConfig {
     pub secret: Option<PathBuf>,
     /// `action.report_url` of templates (`None`: `http://<listen>/api/v1.0/bootactions/`).
     pub report_url: Option<String>,
+    /// Node requests (boot data, signals) answered at once; beyond it a
+    /// request gets 429 with `Retry-After` (`--max-in-flight`).
+    pub max_in_flight: usize,
 }
+
+/// Default of [`ServeConfig::max_in_flight`].
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// Errors that stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +203,10 @@ pub async fn run(
             format!("http://{addr}/api/v1.0/bootactions/")
         }
     };
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    if let Some(c) = &status.applied {
+        metrics.revision_applied(c, status.nodes, now());
+    }
     let boot = Arc::new(crate::boot::BootService::new(
         crate::boot::BootConfig {
             repo: root.clone(),
@@ -205,6 +215,7 @@ pub async fn run(
         },
         secret,
         boot_store,
+        metrics.clone(),
     ));
     match &status.applied {
         Some(c) => tracing::info!(
@@ -238,6 +249,7 @@ pub async fn run(
         branch,
         design_dir: cfg.design_dir.clone(),
         boot: boot.clone(),
+        metrics: metrics.clone(),
     };
     tracing::info!(
         repo = %root.display(),
@@ -267,6 +279,8 @@ pub async fn run(
             design_dir: cfg.design_dir.clone(),
         },
         tokens,
+        metrics,
+        max_in_flight: cfg.max_in_flight.max(1),
     };
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
@@ -314,6 +328,8 @@ struct PassContext {
     design_dir: Option<String>,
     /// Given each applied design, so boot data is ready without re-reading it.
     boot: Arc<crate::boot::BootService>,
+    /// Pass durations and outcomes.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What one pass did.
@@ -361,7 +377,7 @@ async fn reconcile_loop(
         })
         .await
         .unwrap_or_else(|e| Err(ServeError::Other(format!("reconcile pass panicked: {e}"))));
-        record(&status, result, started.elapsed());
+        record(&status, &ctx.metrics, result, started.elapsed());
 
         cause = tokio::select! {
             _ = trigger.notified() => "signal",
@@ -374,7 +390,12 @@ async fn reconcile_loop(
 
 /// Stores a pass's outcome in the shared status and logs it. Errors are
 /// logged and kept for `/health/extended`; the loop goes on.
-fn record(status: &SharedStatus, result: Result<Outcome, ServeError>, took: Duration) {
+fn record(
+    status: &SharedStatus,
+    metrics: &crate::metrics::Metrics,
+    result: Result<Outcome, ServeError>,
+    took: Duration,
+) {
     let now = now();
     let duration_ms = took.as_millis() as u64;
     let mut s = match status.write() {
@@ -428,6 +449,12 @@ fn record(status: &SharedStatus, result: Result<Outcome, ServeError>, took: Dura
             }
         }
     };
+    metrics.reconcile(&report.result, took);
+    if report.result == "applied" {
+        if let Some(c) = &report.commit {
+            metrics.revision_applied(c, s.nodes, now);
+        }
+    }
     s.last_pass = Some(report);
 }
 

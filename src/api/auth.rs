@@ -149,12 +149,15 @@ mod tests {
                 },
                 crate::keys::Secret::from_bytes([7; crate::keys::SECRET_LEN]),
                 crate::state::Store::open(&dir.join("db")).unwrap(),
+                Default::default(),
             )),
             design: super::super::DesignSource {
                 repo: dir.to_path_buf(),
                 design_dir: None,
             },
             tokens: tokens.map(std::sync::Arc::new),
+            metrics: Default::default(),
+            max_in_flight: crate::reconcile::DEFAULT_MAX_IN_FLIGHT,
         })
     }
 

@@ -184,6 +184,7 @@ impl Server {
             secret: None,
             report_url: None,
             tokens: None,
+            max_in_flight: slipway::reconcile::DEFAULT_MAX_IN_FLIGHT,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
