@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use bytes::Bytes;
 
 use sha2::{Digest, Sha256};
 
@@ -62,21 +64,40 @@ pub enum BootError {
     Render(#[from] bootdata::RenderError),
 }
 
-/// A node's deployment and its boot actions.
+/// A node's deployment and its boot actions. Cheap to clone: it shares the
+/// in-memory entry that also holds the deployment's rendered boot data.
 #[derive(Clone)]
 pub struct NodeDeployment {
-    /// The deployment row.
-    pub record: DeploymentRecord,
-    /// Its boot actions, by action name.
-    pub actions: Vec<BootActionRecord>,
+    entry: Arc<Entry>,
     loaded: Arc<Loaded>,
+}
+
+/// A deployment as served from memory, with its rendered boot data (one
+/// slot per kind, filled on first request).
+struct Entry {
+    record: DeploymentRecord,
+    actions: Vec<BootActionRecord>,
+    rendered: [OnceLock<Arc<Rendered>>; 4],
+}
+
+impl NodeDeployment {
+    /// The deployment row.
+    pub fn record(&self) -> &DeploymentRecord {
+        &self.entry.record
+    }
+
+    /// Its boot actions, by action name (statuses as of when the deployment
+    /// was read; [`BootService::deployment`] reads them fresh).
+    pub fn actions(&self) -> &[BootActionRecord] {
+        &self.entry.actions
+    }
 }
 
 impl std::fmt::Debug for NodeDeployment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeDeployment")
-            .field("record", &self.record)
-            .field("actions", &self.actions)
+            .field("record", &self.entry.record)
+            .field("actions", &self.entry.actions)
             .field("commit", &self.loaded.commit)
             .finish()
     }
@@ -85,10 +106,12 @@ impl std::fmt::Debug for NodeDeployment {
 /// Rendered boot data and its ETag.
 #[derive(Debug)]
 pub struct Rendered {
-    /// The bytes served.
-    pub bytes: Vec<u8>,
+    /// The bytes served (shared, not copied, per response).
+    pub bytes: Bytes,
     /// sha256 of the bytes as hex (quote it for the `ETag` header).
     pub sha256: String,
+    /// The `ETag` header value: the quoted sha256.
+    pub etag: String,
 }
 
 /// The design of one applied commit, compiled for rendering.
@@ -108,7 +131,7 @@ pub struct BootService {
     secret: Secret,
     store: Arc<Mutex<Store>>,
     loaded: Mutex<Option<Arc<Loaded>>>,
-    rendered: Mutex<RenderCache>,
+    served: RwLock<Served>,
     metrics: Arc<Metrics>,
 }
 
@@ -120,10 +143,15 @@ impl std::fmt::Debug for BootService {
     }
 }
 
+/// The deployments being served from memory, by node. An entry is valid as
+/// long as its node's inputs are unchanged: an applied revision drops the
+/// entries of the nodes it affects (and only those), a redeploy or revoke
+/// drops the node's. `generation` counts those drops, so a database read that
+/// raced one is not cached.
 #[derive(Default)]
-struct RenderCache {
-    commit: String,
-    entries: HashMap<(String, String, BootDataKind), Arc<Rendered>>,
+struct Served {
+    generation: u64,
+    nodes: HashMap<String, Arc<Entry>>,
 }
 
 fn now() -> i64 {
@@ -146,7 +174,7 @@ impl BootService {
             secret,
             store: Arc::new(Mutex::new(store)),
             loaded: Mutex::new(None),
-            rendered: Mutex::new(RenderCache::default()),
+            served: RwLock::new(Served::default()),
             metrics,
         }
     }
@@ -198,29 +226,98 @@ impl BootService {
     }
 
     /// Hands over the design of a revision just applied, so the first boot
-    /// request after an apply does not read and validate it again.
-    pub fn preload(&self, commit: &str, design: Design) {
+    /// request after an apply does not read and validate it again. `changed`
+    /// names the nodes whose boot-data inputs the revision changed or that it
+    /// removed: only their in-memory deployments and rendered data are
+    /// dropped. Each of them that was being served (had a deployment in
+    /// memory) gets its new deployment and the kinds of boot data it had
+    /// asked for rendered now, so its next request is served from memory.
+    /// Returns how many nodes were rendered again.
+    pub fn preload<'a>(
+        &self,
+        commit: &str,
+        design: Design,
+        changed: impl IntoIterator<Item = &'a str>,
+    ) -> usize {
         let t = std::time::Instant::now();
-        match compile(commit, design) {
-            Ok(l) => {
-                *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(l));
-                tracing::info!(
-                    %commit,
-                    took_ms = t.elapsed().as_millis() as u64,
-                    "boot data: templates compiled for the applied revision"
-                );
-            }
+        let loaded = match compile(commit, design) {
+            Ok(l) => Arc::new(l),
             // Rendering will report it per request; serving goes on.
             Err(e) => {
-                tracing::warn!(%commit, error = %e, "boot data: cannot compile the applied revision")
+                tracing::warn!(%commit, error = %e, "boot data: cannot compile the applied revision");
+                self.invalidate(changed);
+                return 0;
+            }
+        };
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
+        let dropped = self.invalidate(changed);
+        let compiled_ms = t.elapsed().as_millis() as u64;
+        let mut rerendered = 0;
+        for (node, old) in &dropped {
+            let kinds: Vec<BootDataKind> = BootDataKind::ALL
+                .into_iter()
+                .filter(|k| old.rendered[k.index()].get().is_some())
+                .collect();
+            // A node the revision removed, or one that fails, is left to its
+            // next request, which reports the failure.
+            let Ok(d) = self.deployment(node) else {
+                continue;
+            };
+            if kinds.iter().all(|&k| self.render(&d, k).is_ok()) {
+                rerendered += 1;
             }
         }
+        self.metrics.nodes_rerendered(rerendered);
+        tracing::info!(
+            %commit,
+            compiled_ms,
+            dropped = dropped.len(),
+            rerendered,
+            took_ms = t.elapsed().as_millis() as u64,
+            "boot data: applied revision compiled; changed nodes rendered again"
+        );
+        rerendered
+    }
+
+    /// Drops the in-memory deployments of `nodes`; returns those dropped.
+    fn invalidate<'a>(
+        &self,
+        nodes: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<(String, Arc<Entry>)> {
+        let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
+        served.generation += 1;
+        nodes
+            .into_iter()
+            .filter_map(|n| served.nodes.remove_entry(n))
+            .collect()
+    }
+
+    /// The node's deployment when it is served from memory: no database
+    /// read, no blocking. `None` sends the caller to [`BootService::deployment`].
+    pub fn cached_deployment(&self, node: &str) -> Option<NodeDeployment> {
+        let loaded = self
+            .loaded
+            .try_lock()
+            .ok()
+            .and_then(|l| l.as_ref().cloned())?;
+        let entry = self
+            .served
+            .read()
+            .ok()
+            .and_then(|s| s.nodes.get(node).cloned())?;
+        Some(NodeDeployment { entry, loaded })
     }
 
     /// The node's current deployment, made (or renewed) when its inputs
-    /// changed since the last one. Fails with [`BootError::UnknownNode`] when
-    /// the node is not in the applied design.
+    /// changed since the last one, read from the database (statuses fresh)
+    /// and kept in memory for [`BootService::cached_deployment`]. Fails with
+    /// [`BootError::UnknownNode`] when the node is not in the applied design.
     pub fn deployment(&self, node: &str) -> Result<NodeDeployment, BootError> {
+        let generation = self
+            .served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation;
         let (applied, record) = self.with_store(|s| {
             let applied = s.applied_revision()?;
             let record = s.node(node)?;
@@ -257,11 +354,25 @@ impl BootService {
         };
         let (record, actions) =
             self.with_store(|s| s.ensure_deployment(node, &inputs, now(), &mut keys::new_ulid))?;
-        Ok(NodeDeployment {
-            record,
-            actions,
-            loaded,
-        })
+        // Keep the in-memory entry (and what it rendered) when it is the same
+        // deployment; replace it otherwise, unless an invalidation raced us.
+        let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
+        let entry = match served.nodes.get(node) {
+            Some(e) if e.record == record => Arc::new(Entry {
+                record,
+                actions,
+                rendered: e.rendered.clone(),
+            }),
+            _ => Arc::new(Entry {
+                record,
+                actions,
+                rendered: Default::default(),
+            }),
+        };
+        if served.generation == generation {
+            served.nodes.insert(node.to_string(), entry.clone());
+        }
+        Ok(NodeDeployment { entry, loaded })
     }
 
     /// The identity key of a deployment.
@@ -314,6 +425,7 @@ impl BootService {
     /// record.
     pub fn redeploy(&self, node: &str) -> Result<NodeDeployment, BootError> {
         self.with_store(|s| s.end_deployment(node, false))?;
+        self.invalidate([node]);
         self.deployment(node)
     }
 
@@ -321,37 +433,54 @@ impl BootService {
     /// keys are refused; a later request makes a new deployment with new keys.
     /// Returns whether there was a deployment to revoke.
     pub fn revoke(&self, node: &str) -> Result<bool, BootError> {
-        Ok(self.with_store(|s| s.end_deployment(node, true))?.is_some())
+        let ended = self.with_store(|s| s.end_deployment(node, true))?;
+        self.invalidate([node]);
+        Ok(ended.is_some())
     }
 
     /// The node's boot data of `kind` for its current deployment: the same
-    /// bytes as long as the deployment lasts.
+    /// bytes as long as the deployment lasts, rendered once.
     pub fn render(
         &self,
         deployment: &NodeDeployment,
         kind: BootDataKind,
     ) -> Result<Arc<Rendered>, BootError> {
-        let d = deployment;
-        let loaded = &d.loaded;
-        let key = (d.record.node.clone(), d.record.deployment.clone(), kind);
-        {
-            let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.commit != loaded.commit {
-                cache.commit = loaded.commit.clone();
-                cache.entries.clear();
-            }
-            if let Some(r) = cache.entries.get(&key) {
-                return Ok(r.clone());
-            }
+        let slot = &deployment.entry.rendered[kind.index()];
+        if let Some(r) = slot.get() {
+            self.metrics.boot_data_cache_hit();
+            return Ok(r.clone());
         }
-        let bytes = render_with(loaded, d, &self.secret, &self.cfg.report_url, kind)?;
+        let t = std::time::Instant::now();
+        let bytes = render_with(
+            &deployment.loaded,
+            deployment,
+            &self.secret,
+            &self.cfg.report_url,
+            kind,
+        )?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let r = Arc::new(Rendered { bytes, sha256 });
-        let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.commit == loaded.commit {
-            cache.entries.insert(key, r.clone());
+        let r = Arc::new(Rendered {
+            bytes: Bytes::from(bytes),
+            etag: format!("\"{sha256}\""),
+            sha256,
+        });
+        self.metrics.boot_data_rendered(kind.word(), t.elapsed());
+        // Two first requests racing both render; the first stored wins, so
+        // every response of the deployment carries the same bytes.
+        Ok(slot.get_or_init(|| r).clone())
+    }
+
+    /// The cached boot data of `kind`, when it was rendered already.
+    pub fn rendered(
+        &self,
+        deployment: &NodeDeployment,
+        kind: BootDataKind,
+    ) -> Option<Arc<Rendered>> {
+        let r = deployment.entry.rendered[kind.index()].get().cloned();
+        if r.is_some() {
+            self.metrics.boot_data_cache_hit();
         }
-        Ok(r)
+        r
     }
 
     /// One boot action by id.
@@ -410,27 +539,27 @@ fn render_with(
 ) -> Result<Vec<u8>, BootError> {
     let idx = *loaded
         .by_name
-        .get(&d.record.node)
-        .ok_or_else(|| BootError::UnknownNode(d.record.node.clone()))?;
+        .get(&d.record().node)
+        .ok_or_else(|| BootError::UnknownNode(d.record().node.clone()))?;
     let node = &loaded.nodes[idx];
     let ctx = ContextBuilder::new(&loaded.design).node(node);
     let actions: Vec<NodeAction> = loaded.targets[idx]
         .iter()
         .filter_map(|&b| {
             let name = loaded.compiled.name(b);
-            let rec = d.actions.iter().find(|a| a.action == name)?;
+            let rec = d.actions().iter().find(|a| a.action == name)?;
             Some(NodeAction {
                 index: b,
                 values: ActionValues {
                     action_id: rec.action_id.clone(),
                     action_key: secret.action_key(&rec.action_id),
                     report_url: report_url.to_string(),
-                    design_ref: d.record.design_ref.clone(),
+                    design_ref: d.record().design_ref.clone(),
                 },
             })
         })
         .collect();
-    let mtime = d.record.committed_at.max(0) as u64;
+    let mtime = d.record().committed_at.max(0) as u64;
     Ok(bootdata::render_node(
         &loaded.compiled,
         &ctx,

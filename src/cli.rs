@@ -185,7 +185,7 @@ pub fn node_key(
     );
     match service.deployment(host) {
         Ok(d) => {
-            println!("{}", service.identity_key(&d.record));
+            println!("{}", service.identity_key(d.record()));
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),

@@ -177,6 +177,17 @@ impl Metrics {
             "Boot-action status reports, by outcome (recorded, already_final, unknown, rejected).",
             &["outcome"],
         );
+        // Known label values start at 0, so a series exists before its first
+        // event and `rate()` sees the first one.
+        for kind in ["units", "files", "pkg_list", "all"] {
+            boot_data_renders.with_label_values(&[kind]);
+        }
+        for outcome in ["unchanged", "applied", "invalid", "error"] {
+            reconcile_passes.with_label_values(&[outcome]);
+        }
+        for outcome in ["recorded", "already_final", "unknown", "rejected"] {
+            signals.with_label_values(&[outcome]);
+        }
         Metrics {
             registry: r,
             http_requests,

@@ -345,6 +345,7 @@ enum Outcome {
         documents: usize,
         nodes: usize,
         changes: usize,
+        rerendered: usize,
     },
 }
 
@@ -426,6 +427,7 @@ fn record(
             documents,
             nodes,
             changes,
+            rerendered,
         }) => {
             s.applied = Some(commit.clone());
             s.documents = documents;
@@ -434,7 +436,10 @@ fn record(
                 finished_at: now,
                 result: "applied".into(),
                 commit: Some(commit),
-                detail: format!("{changes} change(s); {documents} document(s), {nodes} node(s)"),
+                detail: format!(
+                    "{changes} change(s); {documents} document(s), {nodes} node(s); \
+                     {rerendered} node(s) rendered again"
+                ),
                 duration_ms,
             }
         }
@@ -560,12 +565,18 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         "applied"
     );
     let (documents, nodes) = (design.documents.len(), design.nodes.len());
-    ctx.boot.preload(&commit, design);
+    let changed = p
+        .affected_nodes
+        .iter()
+        .chain(&p.node_deletes)
+        .map(String::as_str);
+    let rerendered = ctx.boot.preload(&commit, design, changed);
     Ok(Outcome::Applied {
         commit,
         documents,
         nodes,
         changes,
+        rerendered,
     })
 }
 

@@ -250,6 +250,132 @@ async fn deployment_kept_across_unrelated_commits_renewed_by_own_change() {
     s.stop().await;
 }
 
+/// The sum of every sample of the metric `name` in a Prometheus text page
+/// (all label sets); panics when the page has no such series.
+fn metric_sum(page: &str, name: &str) -> f64 {
+    let mut found = false;
+    let mut sum = 0.0;
+    for line in page.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').expect("a sample line");
+        let metric = series.split('{').next().unwrap();
+        if metric == name {
+            found = true;
+            sum += value.parse::<f64>().expect("a number");
+        }
+    }
+    assert!(found, "no series {name} in:\n{page}");
+    sum
+}
+
+async fn metrics(s: &Server) -> String {
+    let r = client().get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.text().await.unwrap()
+}
+
+const RENDERS: &str = "slipway_boot_data_renders_total";
+const RERENDERED: &str = "slipway_reconcile_nodes_rerendered_total";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_commit_rerenders_only_that_node_and_serves_the_rest_from_cache() {
+    let (repo, _dir, s, _) = start().await;
+    let (code, nodes) = s.get("/api/v1.0/nodes").await;
+    assert_eq!(code, 200);
+    let hosts: Vec<String> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["hostname"].as_str().unwrap().to_string())
+        .collect();
+    assert!(hosts.len() >= 10, "{nodes}");
+    let kinds = ["units", "files"];
+    let fetch_all = |keys: Vec<(String, String)>| {
+        let s = &s;
+        async move {
+            let mut etags = std::collections::BTreeMap::new();
+            for (host, key) in &keys {
+                for kind in kinds {
+                    let path = format!("/api/v1.0/bootactions/nodes/{host}/{kind}");
+                    let (code, headers, _) = get_data(s, &path, Some(key), None).await;
+                    assert_eq!(code, 200, "{path}");
+                    etags.insert(path, headers["etag"].to_str().unwrap().to_string());
+                }
+            }
+            etags
+        }
+    };
+    let mut keys = Vec::new();
+    for h in &hosts {
+        let id = identity(&s, h).await;
+        keys.push((h.clone(), id["identity_key"].as_str().unwrap().to_string()));
+    }
+    let before = metric_sum(&metrics(&s).await, RENDERS);
+    let etags1 = fetch_all(keys.clone()).await;
+    let after_first = metric_sum(&metrics(&s).await, RENDERS);
+    assert_eq!(
+        after_first - before,
+        (hosts.len() * kinds.len()) as f64,
+        "first requests render each node's data once"
+    );
+    let etags2 = fetch_all(keys.clone()).await;
+    assert_eq!(etags2, etags1);
+    assert_eq!(
+        metric_sum(&metrics(&s).await, RENDERS),
+        after_first,
+        "repeated requests are served from the cache"
+    );
+
+    // A commit that changes one node (n00005's MAC address).
+    let rerendered_before = metric_sum(&metrics(&s).await, RERENDERED);
+    let f = repo.path().join("designs/nodes/rack-02.yaml");
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(text.contains("02:bd:50:00:00:05"));
+    std::fs::write(&f, text.replace("02:bd:50:00:00:05", "02:bd:50:00:00:55")).unwrap();
+    let c2 = repo.commit("change n00005");
+    assert_eq!(s.hook().await, 202);
+    s.wait_status(&c2, "applied").await;
+    let page = metrics(&s).await;
+    assert_eq!(
+        metric_sum(&page, RERENDERED) - rerendered_before,
+        1.0,
+        "the reconcile pass rendered exactly one node again"
+    );
+    assert_eq!(
+        metric_sum(&page, RENDERS) - after_first,
+        kinds.len() as f64,
+        "only the changed node's data (the kinds it had asked for) was rendered"
+    );
+
+    // Every other node is served from the cache, unchanged; the changed node
+    // has a new deployment (new key) whose data was rendered by the pass.
+    let mut keys2 = Vec::new();
+    for h in &hosts {
+        let id = identity(&s, h).await;
+        keys2.push((h.clone(), id["identity_key"].as_str().unwrap().to_string()));
+    }
+    for ((h, k1), (_, k2)) in keys.iter().zip(&keys2) {
+        assert_eq!(
+            k1 != k2,
+            h == "n00005",
+            "{h}: only the changed node gets a new key"
+        );
+    }
+    let etags3 = fetch_all(keys2).await;
+    for (path, etag) in &etags3 {
+        assert_eq!(
+            etag != &etags1[path],
+            path.contains("/n00005/"),
+            "{path}: only the changed node's data changes"
+        );
+    }
+    assert_eq!(
+        metric_sum(&metrics(&s).await, RENDERS) - after_first,
+        kinds.len() as f64,
+        "after the commit, no request rendered anything"
+    );
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_codes_and_builddata() {
     let (_repo, _dir, s, _) = start().await;

@@ -128,30 +128,41 @@ async fn serve_bootdata(
     kind: BootDataKind,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let h = host.clone();
-    let deployment = blocking(&state, move |b| Ok(b.deployment(&h)?)).await?;
+    // The common case is served from memory without leaving this task: the
+    // node's deployment and its rendered data are cached until a revision
+    // changes the node's inputs. Otherwise the database (and maybe a render)
+    // is needed: off the runtime.
+    let deployment = match state.boot.cached_deployment(&host) {
+        Some(d) => d,
+        None => {
+            let h = host.clone();
+            blocking(&state, move |b| Ok(b.deployment(&h)?)).await?
+        }
+    };
     let Some(key) = presented_key(&headers) else {
         return Ok(unauthorized());
     };
-    let check = state.boot.check_identity_key(&deployment.record, &key);
+    let check = state.boot.check_identity_key(deployment.record(), &key);
     if let Some(r) = key_rejected(
         check,
         &format!("the identity key of node {host}'s current deployment"),
     ) {
         return Ok(r);
     }
-    let rendered = blocking(&state, move |b| Ok(b.render(&deployment, kind)?)).await?;
-    let etag = format!("\"{}\"", rendered.sha256);
+    let rendered = match state.boot.rendered(&deployment, kind) {
+        Some(r) => r,
+        None => blocking(&state, move |b| Ok(b.render(&deployment, kind)?)).await?,
+    };
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.split(',').any(|t| {
                 let t = t.trim();
-                t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+                t == "*" || t.strip_prefix("W/").unwrap_or(t) == rendered.etag
             })
         });
-    let etag_value = HeaderValue::from_str(&etag).map_err(AppError::internal)?;
+    let etag_value = HeaderValue::from_str(&rendered.etag).map_err(AppError::internal)?;
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
     }
@@ -177,11 +188,11 @@ async fn serve_bootdata(
 /// The identity view of a deployment.
 fn identity_view(state: &AppState, d: &NodeDeployment) -> serde_json::Value {
     json!({
-        "hostname": d.record.node,
-        "deployment": d.record.deployment,
-        "design_ref": d.record.design_ref,
-        "identity_key": state.boot.identity_key(&d.record),
-        "actions": d.actions.iter().map(|a| json!({
+        "hostname": d.record().node,
+        "deployment": d.record().deployment,
+        "design_ref": d.record().design_ref,
+        "identity_key": state.boot.identity_key(d.record()),
+        "actions": d.actions().iter().map(|a| json!({
             "action_id": a.action_id,
             "action": a.action,
             "signaling": a.status != crate::state::BOOT_ACTION_UNREPORTED,

@@ -345,7 +345,7 @@ fn deployments(
         } else {
             match boot.redeploy(node) {
                 Ok(d) => (
-                    format!("{node}: new deployment {}", d.record.deployment),
+                    format!("{node}: new deployment {}", d.record().deployment),
                     false,
                 ),
                 Err(e) => (format!("{node}: cannot redeploy: {e}"), true),

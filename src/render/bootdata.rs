@@ -36,6 +36,24 @@ pub enum BootDataKind {
 }
 
 impl BootDataKind {
+    /// Every kind, in [`BootDataKind::index`] order.
+    pub const ALL: [BootDataKind; 4] = [
+        BootDataKind::Units,
+        BootDataKind::Files,
+        BootDataKind::PkgList,
+        BootDataKind::All,
+    ];
+
+    /// A dense index (0..4), for per-kind slots.
+    pub fn index(self) -> usize {
+        match self {
+            BootDataKind::Units => 0,
+            BootDataKind::Files => 1,
+            BootDataKind::PkgList => 2,
+            BootDataKind::All => 3,
+        }
+    }
+
     /// The kind named by a route segment (`units`, `files`, `pkg_list`, `all`).
     pub fn from_word(word: &str) -> Option<BootDataKind> {
         match word {
