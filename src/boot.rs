@@ -133,6 +133,8 @@ pub struct BootService {
     loaded: Mutex<Option<Arc<Loaded>>>,
     served: RwLock<Served>,
     metrics: Arc<Metrics>,
+    /// The report writer (group commit), started on the first report.
+    reports: Mutex<Option<std::sync::mpsc::Sender<ReportJob>>>,
 }
 
 impl std::fmt::Debug for BootService {
@@ -176,6 +178,7 @@ impl BootService {
             loaded: Mutex::new(None),
             served: RwLock::new(Served::default()),
             metrics,
+            reports: Mutex::new(None),
         }
     }
 
@@ -493,15 +496,102 @@ impl BootService {
         self.with_store(|s| s.boot_action_details(action_id))
     }
 
-    /// Records a status report (committed before this returns).
+    /// Records a status report; returns once it is committed (durable).
+    /// Reports arriving together share one transaction and one sync (group
+    /// commit) on the report writer's own connection, so a boot storm's
+    /// reports cost a few syncs instead of one each.
     pub fn report(
         &self,
         action_id: &str,
         status: Option<&str>,
         details: &[BootActionDetail],
     ) -> Result<ReportOutcome, BootError> {
-        self.with_store(|s| s.report_boot_action(action_id, status, details, now()))
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let job = ReportJob {
+            action_id: action_id.to_string(),
+            status: status.map(str::to_string),
+            details: details.to_vec(),
+            reply,
+        };
+        let writer_gone = || {
+            BootError::State(StateError::Sql(
+                "the boot-action report writer stopped".into(),
+            ))
+        };
+        {
+            let mut w = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+            if w.is_none() {
+                let path = self.with_store(|s| Ok(s.path().to_string()))?;
+                *w = Some(spawn_report_writer(std::path::Path::new(&path))?);
+            }
+            let tx = w.as_ref().expect("writer just started");
+            if tx.send(job).is_err() {
+                *w = None;
+                return Err(writer_gone());
+            }
+        }
+        answer.recv().map_err(|_| writer_gone())?
     }
+}
+
+/// A report waiting for the writer, and where its outcome goes.
+struct ReportJob {
+    action_id: String,
+    status: Option<String>,
+    details: Vec<BootActionDetail>,
+    reply: std::sync::mpsc::SyncSender<Result<ReportOutcome, BootError>>,
+}
+
+/// Most reports committed in one transaction.
+const REPORT_BATCH: usize = 512;
+
+/// Starts the report writer on its own connection to the database at
+/// `path`: it takes whatever reports are waiting (up to [`REPORT_BATCH`]),
+/// commits them in one transaction, answers each, and repeats; it ends when
+/// the service is dropped.
+fn spawn_report_writer(
+    path: &std::path::Path,
+) -> Result<std::sync::mpsc::Sender<ReportJob>, BootError> {
+    let mut store = Store::open(path)?;
+    let (tx, rx) = std::sync::mpsc::channel::<ReportJob>();
+    std::thread::Builder::new()
+        .name("report-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut jobs = vec![first];
+                while jobs.len() < REPORT_BATCH {
+                    match rx.try_recv() {
+                        Ok(j) => jobs.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let reports: Vec<crate::state::Report<'_>> = jobs
+                    .iter()
+                    .map(|j| crate::state::Report {
+                        action_id: &j.action_id,
+                        status: j.status.as_deref(),
+                        details: &j.details,
+                    })
+                    .collect();
+                match store.report_boot_actions(&reports, now()) {
+                    Ok(outcomes) => {
+                        for (j, o) in jobs.iter().zip(outcomes) {
+                            let _ = j.reply.send(o.map_err(BootError::from));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, reports = jobs.len(), "recording boot-action reports failed");
+                        for j in &jobs {
+                            let _ = j
+                                .reply
+                                .send(Err(BootError::State(StateError::Sql(e.to_string()))));
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(|e| BootError::State(StateError::Sql(format!("starting the report writer: {e}"))))?;
+    Ok(tx)
 }
 
 /// Compiles a valid design for rendering: nodes, targets, templates.

@@ -31,7 +31,9 @@ use crate::design::{Kind, Message};
 use crate::plan::Plan;
 use crate::revision::Revision;
 
-pub use boot_actions::{BootActionDetail, BootActionRecord, ReportOutcome, BOOT_ACTION_INCOMPLETE};
+pub use boot_actions::{
+    BootActionDetail, BootActionRecord, Report, ReportOutcome, BOOT_ACTION_INCOMPLETE,
+};
 pub use build_data::BuildDataRecord;
 pub use deployments::{
     DeploymentInputs, DeploymentRecord, BOOT_ACTION_REVOKED, BOOT_ACTION_UNREPORTED,

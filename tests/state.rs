@@ -592,6 +592,84 @@ fn boot_action_reports_append_then_finalise_once() {
 }
 
 #[test]
+fn reports_committed_together_keep_their_order_and_each_its_outcome() {
+    use slipway::state::{BootActionDetail, Report, ReportOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = Store::open(&path).unwrap();
+    let a = "01HZZZZZZZZZZZZZZZZZZZZZ1A";
+    let b = "01HZZZZZZZZZZZZZZZZZZZZZ1B";
+    store
+        .create_boot_actions(
+            "n00001",
+            "dep-1",
+            1,
+            &[
+                (a.into(), "base-config".into()),
+                (b.into(), "rack-agent".into()),
+            ],
+        )
+        .unwrap();
+    let detail = |m: &str| BootActionDetail {
+        ts: 5,
+        message: m.into(),
+        error: false,
+        extra: serde_json::json!({}),
+    };
+    let (d1, d2, d3) = ([detail("one")], [detail("two")], [detail("three")]);
+    let batch = [
+        Report {
+            action_id: a,
+            status: None,
+            details: &d1,
+        },
+        Report {
+            action_id: a,
+            status: Some("Success"),
+            details: &d2,
+        },
+        // Finalised by the report before it, in the same transaction.
+        Report {
+            action_id: a,
+            status: None,
+            details: &d3,
+        },
+        Report {
+            action_id: "01HZZZZZZZZZZZZZZZZZZZZZ1C",
+            status: None,
+            details: &d3,
+        },
+        Report {
+            action_id: b,
+            status: None,
+            details: &d3,
+        },
+    ];
+    let outcomes: Vec<ReportOutcome> = store
+        .report_boot_actions(&batch, 10)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(matches!(&outcomes[0], ReportOutcome::Recorded(r) if r.finalized.is_none()));
+    assert!(
+        matches!(&outcomes[1], ReportOutcome::Recorded(r) if r.status == "Success" && r.finalized == Some(10))
+    );
+    assert!(matches!(&outcomes[2], ReportOutcome::AlreadyFinalized(r) if r.status == "Success"));
+    assert_eq!(outcomes[3], ReportOutcome::Unknown);
+    assert!(matches!(&outcomes[4], ReportOutcome::Recorded(_)));
+    // All of it is committed: another connection sees every recorded report
+    // and nothing of the refused one.
+    let other = Store::open(&path).unwrap();
+    assert_eq!(
+        other.boot_action_details(a).unwrap(),
+        [detail("one"), detail("two")]
+    );
+    assert_eq!(other.boot_action_details(b).unwrap(), [detail("three")]);
+    assert_eq!(other.boot_action(a).unwrap().unwrap().status, "Success");
+}
+
+#[test]
 fn a_boot_action_id_must_be_a_ulid_and_a_bad_one_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&db(&dir)).unwrap();

@@ -190,76 +190,141 @@ impl Store {
         details: &[BootActionDetail],
         now: i64,
     ) -> Result<ReportOutcome, StateError> {
-        let what = || format!("recording a report for boot action {action_id}");
+        let report = Report {
+            action_id,
+            status,
+            details,
+        };
+        self.report_boot_actions(std::slice::from_ref(&report), now)?
+            .pop()
+            .expect("one outcome per report")
+    }
+
+    /// Records several status reports in ONE transaction (group commit: one
+    /// sync for all), in order, with [`Store::report_boot_action`]'s rules:
+    /// a report that finalises an action is seen by the reports after it.
+    /// Each report runs in its own savepoint, so one that fails leaves the
+    /// others. Nothing is durable, and no outcome should be acknowledged,
+    /// until this returns `Ok`.
+    pub fn report_boot_actions(
+        &mut self,
+        reports: &[Report<'_>],
+        now: i64,
+    ) -> Result<Vec<Result<ReportOutcome, StateError>>, StateError> {
+        let what = || format!("recording {} boot-action report(s)", reports.len());
         // IMMEDIATE: the finalised check and the write happen under one lock,
         // so two reports racing cannot both finalise.
-        let tx = self
+        let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(what)?;
-        let select = format!("SELECT {COLUMNS} FROM boot_actions WHERE action_id = ?1");
-        let Some(record) = tx
-            .query_row(&select, [action_id], read_action)
-            .optional()
-            .ctx(what)?
-        else {
-            return Ok(ReportOutcome::Unknown);
-        };
-        // Only an `Incomplete` action takes reports (Drydock): a finalised
-        // one, or one created `Unreported` (`signaling: false`), is 409.
-        if record.finalized.is_some() || record.status != BOOT_ACTION_INCOMPLETE {
-            return Ok(ReportOutcome::AlreadyFinalized(record));
-        }
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO boot_action_status (action_id, ts, message, error, extra)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .ctx(what)?;
-            for d in details {
-                insert
-                    .execute(params![
-                        action_id,
-                        d.ts,
-                        d.message,
-                        d.error,
-                        d.extra.to_string()
-                    ])
-                    .ctx(what)?;
+        let mut outcomes = Vec::with_capacity(reports.len());
+        for r in reports {
+            let mut sp = tx.savepoint().ctx(what)?;
+            let outcome = record_report(&sp, r, now);
+            if outcome.is_ok() {
+                sp.commit().ctx(what)?;
+            } else {
+                sp.rollback().ctx(what)?;
             }
-            if let Some(status) = status {
-                tx.execute(
-                    "UPDATE boot_actions SET status = ?2, finalized = ?3 WHERE action_id = ?1",
-                    params![action_id, status, now],
-                )
-                .ctx(what)?;
-            }
+            outcomes.push(outcome);
         }
-        let record = tx.query_row(&select, [action_id], read_action).ctx(what)?;
-        // The report is also build data of the node (generator
-        // `bootaction:<name>`), so `GET .../builddata` shows it.
-        let element = serde_json::json!({
-            "action_id": record.action_id,
-            "action": record.action,
-            "deployment": record.deployment,
-            "status": record.status,
-            "finalized": record.finalized,
-            "details": details,
-        });
-        tx.execute(
-            "INSERT INTO build_data (node, task_id, generator, data_format, data_element, collected_at)
-             VALUES (?1, ?2, ?3, 'application/json', ?4, ?5)",
-            params![
-                record.node,
-                record.deployment,
-                format!("bootaction:{}", record.action),
-                element.to_string(),
-                now
-            ],
+        tx.commit().ctx(what)?;
+        Ok(outcomes)
+    }
+}
+
+/// One status report of a node (see [`Store::report_boot_actions`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    /// The boot action reported on.
+    pub action_id: &'a str,
+    /// `Success`/`Failure` finalises the action; `None` only appends details.
+    pub status: Option<&'a str>,
+    /// The report's details, appended.
+    pub details: &'a [BootActionDetail],
+}
+
+/// One report inside the caller's transaction.
+fn record_report(
+    tx: &rusqlite::Connection,
+    r: &Report<'_>,
+    now: i64,
+) -> Result<ReportOutcome, StateError> {
+    let action_id = r.action_id;
+    let what = || format!("recording a report for boot action {action_id}");
+    let mut select = tx
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM boot_actions WHERE action_id = ?1"
+        ))
+        .ctx(what)?;
+    let Some(record) = select
+        .query_row([action_id], read_action)
+        .optional()
+        .ctx(what)?
+    else {
+        return Ok(ReportOutcome::Unknown);
+    };
+    // Only an `Incomplete` action takes reports (Drydock): a finalised
+    // one, or one created `Unreported` (`signaling: false`), is 409.
+    if record.finalized.is_some() || record.status != BOOT_ACTION_INCOMPLETE {
+        return Ok(ReportOutcome::AlreadyFinalized(record));
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO boot_action_status (action_id, ts, message, error, extra)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .ctx(what)?;
-        tx.commit().ctx(what)?;
-        Ok(ReportOutcome::Recorded(record))
+    for d in r.details {
+        insert
+            .execute(params![
+                action_id,
+                d.ts,
+                d.message,
+                d.error,
+                d.extra.to_string()
+            ])
+            .ctx(what)?;
     }
+    let record = match r.status {
+        Some(status) => {
+            tx.prepare_cached(
+                "UPDATE boot_actions SET status = ?2, finalized = ?3 WHERE action_id = ?1",
+            )
+            .and_then(|mut u| u.execute(params![action_id, status, now]))
+            .ctx(what)?;
+            BootActionRecord {
+                status: status.to_string(),
+                finalized: Some(now),
+                ..record
+            }
+        }
+        None => record,
+    };
+    // The report is also build data of the node (generator
+    // `bootaction:<name>`), so `GET .../builddata` shows it.
+    let element = serde_json::json!({
+        "action_id": record.action_id,
+        "action": record.action,
+        "deployment": record.deployment,
+        "status": record.status,
+        "finalized": record.finalized,
+        "details": r.details,
+    });
+    tx.prepare_cached(
+        "INSERT INTO build_data (node, task_id, generator, data_format, data_element, collected_at)
+         VALUES (?1, ?2, ?3, 'application/json', ?4, ?5)",
+    )
+    .and_then(|mut i| {
+        i.execute(params![
+            record.node,
+            record.deployment,
+            format!("bootaction:{}", record.action),
+            element.to_string(),
+            now
+        ])
+    })
+    .ctx(what)?;
+    Ok(ReportOutcome::Recorded(record))
 }
