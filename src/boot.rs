@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use sha2::{Digest, Sha256};
 
-use crate::design::{self, filter, Design, EffectiveNode};
+use crate::design::{self, filter, Design};
 use crate::keys::{self, KeyCheck, Secret};
 use crate::metrics::Metrics;
 use crate::render::bootdata::{self, BootDataKind, CompiledActions, NodeAction};
@@ -118,7 +118,6 @@ pub struct Rendered {
 struct Loaded {
     commit: String,
     design: Design,
-    nodes: Vec<EffectiveNode>,
     by_name: HashMap<String, usize>,
     /// Node index to the indices of the BootActions that target it.
     targets: Vec<Vec<usize>>,
@@ -417,10 +416,12 @@ impl BootService {
             .with_store(|s| s.applied_revision())?
             .ok_or(BootError::NotServing)?;
         let loaded = self.load(&applied.revision.commit)?;
-        Ok(filter::select(&loaded.design, &loaded.nodes, filter)
-            .into_iter()
-            .map(|i| loaded.nodes[i].name.clone())
-            .collect())
+        Ok(
+            filter::select(&loaded.design, loaded.design.effective_nodes(), filter)
+                .into_iter()
+                .map(|i| loaded.design.effective_nodes()[i].name.clone())
+                .collect(),
+        )
     }
 
     /// Starts a new deployment for a node (`deploy_nodes`): new action ids and
@@ -599,7 +600,7 @@ fn compile(commit: &str, design: Design) -> Result<Loaded, BootError> {
     let nodes = design.effective_nodes();
     let mut targets = vec![Vec::new(); nodes.len()];
     for (bi, ba) in design.boot_actions.iter().enumerate() {
-        for n in filter::select(&design, &nodes, ba.data.node_filter.as_ref()) {
+        for n in filter::select(&design, nodes, ba.data.node_filter.as_ref()) {
             targets[n].push(bi);
         }
     }
@@ -612,7 +613,6 @@ fn compile(commit: &str, design: Design) -> Result<Loaded, BootError> {
     Ok(Loaded {
         commit: commit.to_string(),
         design,
-        nodes,
         by_name,
         targets,
         compiled,
@@ -631,7 +631,7 @@ fn render_with(
         .by_name
         .get(&d.record().node)
         .ok_or_else(|| BootError::UnknownNode(d.record().node.clone()))?;
-    let node = &loaded.nodes[idx];
+    let node = &loaded.design.effective_nodes()[idx];
     let ctx = ContextBuilder::new(&loaded.design).node(node);
     let actions: Vec<NodeAction> = loaded.targets[idx]
         .iter()
@@ -682,7 +682,7 @@ pub fn render_offline(
         .iter()
         .enumerate()
         .filter(|(_, ba)| {
-            filter::select(design, &nodes, ba.data.node_filter.as_ref()).contains(&idx)
+            filter::select(design, nodes, ba.data.node_filter.as_ref()).contains(&idx)
         })
         .map(|(b, ba)| NodeAction {
             index: b,
@@ -724,7 +724,7 @@ pub fn render_site(
     let nodes = design.effective_nodes();
     let mut targets = vec![Vec::new(); nodes.len()];
     for (bi, ba) in design.boot_actions.iter().enumerate() {
-        for n in filter::select(design, &nodes, ba.data.node_filter.as_ref()) {
+        for n in filter::select(design, nodes, ba.data.node_filter.as_ref()) {
             targets[n].push(bi);
         }
     }

@@ -103,6 +103,9 @@ pub struct Design {
     pub nodes: Vec<Entity<HostData>>,
     pub boot_actions: Vec<Entity<BootActionData>>,
     index: HashMap<(Kind, String), usize>,
+    /// The nodes with their profiles applied, compiled on first use and kept:
+    /// the rules, planning and boot data all read the same ones.
+    effective: std::sync::OnceLock<Vec<EffectiveNode>>,
 }
 
 impl Design {
@@ -157,12 +160,19 @@ impl Design {
         m.at(&d.file, line)
     }
 
-    /// Every node with its profiles applied, in document order.
-    pub fn effective_nodes(&self) -> Vec<EffectiveNode> {
-        self.nodes
-            .iter()
-            .map(|n| effective::compile(self, n))
-            .collect()
+    /// Frees each document's canonical text (`Document::canonical`, emptied)
+    /// once it is stored: a served design needs its typed data, not the text.
+    pub fn release_canonical(&mut self) {
+        let empty: std::sync::Arc<str> = std::sync::Arc::from("");
+        for d in &mut self.documents {
+            d.canonical = empty.clone();
+        }
+    }
+
+    /// Every node with its profiles applied, in document order; each
+    /// host-profile chain is compiled once and shared by its nodes.
+    pub fn effective_nodes(&self) -> &[EffectiveNode] {
+        self.effective.get_or_init(|| effective::compile_all(self))
     }
 }
 
@@ -193,9 +203,11 @@ impl Validation {
 
 /// Runs all three stages over a design's files. Never panics.
 pub fn validate(files: &[DesignFile]) -> Validation {
-    let parsed = parse::parse_files(files);
+    // Each document is schema-checked and typed right after it is parsed, and
+    // its JSON freed: a large design never holds every document's JSON at once.
+    let parsed = parse::parse_files_then(files, &check_and_type);
     let mut messages = parsed.messages;
-    let (design, typed_msgs) = build(parsed.documents);
+    let (design, typed_msgs) = assemble(parsed.documents);
     messages.extend(typed_msgs);
     let blocking = messages.iter().filter(|m| m.error).count();
     if blocking > 0 {
@@ -240,39 +252,44 @@ pub fn sort_messages(messages: &mut [Message]) {
 /// Schema-checks each document and types the valid ones.
 pub fn build(documents: Vec<Document>) -> (Design, Vec<Message>) {
     use rayon::prelude::*;
-    // Schema check and typing are per document: both run in parallel. The JSON
-    // form is only for them: each document's is freed as soon as it is typed, so
-    // a large design never holds both forms at once (the typed data and the
-    // canonical text carry everything after this).
     let mut documents = documents;
-    let typed: Vec<Result<Typed, Vec<Message>>> = documents
-        .par_iter_mut()
-        .map(|doc| {
-            let errs = schema::check(doc);
-            let t = if !errs.is_empty() {
-                Err(errs)
-            } else {
-                Typed::read(doc).map_err(|e| {
-                    vec![Message::error(
-                        "SW202",
-                        format!("{} cannot be read: {e}", doc.kind.name()),
-                        "Give the field a value of the type Drydock expects.",
-                    )
-                    .about(doc.schema(), &doc.name)
-                    .at(&doc.file, doc.line)]
-                })
-            };
-            doc.data = serde_json::Value::Null;
-            t
+    let typed: Vec<Result<Typed, Vec<Message>>> =
+        documents.par_iter_mut().map(check_and_type).collect();
+    assemble(documents.into_iter().zip(typed).collect())
+}
+
+/// Schema-checks one document and types it when valid; frees its JSON (the
+/// typed data and the canonical text carry everything after this).
+fn check_and_type(doc: &mut Document) -> Result<Typed, Vec<Message>> {
+    let errs = schema::check(doc);
+    let t = if !errs.is_empty() {
+        Err(errs)
+    } else {
+        Typed::read(doc).map_err(|e| {
+            vec![Message::error(
+                "SW202",
+                format!("{} cannot be read: {e}", doc.kind.name()),
+                "Give the field a value of the type Drydock expects.",
+            )
+            .about(doc.schema(), &doc.name)
+            .at(&doc.file, doc.line)]
         })
-        .collect();
+    };
+    doc.data = serde_json::Value::Null;
+    t
+}
+
+/// Builds the design from typed documents, in document order.
+fn assemble(documents: Vec<(Document, Result<Typed, Vec<Message>>)>) -> (Design, Vec<Message>) {
     let mut design = Design::default();
     let mut messages = Vec::new();
-    for (i, (doc, t)) in documents.iter().zip(typed).enumerate() {
+    let mut docs = Vec::with_capacity(documents.len());
+    for (i, (doc, t)) in documents.into_iter().enumerate() {
         let t = match t {
             Ok(t) => t,
             Err(errs) => {
                 messages.extend(errs);
+                docs.push(doc);
                 continue;
             }
         };
@@ -291,8 +308,9 @@ pub fn build(documents: Vec<Document>) -> (Design, Vec<Message>) {
             .index
             .entry((doc.kind, doc.name.clone()))
             .or_insert(pos);
+        docs.push(doc);
     }
-    design.documents = documents;
+    design.documents = docs;
     (design, messages)
 }
 

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::design::model::HostData;
-use crate::design::{effective, filter, Design, Document, EffectiveNode, Entity, Kind};
+use crate::design::{filter, Design, Document, EffectiveNode, Entity, Kind};
 use crate::state::{Snapshot, StoredDocument};
 
 /// One document to write.
@@ -35,8 +35,8 @@ pub struct DocumentWrite {
     pub name: String,
     /// sha256 of the canonical JSON.
     pub hash: String,
-    /// The canonical JSON of the whole document.
-    pub body: String,
+    /// The canonical JSON of the whole document (shared with the design's).
+    pub body: std::sync::Arc<str>,
     /// File of the design it came from.
     pub file: String,
     /// 1-based line of its first line.
@@ -257,10 +257,12 @@ fn node_writes(
     bodies: bool,
 ) -> Vec<NodeWrite> {
     let mut seen = HashSet::with_capacity(design.nodes.len());
-    let entities: Vec<&Entity<HostData>> = design
+    // (index in `design.nodes`, node), first of each name.
+    let entities: Vec<(usize, &Entity<HostData>)> = design
         .nodes
         .iter()
-        .filter(|n| seen.insert(n.name.as_str()))
+        .enumerate()
+        .filter(|(_, n)| seen.insert(n.name.as_str()))
         .collect();
 
     let mut regions: Vec<(&str, &str)> = docs
@@ -270,7 +272,7 @@ fn node_writes(
         .collect();
     regions.sort_unstable();
     let mut chains: HashMap<Option<&str>, [u8; 32]> = HashMap::new();
-    for n in &entities {
+    for (_, n) in &entities {
         let start = n.data.host_profile.as_deref();
         chains
             .entry(start)
@@ -278,19 +280,26 @@ fn node_writes(
     }
 
     // Phase 1: every node's source hash; keep those that must be compiled.
-    let candidates: Vec<(&Entity<HostData>, String)> = entities
+    let candidates: Vec<(usize, String)> = entities
         .par_iter()
-        .map(|n| {
+        .map(|(i, n)| {
             let chain = &chains[&n.data.host_profile.as_deref()];
-            (*n, source_hash(docs, &regions, chain, n))
+            (*i, source_hash(docs, &regions, chain, n))
         })
-        .filter(|(n, source)| retarget || state.node_sources.get(&n.name) != Some(source))
+        .filter(|(i, source)| {
+            retarget || state.node_sources.get(&design.nodes[*i].name) != Some(source)
+        })
         .collect();
 
-    // Phase 2: compile them and find the boot actions that target each.
-    let compiled: Vec<EffectiveNode> = candidates
-        .par_iter()
-        .map(|(n, _)| effective::compile(design, n))
+    // Phase 2: their compiled form (the design's, compiled once) and the boot
+    // actions that target each.
+    let all = design.effective_nodes();
+    let compiled: Vec<&EffectiveNode> = candidates.iter().map(|(i, _)| &all[*i]).collect();
+    // Position of each candidate by its index in the design.
+    let position: HashMap<usize, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(pos, (i, _))| (*i, pos))
         .collect();
     let mut actions: Vec<Vec<&str>> = vec![Vec::new(); compiled.len()];
     let mut seen_actions = HashSet::new();
@@ -299,10 +308,8 @@ fn node_writes(
             continue;
         }
         let hash = hash_of(docs, Kind::BootAction, &ba.name);
-        // Filters judge each node on its own, so selecting among the candidates
-        // gives the same answer as selecting among all nodes.
-        for i in filter::select(design, &compiled, ba.data.node_filter.as_ref()) {
-            if let Some(list) = actions.get_mut(i) {
+        for i in filter::select(design, all, ba.data.node_filter.as_ref()) {
+            if let Some(list) = position.get(&i).and_then(|&p| actions.get_mut(p)) {
                 list.push(hash);
             }
         }
@@ -430,7 +437,7 @@ fn hash_of<'a>(docs: &Documents<'a>, kind: Kind, name: &str) -> &'a str {
 }
 
 fn node_write(
-    node: EffectiveNode,
+    node: &EffectiveNode,
     source_hash: String,
     inputs_hash: String,
     bodies: bool,
@@ -438,7 +445,7 @@ fn node_write(
     let body = if bodies {
         // The document index depends on where the node sits in the design, not
         // on what it is; storing it would make bodies depend on document order.
-        let mut value = serde_json::to_value(&node).unwrap_or(serde_json::Value::Null);
+        let mut value = serde_json::to_value(node).unwrap_or(serde_json::Value::Null);
         if let Some(map) = value.as_object_mut() {
             map.remove("doc");
         }
@@ -452,7 +459,7 @@ fn node_write(
         .filter_map(|(n, a)| Some((n.clone()?, a.clone()?)))
         .collect();
     NodeWrite {
-        name: node.name,
+        name: node.name.clone(),
         inputs_hash,
         source_hash,
         body,

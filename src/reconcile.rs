@@ -565,6 +565,10 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         "applied"
     );
     let (documents, nodes) = (design.documents.len(), design.nodes.len());
+    // Stored now; the served design needs only its typed data.
+    let mut design = design;
+    design.release_canonical();
+    drop(validation.messages);
     let changed = p
         .affected_nodes
         .iter()

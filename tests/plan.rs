@@ -260,7 +260,7 @@ fn a_boot_action_change_affects_the_nodes_it_targets() {
     let d = after.valid_design();
     let nodes = d.effective_nodes();
     let action = d.boot_action("rack-agent").unwrap();
-    let targeted: BTreeSet<String> = filter::select(&d, &nodes, action.data.node_filter.as_ref())
+    let targeted: BTreeSet<String> = filter::select(&d, nodes, action.data.node_filter.as_ref())
         .into_iter()
         .map(|i| nodes[i].name.clone())
         .collect();

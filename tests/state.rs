@@ -195,8 +195,8 @@ fn apply_then_snapshot_then_replan_is_empty() {
         .find(|d| d.kind == Kind::Network && d.name == "mgmt")
         .unwrap();
     assert_eq!(
-        (&doc.hash, &doc.body, &doc.file, doc.line),
-        (&w.hash, &w.body, &w.file, w.line)
+        (&doc.hash, doc.body.as_str(), &doc.file, doc.line),
+        (&w.hash, &*w.body, &w.file, w.line)
     );
     assert_eq!(doc.revision, rev(1).commit);
     let node = store.node("n00001").unwrap().unwrap();

@@ -144,7 +144,7 @@ pub fn select_names(
         }
     }
     let nodes = d.effective_nodes();
-    Ok(select(&d, &nodes, filter)
+    Ok(select(&d, nodes, filter)
         .into_iter()
         .map(|i| nodes[i].name.clone())
         .collect())

@@ -257,7 +257,7 @@ data: {addressing: [{network: x, address: dhcp}], metadata: {rack: r2, tags: [co
         let design = v.design.unwrap();
         let nodes = design.effective_nodes();
         let filter: Option<NodeFilter> = serde_json::from_str(filter_yaml).unwrap();
-        select(&design, &nodes, filter.as_ref())
+        select(&design, nodes, filter.as_ref())
             .into_iter()
             .map(|i| nodes[i].name.clone())
             .collect()

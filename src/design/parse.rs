@@ -28,7 +28,7 @@ pub struct Document {
     /// sha256 (hex) of the document's canonical JSON (keys sorted, no spaces).
     pub hash: String,
     /// The canonical JSON of the whole document, as stored in state.
-    pub canonical: String,
+    pub canonical: Arc<str>,
     /// The document's `data` (or legacy `spec`) as JSON, for the schema stage and
     /// typing; `design::build` empties it afterwards (the typed data and
     /// `canonical` carry everything).
@@ -81,12 +81,44 @@ pub struct Parsed {
     pub messages: Vec<Message>,
 }
 
+/// Documents, each with what a per-document step made of it, and the
+/// parse-stage messages (see [`parse_files_then`]).
+#[derive(Debug)]
+pub struct ParsedThen<T> {
+    pub documents: Vec<(Document, T)>,
+    pub messages: Vec<Message>,
+}
+
+impl<T> Default for ParsedThen<T> {
+    fn default() -> Self {
+        ParsedThen {
+            documents: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+}
+
 /// Parses every file, in path order. Never panics on any input.
 pub fn parse_files(files: &[DesignFile]) -> Parsed {
+    let p = parse_files_then(files, &|_: &mut Document| ());
+    Parsed {
+        documents: p.documents.into_iter().map(|(d, ())| d).collect(),
+        messages: p.messages,
+    }
+}
+
+/// Parses every file, in path order, running `then` on each document as soon
+/// as it is parsed, on the same thread: a step that consumes the document's
+/// JSON (schema check, typing) frees it while the rest is still parsing, so
+/// the JSON of a whole large design is never held at once.
+pub fn parse_files_then<T: Send>(
+    files: &[DesignFile],
+    then: &(dyn Fn(&mut Document) -> T + Sync),
+) -> ParsedThen<T> {
     let mut order: Vec<&DesignFile> = files.iter().collect();
     order.sort_by(|a, b| a.path.cmp(&b.path));
-    let per_file: Vec<Parsed> = order.par_iter().map(|f| parse_file(f)).collect();
-    let mut out = Parsed::default();
+    let per_file: Vec<ParsedThen<T>> = order.par_iter().map(|f| parse_file_then(f, then)).collect();
+    let mut out = ParsedThen::default();
     for p in per_file {
         out.documents.extend(p.documents);
         out.messages.extend(p.messages);
@@ -96,7 +128,18 @@ pub fn parse_files(files: &[DesignFile]) -> Parsed {
 
 /// Parses one file: every document of its YAML stream.
 pub fn parse_file(file: &DesignFile) -> Parsed {
-    let mut out = Parsed::default();
+    let p = parse_file_then(file, &|_: &mut Document| ());
+    Parsed {
+        documents: p.documents.into_iter().map(|(d, ())| d).collect(),
+        messages: p.messages,
+    }
+}
+
+fn parse_file_then<T: Send>(
+    file: &DesignFile,
+    then: &(dyn Fn(&mut Document) -> T + Sync),
+) -> ParsedThen<T> {
+    let mut out = ParsedThen::default();
     let text = match std::str::from_utf8(&file.bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -124,9 +167,10 @@ pub fn parse_file(file: &DesignFile) -> Parsed {
             (l, start..start + c.len())
         })
         .collect();
-    let parse =
-        |(l, r): &(u32, std::ops::Range<usize>)| parse_chunk(&file.path, &shared, r.clone(), *l);
-    let per_chunk: Vec<Parsed> = if chunks.len() > 8 {
+    let parse = |(l, r): &(u32, std::ops::Range<usize>)| {
+        parse_chunk(&file.path, &shared, r.clone(), *l, then)
+    };
+    let per_chunk: Vec<ParsedThen<T>> = if chunks.len() > 8 {
         chunks.par_iter().map(parse).collect()
     } else {
         chunks.iter().map(parse).collect()
@@ -139,13 +183,14 @@ pub fn parse_file(file: &DesignFile) -> Parsed {
 }
 
 /// Parses one chunk of a stream (one or more documents) starting at `start_line`.
-fn parse_chunk(
+fn parse_chunk<T>(
     path: &str,
     text: &Arc<str>,
     span: std::ops::Range<usize>,
     start_line: u32,
-) -> Parsed {
-    let mut out = Parsed::default();
+    then: &(dyn Fn(&mut Document) -> T + Sync),
+) -> ParsedThen<T> {
+    let mut out = ParsedThen::default();
     let chunk = &text[span.clone()];
     let docs = match yaml::parse_stream_at(chunk, start_line - 1) {
         Ok(d) => d,
@@ -171,7 +216,10 @@ fn parse_chunk(
         };
         let (doc, msgs) = envelope(path, d, origin);
         out.messages.extend(msgs);
-        out.documents.extend(doc);
+        out.documents.extend(doc.map(|mut doc| {
+            let t = then(&mut doc);
+            (doc, t)
+        }));
     }
     out
 }
@@ -385,7 +433,7 @@ fn envelope(
         file: file.to_string(),
         line,
         hash,
-        canonical,
+        canonical: Arc::from(canonical),
         data,
         origin,
         legacy,

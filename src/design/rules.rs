@@ -18,7 +18,7 @@ pub mod references;
 /// What every rule sees: the design and its compiled nodes.
 pub struct Ctx<'a> {
     pub design: &'a Design,
-    pub nodes: Vec<EffectiveNode>,
+    pub nodes: &'a [EffectiveNode],
 }
 
 impl<'a> Ctx<'a> {

@@ -27,7 +27,7 @@ pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
     let targets: Vec<Vec<usize>> = design
         .boot_actions
         .iter()
-        .map(|ba| filter::select(design, &ctx.nodes, ba.data.node_filter.as_ref()))
+        .map(|ba| filter::select(design, ctx.nodes, ba.data.node_filter.as_ref()))
         .collect();
 
     // --- BootactionDefined (DD4001): every node should get something.
@@ -70,7 +70,7 @@ pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
             check_asset(design, bi, ba, ai, asset, &mut templates, &mut jobs, out);
         }
     }
-    check_paths(design, &targets, &ctx.nodes, out);
+    check_paths(design, &targets, ctx.nodes, out);
     render_all(ctx, &targets, &templates, &jobs, out);
 }
 
@@ -732,7 +732,7 @@ mod tests {
         for (i, src) in sources.iter().enumerate() {
             templates.add(&i.to_string(), src).unwrap();
             let paths = simple_paths(src).unwrap();
-            for node in &nodes {
+            for node in nodes {
                 let full = templates
                     .render(
                         &i.to_string(),

@@ -35,7 +35,7 @@ fn boot_macs(ctx: &Ctx, out: &mut Vec<Message>) {
     let d = ctx.design;
     let mut first: FxMap<u64, &str> =
         FxMap::with_capacity_and_hasher(ctx.nodes.len(), Default::default());
-    for node in &ctx.nodes {
+    for node in ctx.nodes {
         let Some(mac) = node.boot_mac.as_deref() else {
             continue;
         };

@@ -809,7 +809,7 @@ fn hostnames(ctx: &Ctx, out: &mut Vec<Message>) {
     let mut domains: FxMap<&str, (Option<&Entity<NetworkData>>, &str)> = FxMap::default();
     // Domain problems are reported once per Network, not once per node.
     let mut domain_checked: FxSet<&str> = FxSet::default();
-    for node in &ctx.nodes {
+    for node in ctx.nodes {
         let (pn, domain) = match node.primary_network.as_deref() {
             None => (None, "local"),
             Some(p) => *domains.entry(p).or_insert_with(|| {

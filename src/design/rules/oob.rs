@@ -14,7 +14,7 @@ use crate::design::Design;
 /// Runs the OOB rules over every node.
 pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
     let mut report = NodeReport::new(ctx.design);
-    for node in &ctx.nodes {
+    for node in ctx.nodes {
         check_node(ctx.design, node, &mut report);
     }
     report.finish(out);
