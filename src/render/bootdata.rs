@@ -13,7 +13,6 @@
 //!   names, GNU format; gzip header without file name or timestamp.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use super::context::ActionValues;
 use super::template::{PreparedAction, RenderContext, TemplateError, Templates};
@@ -472,11 +471,7 @@ fn b64decode(input: &[u8]) -> Result<Vec<u8>, String> {
 /// Packs files (already sorted) into a deterministic gzipped tar.
 pub fn tarball(files: &[RenderedFile], mtime: u64) -> Result<Vec<u8>, RenderError> {
     let arch = |e: std::io::Error| RenderError::Archive(e.to_string());
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(Vec::new(), flate2::Compression::default());
-    let mut builder = tar::Builder::new(gz);
+    let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
     for f in files {
         let name = f.path.as_bytes();
@@ -495,9 +490,42 @@ pub fn tarball(files: &[RenderedFile], mtime: u64) -> Result<Vec<u8>, RenderErro
         h.set_cksum();
         builder.append(&h, f.bytes.as_slice()).map_err(arch)?;
     }
-    let gz = builder.into_inner().map_err(arch)?;
-    let mut out = gz.finish().map_err(arch)?;
-    out.flush().map_err(arch)?;
+    let tar = builder.into_inner().map_err(arch)?;
+    gzip(&tar)
+}
+
+/// gzip of `data` (RFC 1952: no name, mtime 0, OS unknown, default level),
+/// deflated by a compressor kept per thread: a new one allocates ~300 KiB of
+/// zeroed tables, and allocating and faulting them in for each small
+/// tarball cost more than compressing it (TLB shootdowns across threads).
+fn gzip(data: &[u8]) -> Result<Vec<u8>, RenderError> {
+    use flate2::{Compress, Compression, FlushCompress, Status};
+    thread_local! {
+        static DEFLATE: std::cell::RefCell<Compress> =
+            std::cell::RefCell::new(Compress::new(Compression::default(), false));
+    }
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    // Magic, deflate, no flags, mtime 0, no extra flags, OS 255 (unknown).
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+    DEFLATE.with(|c| {
+        let mut c = c.borrow_mut();
+        c.reset();
+        loop {
+            if out.capacity() - out.len() < 256 {
+                out.reserve(out.capacity().max(1024));
+            }
+            let consumed = c.total_in() as usize;
+            match c.compress_vec(&data[consumed..], &mut out, FlushCompress::Finish) {
+                Ok(Status::StreamEnd) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(RenderError::Archive(format!("gzip: {e}"))),
+            }
+        }
+    })?;
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     Ok(out)
 }
 
