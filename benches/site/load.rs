@@ -694,8 +694,8 @@ fn one_node_commit(api: &Api, work: &Workspace) -> Result<OneNodeCommit> {
         let Some(pass) = wait_for_pass(api, &commit)? else {
             continue;
         };
-        // The reconciler re-renders after the pass report: let it settle.
-        std::thread::sleep(Duration::from_millis(500));
+        // Work that follows the report may still move the counters: let it settle.
+        std::thread::sleep(Duration::from_millis(300));
         let after = api.metrics()?;
         let delta = |name: &str| match (&before, &after) {
             (Some(b), Some(a)) => Some(metric_sum(a, name) - metric_sum(b, name)),
