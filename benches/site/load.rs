@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
-use crate::table::{count, seconds, times, Row, Table};
+use crate::table::{count, less, seconds, times, Row, Table};
 use crate::Config;
 
 /// Nodes that fetch their identity and are then cycled over by wrk.
@@ -166,7 +166,7 @@ pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
         measured: format!("{peak:.0} MB"),
         met: Some(peak < 150.0),
         drydock: format!("{DRYDOCK_RSS_MB:.0} MB (10,000)"),
-        speedup: format!("{} less", times(DRYDOCK_RSS_MB / peak)),
+        speedup: less(DRYDOCK_RSS_MB, peak),
     });
     Ok(())
 }

@@ -88,21 +88,32 @@ pub fn secs(d: Duration) -> String {
     seconds(d.as_secs_f64())
 }
 
-/// Seconds as ms below one second, else seconds.
+/// Seconds as ms below one second, else seconds, to about three digits.
 pub fn seconds(s: f64) -> String {
-    if s < 1.0 {
-        format!("{:.1} ms", s * 1000.0)
-    } else {
-        format!("{s:.2} s")
+    match s {
+        s if s < 0.1 => format!("{:.1} ms", s * 1000.0),
+        s if s < 1.0 => format!("{:.0} ms", s * 1000.0),
+        s if s < 10.0 => format!("{s:.2} s"),
+        s if s < 100.0 => format!("{s:.1} s"),
+        s => format!("{s:.0} s"),
     }
 }
 
-/// A factor: `86×`.
+/// A factor: `86×`, `2.3×`.
 pub fn times(f: f64) -> String {
     if f >= 10.0 {
         format!("{}×", count(f.round() as usize))
     } else {
         format!("{f:.1}×")
+    }
+}
+
+/// How much less of something we use than Drydock: `2.3× less`, or `1.9× more`.
+pub fn less(drydock: f64, ours: f64) -> String {
+    if ours <= drydock {
+        format!("{} less", times(drydock / ours))
+    } else {
+        format!("{} more", times(ours / drydock))
     }
 }
 
