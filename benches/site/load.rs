@@ -31,6 +31,8 @@ const SIGNAL_BODY: &str = r#"{"details":[{"message":"progress","error":false}]}"
 /// Runs a command with the soft file limit raised to the hard one.
 const RAISE_NOFILE: &str = r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@""#;
 
+/// Runs the HTTP figures in order, printing each and adding its row to
+/// `table`; skipped (with how to install it) when wrk is missing.
 pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
     if Command::new("wrk").arg("-v").output().is_err() {
         println!(
