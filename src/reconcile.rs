@@ -101,6 +101,9 @@ pub struct ServeStatus {
     pub nodes: usize,
     /// The last pass, if one finished.
     pub last_pass: Option<PassReport>,
+    /// The last pass that applied a revision (kept when later passes find
+    /// nothing to do), if one did since start.
+    pub last_applied: Option<PassReport>,
     /// Passes finished since start.
     pub passes: u64,
 }
@@ -459,6 +462,7 @@ fn record(
         if let Some(c) = &report.commit {
             metrics.revision_applied(c, s.nodes, now);
         }
+        s.last_applied = Some(report.clone());
     }
     s.last_pass = Some(report);
 }

@@ -786,6 +786,11 @@ fn wait_for_pass(api: &Api, commit: &str, since: Instant) -> Result<Seen> {
     while Instant::now() < deadline {
         let (_, body) = api.get("/api/v1.0/health/extended")?;
         let status: Value = serde_json::from_str(&body)?;
+        // The pass that applied it is kept as `last_applied` even when a
+        // later pass (the ref watcher's) finds nothing to do.
+        if status["last_applied"]["commit"].as_str() == Some(commit) {
+            return Ok(Seen::Report(status["last_applied"].clone()));
+        }
         let pass = &status["last_pass"];
         if pass["commit"].as_str() == Some(commit) {
             return Ok(if pass["result"] == "unchanged" {

@@ -44,13 +44,8 @@ pub async fn extended(State(state): State<AppState>) -> Result<Response, AppErro
             "committed_at": super::revisions::rfc3339(r.revision.committed_at),
             "seen_at": super::revisions::rfc3339(r.seen_at),
         })),
-        "last_pass": status.last_pass.as_ref().map(|p| json!({
-            "finished_at": super::revisions::rfc3339(p.finished_at),
-            "result": p.result,
-            "commit": p.commit,
-            "detail": p.detail,
-            "duration_ms": p.duration_ms,
-        })),
+        "last_pass": status.last_pass.as_ref().map(pass_view),
+        "last_applied": status.last_applied.as_ref().map(pass_view),
         "passes": status.passes,
         "documents": status.documents,
         "nodes": status.nodes,
@@ -72,4 +67,15 @@ fn read(state: &AppState) -> crate::reconcile::ServeStatus {
         Ok(s) => s.clone(),
         Err(p) => p.into_inner().clone(),
     }
+}
+
+/// A reconcile pass's report as JSON.
+fn pass_view(p: &crate::reconcile::PassReport) -> serde_json::Value {
+    json!({
+        "finished_at": super::revisions::rfc3339(p.finished_at),
+        "result": p.result,
+        "commit": p.commit,
+        "detail": p.detail,
+        "duration_ms": p.duration_ms,
+    })
 }
