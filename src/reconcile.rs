@@ -253,6 +253,7 @@ pub async fn run(
         design_dir: cfg.design_dir.clone(),
         boot: boot.clone(),
         metrics: metrics.clone(),
+        snapshot: Default::default(),
     };
     tracing::info!(
         repo = %root.display(),
@@ -333,6 +334,9 @@ struct PassContext {
     boot: Arc<crate::boot::BootService>,
     /// Pass durations and outcomes.
     metrics: Arc<crate::metrics::Metrics>,
+    /// The applied state as the last apply left it, so a pass need not read
+    /// it back from the database (`None`: read it).
+    snapshot: Arc<Mutex<Option<crate::state::Snapshot>>>,
 }
 
 /// What one pass did.
@@ -540,7 +544,20 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         }
     };
 
-    let snapshot = store.snapshot()?;
+    let t = Instant::now();
+    // The snapshot the last apply left, when it is of the applied revision;
+    // otherwise (first pass, a failed apply) the database's.
+    let kept = ctx
+        .snapshot
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .filter(|s| s.revision.as_ref() == applied.as_ref().map(|r| &r.revision.commit));
+    let snapshot = match kept {
+        Some(s) => s,
+        None => store.snapshot()?,
+    };
+    let snapshot_ms = t.elapsed().as_millis() as u64;
     let p = plan::plan(&design, &snapshot);
     let changes = p.creates.len()
         + p.updates.len()
@@ -555,10 +572,13 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         node_writes = p.node_writes.len(),
         node_deletes = p.node_deletes.len(),
         affected_nodes = p.affected_nodes.len(),
+        snapshot_ms,
+        took_ms = t.elapsed().as_millis() as u64,
         "planned; applying"
     );
     let t = Instant::now();
     let stats = store.apply_with_messages(&p, &head, &validation.messages)?;
+    *ctx.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.after(&p, &commit));
     tracing::info!(
         %commit,
         documents_written = stats.documents_written,

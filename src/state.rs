@@ -139,6 +139,38 @@ pub struct Snapshot {
     pub node_sources: HashMap<String, String>,
 }
 
+impl Snapshot {
+    /// The snapshot [`Store::snapshot`] reads once `plan` is applied as
+    /// revision `commit` over this one, computed without reading the
+    /// database: the reconciler keeps it for the next pass.
+    pub fn after(mut self, plan: &crate::plan::Plan, commit: &str) -> Snapshot {
+        self.revision = Some(commit.to_string());
+        for d in plan.creates.iter().chain(&plan.updates) {
+            self.documents.insert(
+                (d.kind, d.name.clone()),
+                StoredDocument {
+                    kind: d.kind,
+                    name: d.name.clone(),
+                    hash: d.hash.clone(),
+                },
+            );
+        }
+        for key in &plan.deletes {
+            self.documents.remove(key);
+        }
+        for n in &plan.node_writes {
+            self.nodes.insert(n.name.clone(), n.inputs_hash.clone());
+            self.node_sources
+                .insert(n.name.clone(), n.source_hash.clone());
+        }
+        for n in &plan.node_deletes {
+            self.nodes.remove(n);
+            self.node_sources.remove(n);
+        }
+        self
+    }
+}
+
 /// How many rows an apply wrote, so callers and tests can see its cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ApplyStats {

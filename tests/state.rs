@@ -361,6 +361,38 @@ fn deleted_documents_and_nodes_are_removed() {
 }
 
 #[test]
+fn snapshot_after_a_plan_equals_the_one_read_back_from_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&db(&dir)).unwrap();
+    let empty = store.snapshot().unwrap();
+    let p1 = plan(&site(), &empty);
+    store.apply(&p1, &rev(1)).unwrap();
+    let s1 = empty.after(&p1, &rev(1).commit);
+    assert_eq!(s1, store.snapshot().unwrap(), "creates");
+    // Updates, deletes and node changes at once: rack 2 moved, rack 3's
+    // nodes removed.
+    let files: Vec<DesignFile> = site_files(|path, text| {
+        if path == "racks.yaml" {
+            text.replace("grid: R02", "grid: R02-moved")
+        } else {
+            text
+        }
+    })
+    .into_iter()
+    .filter(|f| !f.path.ends_with("rack-03.yaml"))
+    .collect();
+    let p2 = plan(&design_of(&files), &s1);
+    assert!(!p2.updates.is_empty() && !p2.deletes.is_empty() && !p2.node_deletes.is_empty());
+    store.apply(&p2, &rev(2)).unwrap();
+    let s2 = s1.after(&p2, &rev(2).commit);
+    assert_eq!(s2, store.snapshot().unwrap(), "updates and deletes");
+    // And back: created anew.
+    let p3 = plan(&site(), &s2);
+    store.apply(&p3, &rev(3)).unwrap();
+    assert_eq!(s2.after(&p3, &rev(3).commit), store.snapshot().unwrap());
+}
+
+#[test]
 fn invalid_revision_is_recorded_with_messages_and_documents_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&db(&dir)).unwrap();
