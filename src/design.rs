@@ -11,6 +11,7 @@ pub mod schema;
 pub mod yaml;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
@@ -87,7 +88,7 @@ impl Kind {
 pub struct Entity<T> {
     pub name: String,
     pub doc: usize,
-    pub data: T,
+    pub data: Arc<T>,
 }
 
 /// A design whose documents passed the parse and schema stages.
@@ -203,9 +204,52 @@ impl Validation {
 
 /// Runs all three stages over a design's files. Never panics.
 pub fn validate(files: &[DesignFile]) -> Validation {
+    validate_with(files, None)
+}
+
+/// Parse, schema and typing results of documents kept from one validation to
+/// the next (see [`validate_cached`]).
+pub struct ValidationCache(parse::ChunkCache<Result<Typed, Vec<Message>>>);
+
+impl Default for ValidationCache {
+    fn default() -> Self {
+        ValidationCache(parse::ChunkCache::new(Result::is_ok))
+    }
+}
+
+impl std::fmt::Debug for ValidationCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (hits, misses) = self.0.last_counts();
+        f.debug_struct("ValidationCache")
+            .field("last_hits", &hits)
+            .field("last_misses", &misses)
+            .finish()
+    }
+}
+
+impl ValidationCache {
+    /// Document chunks the last validation reused, and chunks it parsed.
+    pub fn last_counts(&self) -> (usize, usize) {
+        self.0.last_counts()
+    }
+}
+
+/// [`validate`], reusing the parse, schema and typing results of every
+/// document whose text is unchanged since the validation that filled `cache`
+/// (and refreshing it): a commit that changes one document parses and types
+/// that document alone. The cross-document rules still run over the whole
+/// design. Gives the same result as [`validate`].
+pub fn validate_cached(files: &[DesignFile], cache: &mut ValidationCache) -> Validation {
+    validate_with(files, Some(&mut cache.0))
+}
+
+fn validate_with(
+    files: &[DesignFile],
+    cache: Option<&mut parse::ChunkCache<Result<Typed, Vec<Message>>>>,
+) -> Validation {
     // Each document is schema-checked and typed right after it is parsed, and
     // its JSON freed: a large design never holds every document's JSON at once.
-    let parsed = parse::parse_files_then(files, &check_and_type);
+    let parsed = parse::parse_files_cached(files, &check_and_type, cache);
     let mut messages = parsed.messages;
     let (design, typed_msgs) = assemble(parsed.documents);
     messages.extend(typed_msgs);
@@ -314,27 +358,29 @@ fn assemble(documents: Vec<(Document, Result<Typed, Vec<Message>>)>) -> (Design,
     (design, messages)
 }
 
-/// A document's data, typed by its kind.
+/// A document's data, typed by its kind (shared: a cached document's typed
+/// data is reused, not copied, by the next design).
+#[derive(Clone)]
 enum Typed {
-    Region(RegionData),
-    Rack(RackData),
-    NetworkLink(NetworkLinkData),
-    Network(NetworkData),
-    HardwareProfile(HardwareProfileData),
-    HostProfile(HostData),
-    BaremetalNode(HostData),
-    BootAction(BootActionData),
+    Region(Arc<RegionData>),
+    Rack(Arc<RackData>),
+    NetworkLink(Arc<NetworkLinkData>),
+    Network(Arc<NetworkData>),
+    HardwareProfile(Arc<HardwareProfileData>),
+    HostProfile(Arc<HostData>),
+    BaremetalNode(Arc<HostData>),
+    BootAction(Arc<BootActionData>),
 }
 
 impl Typed {
     fn read(doc: &Document) -> Result<Typed, serde_json::Error> {
-        fn de<T: DeserializeOwned>(v: &serde_json::Value) -> Result<T, serde_json::Error> {
+        fn de<T: DeserializeOwned>(v: &serde_json::Value) -> Result<Arc<T>, serde_json::Error> {
             // `data: ~` reads as an empty mapping (the schema stage has already
             // rejected it where that matters).
             if v.is_null() {
-                T::deserialize(&serde_json::Value::Object(Default::default()))
+                T::deserialize(&serde_json::Value::Object(Default::default())).map(Arc::new)
             } else {
-                T::deserialize(v)
+                T::deserialize(v).map(Arc::new)
             }
         }
         let d = &doc.data;
@@ -351,7 +397,7 @@ impl Typed {
     }
 }
 
-fn push<T>(list: &mut Vec<Entity<T>>, name: String, doc: usize, data: T) -> usize {
+fn push<T>(list: &mut Vec<Entity<T>>, name: String, doc: usize, data: Arc<T>) -> usize {
     list.push(Entity { name, doc, data });
     list.len() - 1
 }

@@ -254,6 +254,7 @@ pub async fn run(
         boot: boot.clone(),
         metrics: metrics.clone(),
         snapshot: Default::default(),
+        validation: Default::default(),
     };
     tracing::info!(
         repo = %root.display(),
@@ -337,6 +338,9 @@ struct PassContext {
     /// The applied state as the last apply left it, so a pass need not read
     /// it back from the database (`None`: read it).
     snapshot: Arc<Mutex<Option<crate::state::Snapshot>>>,
+    /// Parse and typing results of the documents of the last commit read, so
+    /// a pass parses only the documents a commit changed.
+    validation: Arc<Mutex<design::ValidationCache>>,
 }
 
 /// What one pass did.
@@ -513,7 +517,15 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         Err(e) => return Err(e.into()),
     };
     let t = Instant::now();
-    let validation = design::validate(&files);
+    let validation = {
+        let mut cache = ctx.validation.lock().unwrap_or_else(|p| p.into_inner());
+        design::validate_cached(&files, &mut cache)
+    };
+    let (reused, parsed) = ctx
+        .validation
+        .lock()
+        .map(|c| c.last_counts())
+        .unwrap_or_default();
     let errors = validation.error_count();
     let warnings = validation
         .messages
@@ -532,6 +544,8 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         errors,
         warnings,
         valid = validation.is_valid(),
+        chunks_reused = reused,
+        chunks_parsed = parsed,
         took_ms = t.elapsed().as_millis() as u64,
         "validated"
     );

@@ -1,5 +1,6 @@
 //! Design files to documents with provenance (parse stage, codes `SW1nn`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -61,6 +62,23 @@ impl Document {
     pub fn schema(&self) -> &'static str {
         self.kind.schema()
     }
+
+    /// This document as parsed from a chunk that started at `old_start` and
+    /// now sits at `span` of `text`, starting at `start_line`.
+    fn relocated(
+        &self,
+        text: &Arc<str>,
+        span: std::ops::Range<usize>,
+        start_line: u32,
+        old_start: u32,
+    ) -> Document {
+        let mut d = self.clone();
+        d.line = self.line - old_start + start_line;
+        d.origin.text = text.clone();
+        d.origin.span = span;
+        d.origin.chunk_line = start_line;
+        d
+    }
 }
 
 /// The text a document was read from: its file's text, the byte range of the
@@ -111,34 +129,118 @@ pub fn parse_files(files: &[DesignFile]) -> Parsed {
 /// as it is parsed, on the same thread: a step that consumes the document's
 /// JSON (schema check, typing) frees it while the rest is still parsing, so
 /// the JSON of a whole large design is never held at once.
-pub fn parse_files_then<T: Send>(
+pub fn parse_files_then<T: Send + Sync + Clone>(
     files: &[DesignFile],
     then: &(dyn Fn(&mut Document) -> T + Sync),
 ) -> ParsedThen<T> {
+    parse_files_cached(files, then, None)
+}
+
+/// What a parse keeps of each chunk of text (the documents between two
+/// `---` lines) for the next parse: its documents and the results of the
+/// per-document step, reused when a chunk of the same file has the same text
+/// (sha256), wherever it now starts. Only chunks that parsed without a message
+/// and whose step result `keep` accepts are kept. Each parse replaces the
+/// entries with the chunks it saw, so the cache holds one design's worth.
+pub struct ChunkCache<T> {
+    entries: HashMap<ChunkKey, Arc<CachedChunk<T>>>,
+    keep: fn(&T) -> bool,
+    hits: usize,
+    misses: usize,
+}
+
+struct CachedChunk<T> {
+    start_line: u32,
+    documents: Vec<(Document, T)>,
+}
+
+impl<T> ChunkCache<T> {
+    /// An empty cache keeping the chunks whose every step result passes `keep`.
+    pub fn new(keep: fn(&T) -> bool) -> Self {
+        ChunkCache {
+            entries: HashMap::new(),
+            keep,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Chunks the last parse took from the cache, and chunks it parsed.
+    pub fn last_counts(&self) -> (usize, usize) {
+        (self.hits, self.misses)
+    }
+}
+
+/// [`parse_files_then`], reusing (and refreshing) `cache` when given.
+pub fn parse_files_cached<T: Send + Sync + Clone>(
+    files: &[DesignFile],
+    then: &(dyn Fn(&mut Document) -> T + Sync),
+    cache: Option<&mut ChunkCache<T>>,
+) -> ParsedThen<T> {
     let mut order: Vec<&DesignFile> = files.iter().collect();
     order.sort_by(|a, b| a.path.cmp(&b.path));
-    let per_file: Vec<ParsedThen<T>> = order.par_iter().map(|f| parse_file_then(f, then)).collect();
+    let old = cache.as_deref().map(|c| (&c.entries, c.keep));
+    let per_file: Vec<(ParsedThen<T>, Vec<ChunkOutcome<T>>)> = order
+        .par_iter()
+        .map(|f| parse_file_then(f, then, old))
+        .collect();
     let mut out = ParsedThen::default();
-    for p in per_file {
+    let (mut hits, mut misses) = (0, 0);
+    let mut entries = HashMap::new();
+    for (p, outcomes) in per_file {
         out.documents.extend(p.documents);
         out.messages.extend(p.messages);
+        for o in outcomes {
+            match o {
+                ChunkOutcome::Hit(key, c) => {
+                    hits += 1;
+                    entries.insert(key, c);
+                }
+                ChunkOutcome::Parsed(Some((key, c))) => {
+                    misses += 1;
+                    entries.insert(key, c);
+                }
+                ChunkOutcome::Parsed(None) => misses += 1,
+            }
+        }
+    }
+    if let Some(c) = cache {
+        c.entries = entries;
+        c.hits = hits;
+        c.misses = misses;
     }
     out
 }
 
+/// What became of one chunk: taken from the cache, or parsed (and worth
+/// keeping, or not).
+enum ChunkOutcome<T> {
+    Hit(ChunkKey, Arc<CachedChunk<T>>),
+    Parsed(Option<(ChunkKey, Arc<CachedChunk<T>>)>),
+}
+
+/// A chunk's file and the sha256 of its text.
+type ChunkKey = (String, [u8; 32]);
+
+type CacheView<'a, T> = Option<(
+    &'a HashMap<ChunkKey, Arc<CachedChunk<T>>>,
+    fn(&T) -> bool,
+)>;
+
 /// Parses one file: every document of its YAML stream.
 pub fn parse_file(file: &DesignFile) -> Parsed {
-    let p = parse_file_then(file, &|_: &mut Document| ());
+    let (p, _) = parse_file_then(file, &|_: &mut Document| (), None);
     Parsed {
         documents: p.documents.into_iter().map(|(d, ())| d).collect(),
         messages: p.messages,
     }
 }
 
-fn parse_file_then<T: Send>(
+fn parse_file_then<T: Send + Sync + Clone>(
     file: &DesignFile,
     then: &(dyn Fn(&mut Document) -> T + Sync),
-) -> ParsedThen<T> {
+    cache: CacheView<'_, T>,
+) -> (ParsedThen<T>, Vec<ChunkOutcome<T>>) {
     let mut out = ParsedThen::default();
     let text = match std::str::from_utf8(&file.bytes) {
         Ok(t) => t,
@@ -155,7 +257,7 @@ fn parse_file_then<T: Send>(
                 )
                 .at(&file.path, line),
             );
-            return out;
+            return (out, Vec::new());
         }
     };
     let shared: Arc<str> = Arc::from(text);
@@ -168,18 +270,48 @@ fn parse_file_then<T: Send>(
         })
         .collect();
     let parse = |(l, r): &(u32, std::ops::Range<usize>)| {
-        parse_chunk(&file.path, &shared, r.clone(), *l, then)
+        let Some((entries, keep)) = cache else {
+            return (parse_chunk(&file.path, &shared, r.clone(), *l, then), None);
+        };
+        let key = (
+            file.path.clone(),
+            <[u8; 32]>::from(Sha256::digest(shared[r.clone()].as_bytes())),
+        );
+        if let Some(c) = entries.get(&key) {
+            let docs = c
+                .documents
+                .iter()
+                .map(|(d, t)| (d.relocated(&shared, r.clone(), *l, c.start_line), t.clone()))
+                .collect();
+            let p = ParsedThen {
+                documents: docs,
+                messages: Vec::new(),
+            };
+            return (p, Some(ChunkOutcome::Hit(key, c.clone())));
+        }
+        let p = parse_chunk(&file.path, &shared, r.clone(), *l, then);
+        let worth = p.messages.is_empty() && p.documents.iter().all(|(_, t)| keep(t));
+        let kept = worth.then(|| {
+            let c = CachedChunk {
+                start_line: *l,
+                documents: p.documents.clone(),
+            };
+            (key, Arc::new(c))
+        });
+        (p, Some(ChunkOutcome::Parsed(kept)))
     };
-    let per_chunk: Vec<ParsedThen<T>> = if chunks.len() > 8 {
+    let per_chunk: Vec<(ParsedThen<T>, Option<ChunkOutcome<T>>)> = if chunks.len() > 8 {
         chunks.par_iter().map(parse).collect()
     } else {
         chunks.iter().map(parse).collect()
     };
-    for p in per_chunk {
+    let mut outcomes = Vec::new();
+    for (p, o) in per_chunk {
         out.documents.extend(p.documents);
         out.messages.extend(p.messages);
+        outcomes.extend(o);
     }
-    out
+    (out, outcomes)
 }
 
 /// Parses one chunk of a stream (one or more documents) starting at `start_line`.

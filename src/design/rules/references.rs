@@ -92,9 +92,9 @@ pub(crate) fn ptr(parts: &[&str]) -> String {
 pub(crate) fn layers<'a>(d: &'a Design, node: &EffectiveNode) -> Vec<(usize, &'a HostData)> {
     let mut v = Vec::with_capacity(node.profile_chain.len() + 1);
     if let Some(n) = d.node(&node.name).filter(|n| n.doc == node.doc) {
-        v.push((n.doc, &n.data));
+        v.push((n.doc, &*n.data));
     } else if let Some(n) = d.nodes.iter().find(|n| n.doc == node.doc) {
-        v.push((n.doc, &n.data));
+        v.push((n.doc, &*n.data));
     }
     for p in &node.profile_chain {
         if let Some(p) = d.host_profile(p) {
@@ -155,7 +155,7 @@ impl<'a> Names<'a> {
                 .host_profiles
                 .iter()
                 .rev()
-                .map(|e| (e.name.as_str(), &e.data))
+                .map(|e| (e.name.as_str(), &*e.data))
                 .collect(),
         }
     }

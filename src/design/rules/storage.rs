@@ -45,7 +45,7 @@ pub(super) fn layers<'d>(
         .filter(|n| n.doc == node.doc)
         .or_else(|| design.nodes.iter().find(|n| n.doc == node.doc));
     if let Some(n) = own {
-        out.push((n.doc, None, &n.data));
+        out.push((n.doc, None, &*n.data));
     }
     for p in &node.profile_chain {
         if let Some(e) = design.host_profile(p) {
