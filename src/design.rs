@@ -164,9 +164,8 @@ impl Design {
     /// Frees each document's canonical text (`Document::canonical`, emptied)
     /// once it is stored: a served design needs its typed data, not the text.
     pub fn release_canonical(&mut self) {
-        let empty: std::sync::Arc<str> = std::sync::Arc::from("");
         for d in &mut self.documents {
-            d.canonical = empty.clone();
+            d.release_canonical();
         }
     }
 

@@ -235,7 +235,7 @@ fn write_of(d: &Document) -> DocumentWrite {
         kind: d.kind,
         name: d.name.clone(),
         hash: d.hash.clone(),
-        body: d.canonical.clone(),
+        body: d.canonical_text(),
         file: d.file.clone(),
         line: d.line,
     }

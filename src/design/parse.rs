@@ -63,6 +63,29 @@ impl Document {
         self.kind.schema()
     }
 
+    /// The canonical JSON of the whole document: `canonical`, or, once that
+    /// was released ([`Document::release_canonical`]), made again from the
+    /// document's text.
+    pub fn canonical_text(&self) -> Arc<str> {
+        if !self.canonical.is_empty() {
+            return self.canonical.clone();
+        }
+        let o = &self.origin;
+        let again = yaml::parse_stream_at(&o.text[o.span.clone()], o.chunk_line - 1)
+            .ok()
+            .and_then(|docs| docs.into_iter().nth(o.index))
+            .map(|d| serde_json::to_string(&d.root.into_json(&mut Vec::new())).unwrap_or_default());
+        Arc::from(again.unwrap_or_default())
+    }
+
+    /// Frees the canonical text (it can be made again from the document's
+    /// text by [`Document::canonical_text`]).
+    pub fn release_canonical(&mut self) {
+        if !self.canonical.is_empty() {
+            self.canonical = Arc::from("");
+        }
+    }
+
     /// This document as parsed from a chunk that started at `old_start` and
     /// now sits at `span` of `text`, starting at `start_line`.
     fn relocated(
@@ -222,10 +245,7 @@ enum ChunkOutcome<T> {
 /// A chunk's file and the sha256 of its text.
 type ChunkKey = (String, [u8; 32]);
 
-type CacheView<'a, T> = Option<(
-    &'a HashMap<ChunkKey, Arc<CachedChunk<T>>>,
-    fn(&T) -> bool,
-)>;
+type CacheView<'a, T> = Option<(&'a HashMap<ChunkKey, Arc<CachedChunk<T>>>, fn(&T) -> bool)>;
 
 /// Parses one file: every document of its YAML stream.
 pub fn parse_file(file: &DesignFile) -> Parsed {
@@ -292,9 +312,15 @@ fn parse_file_then<T: Send + Sync + Clone>(
         let p = parse_chunk(&file.path, &shared, r.clone(), *l, then);
         let worth = p.messages.is_empty() && p.documents.iter().all(|(_, t)| keep(t));
         let kept = worth.then(|| {
+            // The cache keeps no canonical text: a document that must be
+            // written again makes it from its text (`canonical_text`).
+            let mut documents = p.documents.clone();
+            for (d, _) in &mut documents {
+                d.release_canonical();
+            }
             let c = CachedChunk {
                 start_line: *l,
-                documents: p.documents.clone(),
+                documents,
             };
             (key, Arc::new(c))
         });
@@ -575,6 +601,22 @@ fn envelope(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn canonical_text_is_made_again_the_same_once_released() {
+        let p = parse_files(&[file(
+            "# c\n---\ndata:\n  labels:\n    b: '2'\n    a: 1\nmetadata:\n  name: r\nschema: drydock/Rack/v1\n---\nschema: drydock/Rack/v1\nmetadata: {name: s}\ndata: {x: [1, two, ~]}\n",
+        )]);
+        assert_eq!(p.documents.len(), 2);
+        for mut d in p.documents {
+            let before = d.canonical.clone();
+            assert!(!before.is_empty());
+            d.release_canonical();
+            assert!(d.canonical.is_empty());
+            assert_eq!(d.canonical_text(), before);
+        }
+    }
+
     use super::*;
 
     fn file(text: &str) -> DesignFile {
