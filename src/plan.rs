@@ -135,6 +135,42 @@ impl Plan {
 
 /// Compares a valid design with the applied state. Pure: no I/O.
 pub fn plan(design: &Design, state: &Snapshot) -> Plan {
+    plan_with(design, state, true)
+}
+
+/// [`plan`] with every `NodeWrite::body` left empty: the caller gives the
+/// bodies to the apply as it writes them ([`NodeBodies`]), so a large first
+/// apply never holds every compiled node's JSON at once.
+pub fn plan_without_bodies(design: &Design, state: &Snapshot) -> Plan {
+    plan_with(design, state, false)
+}
+
+/// The stored JSON of the design's compiled nodes, made one at a time.
+pub struct NodeBodies<'a> {
+    by_name: HashMap<&'a str, &'a EffectiveNode>,
+}
+
+impl<'a> NodeBodies<'a> {
+    /// The design's nodes (first of each name) by name.
+    pub fn new(design: &'a Design) -> Self {
+        let mut by_name = HashMap::with_capacity(design.nodes.len());
+        for n in design.effective_nodes() {
+            by_name.entry(n.name.as_str()).or_insert(n);
+        }
+        NodeBodies { by_name }
+    }
+
+    /// The body [`plan`] would have put in the node's `NodeWrite` (empty for
+    /// a node not in the design).
+    pub fn body(&self, name: &str) -> String {
+        self.by_name
+            .get(name)
+            .map(|n| node_body(n))
+            .unwrap_or_default()
+    }
+}
+
+fn plan_with(design: &Design, state: &Snapshot, bodies: bool) -> Plan {
     let docs = first_documents(design);
     let mut creates = Vec::new();
     let mut updates = Vec::new();
@@ -163,7 +199,7 @@ pub fn plan(design: &Design, state: &Snapshot) -> Plan {
         .map(|d| d.kind)
         .chain(deletes.iter().map(|(k, _)| *k))
         .any(|k| k == Kind::BootAction);
-    let mut node_writes = node_writes(design, &docs, state, retarget, true);
+    let mut node_writes = node_writes(design, &docs, state, retarget, bodies);
     node_writes.sort_by(|a, b| a.name.cmp(&b.name));
     let present: HashSet<&str> = design.nodes.iter().map(|n| n.name.as_str()).collect();
     let mut node_deletes: Vec<String> = state
@@ -443,13 +479,7 @@ fn node_write(
     bodies: bool,
 ) -> NodeWrite {
     let body = if bodies {
-        // The document index depends on where the node sits in the design, not
-        // on what it is; storing it would make bodies depend on document order.
-        let mut value = serde_json::to_value(node).unwrap_or(serde_json::Value::Null);
-        if let Some(map) = value.as_object_mut() {
-            map.remove("doc");
-        }
-        value.to_string()
+        node_body(node)
     } else {
         String::new()
     };
@@ -465,4 +495,15 @@ fn node_write(
         body,
         addresses,
     }
+}
+
+/// A compiled node as stored: its JSON without the document index (which
+/// depends on where the node sits in the design, not on what it is; storing
+/// it would make bodies depend on document order).
+fn node_body(node: &EffectiveNode) -> String {
+    let mut value = serde_json::to_value(node).unwrap_or(serde_json::Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.remove("doc");
+    }
+    value.to_string()
 }

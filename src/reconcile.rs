@@ -572,7 +572,7 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         None => store.snapshot()?,
     };
     let snapshot_ms = t.elapsed().as_millis() as u64;
-    let p = plan::plan(&design, &snapshot);
+    let p = plan::plan_without_bodies(&design, &snapshot);
     let changes = p.creates.len()
         + p.updates.len()
         + p.deletes.len()
@@ -591,7 +591,9 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         "planned; applying"
     );
     let t = Instant::now();
-    let stats = store.apply_with_messages(&p, &head, &validation.messages)?;
+    let bodies = plan::NodeBodies::new(&design);
+    let stats = store.apply_with_bodies(&p, &head, &validation.messages, &|n| bodies.body(n))?;
+    drop(bodies);
     *ctx.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.after(&p, &commit));
     tracing::info!(
         %commit,

@@ -439,6 +439,18 @@ impl Store {
         rev: &Revision,
         messages: &[Message],
     ) -> Result<ApplyStats, StateError> {
+        self.apply_with_bodies(plan, rev, messages, &|_| String::new())
+    }
+
+    /// [`Store::apply_with_messages`] for a plan whose node bodies are left
+    /// empty: `body_of(name)` gives each as it is written.
+    pub fn apply_with_bodies(
+        &mut self,
+        plan: &Plan,
+        rev: &Revision,
+        messages: &[Message],
+        body_of: &dyn Fn(&str) -> String,
+    ) -> Result<ApplyStats, StateError> {
         let what = || format!("applying revision {}", rev.commit);
         // Everything below happens in this one transaction: if any statement
         // fails or the process dies, the database keeps the previous state.
@@ -450,7 +462,7 @@ impl Store {
         )
         .ctx(|| format!("superseding the revision before {}", rev.commit))?;
         upsert_revision(&tx, rev, RevisionStatus::Applied, messages)?;
-        let stats = write_plan(&tx, plan, &rev.commit)?;
+        let stats = write_plan(&tx, plan, &rev.commit, body_of)?;
         tx.commit().ctx(what)?;
         Ok(stats)
     }
@@ -692,7 +704,12 @@ fn upsert_revision(
 }
 
 /// Writes a plan's rows with cached statements. The caller owns the transaction.
-fn write_plan(tx: &Transaction<'_>, plan: &Plan, commit: &str) -> Result<ApplyStats, StateError> {
+fn write_plan(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    commit: &str,
+    body_of: &dyn Fn(&str) -> String,
+) -> Result<ApplyStats, StateError> {
     let mut stats = ApplyStats::default();
     let mut upsert_doc = tx
         .prepare_cached(
@@ -752,14 +769,15 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan, commit: &str) -> Result<ApplySt
         .ctx(|| "preparing the address insert".into())?;
     for n in &plan.node_writes {
         let what = || format!("writing node {}", n.name);
+        let made;
+        let body = if n.body.is_empty() {
+            made = body_of(&n.name);
+            &made
+        } else {
+            &n.body
+        };
         upsert_node
-            .execute(params![
-                n.name,
-                n.inputs_hash,
-                n.source_hash,
-                n.body,
-                commit
-            ])
+            .execute(params![n.name, n.inputs_hash, n.source_hash, body, commit])
             .ctx(what)?;
         clear_addresses.execute([&n.name]).ctx(what)?;
         for (network, address) in &n.addresses {

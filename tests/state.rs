@@ -393,6 +393,33 @@ fn snapshot_after_a_plan_equals_the_one_read_back_from_the_database() {
 }
 
 #[test]
+fn node_bodies_given_during_the_apply_store_what_the_plan_would_have_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let design = site();
+    let mut whole = Store::open(&dir.path().join("whole.db")).unwrap();
+    whole
+        .apply(&plan(&design, &whole.snapshot().unwrap()), &rev(1))
+        .unwrap();
+    let mut streamed = Store::open(&dir.path().join("streamed.db")).unwrap();
+    let lean = slipway::plan::plan_without_bodies(&design, &streamed.snapshot().unwrap());
+    assert!(lean.node_writes.iter().all(|n| n.body.is_empty()));
+    let bodies = slipway::plan::NodeBodies::new(&design);
+    streamed
+        .apply_with_bodies(&lean, &rev(1), &[], &|n| bodies.body(n))
+        .unwrap();
+    let names = whole.node_names().unwrap();
+    assert_eq!(names, streamed.node_names().unwrap());
+    for n in &names {
+        let (a, b) = (
+            whole.node(n).unwrap().unwrap(),
+            streamed.node(n).unwrap().unwrap(),
+        );
+        assert!(!a.body.is_empty());
+        assert_eq!(a, b, "{n}");
+    }
+}
+
+#[test]
 fn invalid_revision_is_recorded_with_messages_and_documents_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&db(&dir)).unwrap();
