@@ -106,7 +106,7 @@ pub struct Design {
     index: HashMap<(Kind, String), usize>,
     /// The nodes with their profiles applied, compiled on first use and kept:
     /// the rules, planning and boot data all read the same ones.
-    effective: std::sync::OnceLock<Vec<EffectiveNode>>,
+    effective: std::sync::OnceLock<Vec<Arc<EffectiveNode>>>,
 }
 
 impl Design {
@@ -171,8 +171,9 @@ impl Design {
 
     /// Every node with its profiles applied, in document order; each
     /// host-profile chain is compiled once and shared by its nodes.
-    pub fn effective_nodes(&self) -> &[EffectiveNode] {
-        self.effective.get_or_init(|| effective::compile_all(self))
+    pub fn effective_nodes(&self) -> &[Arc<EffectiveNode>] {
+        self.effective
+            .get_or_init(|| effective::compile_all(self, None))
     }
 }
 
@@ -208,17 +209,24 @@ pub fn validate(files: &[DesignFile]) -> Validation {
 
 /// Parse, schema and typing results of documents kept from one validation to
 /// the next (see [`validate_cached`]).
-pub struct ValidationCache(parse::ChunkCache<Result<Typed, Vec<Message>>>);
+pub struct ValidationCache {
+    chunks: parse::ChunkCache<Result<Typed, Vec<Message>>>,
+    /// The compiled nodes of the last design the rules ran on.
+    previous: Option<effective::Previous>,
+}
 
 impl Default for ValidationCache {
     fn default() -> Self {
-        ValidationCache(parse::ChunkCache::new(Result::is_ok))
+        ValidationCache {
+            chunks: parse::ChunkCache::new(Result::is_ok),
+            previous: None,
+        }
     }
 }
 
 impl std::fmt::Debug for ValidationCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (hits, misses) = self.0.last_counts();
+        let (hits, misses) = self.chunks.last_counts();
         f.debug_struct("ValidationCache")
             .field("last_hits", &hits)
             .field("last_misses", &misses)
@@ -229,28 +237,35 @@ impl std::fmt::Debug for ValidationCache {
 impl ValidationCache {
     /// Document chunks the last validation reused, and chunks it parsed.
     pub fn last_counts(&self) -> (usize, usize) {
-        self.0.last_counts()
+        self.chunks.last_counts()
     }
 }
 
 /// [`validate`], reusing the parse, schema and typing results of every
 /// document whose text is unchanged since the validation that filled `cache`
 /// (and refreshing it): a commit that changes one document parses and types
-/// that document alone. The cross-document rules still run over the whole
+/// that document alone, and compiles again only the nodes whose document (or
+/// host profiles) changed. The cross-document rules still run over the whole
 /// design. Gives the same result as [`validate`].
 pub fn validate_cached(files: &[DesignFile], cache: &mut ValidationCache) -> Validation {
-    validate_with(files, Some(&mut cache.0))
+    validate_with(files, Some(cache))
 }
 
-fn validate_with(
-    files: &[DesignFile],
-    cache: Option<&mut parse::ChunkCache<Result<Typed, Vec<Message>>>>,
-) -> Validation {
+fn validate_with(files: &[DesignFile], mut cache: Option<&mut ValidationCache>) -> Validation {
     // Each document is schema-checked and typed right after it is parsed, and
     // its JSON freed: a large design never holds every document's JSON at once.
-    let parsed = parse::parse_files_cached(files, &check_and_type, cache);
+    let parsed = parse::parse_files_cached(
+        files,
+        &check_and_type,
+        cache.as_deref_mut().map(|c| &mut c.chunks),
+    );
     let mut messages = parsed.messages;
     let (design, typed_msgs) = assemble(parsed.documents);
+    if let Some(c) = cache {
+        let nodes = effective::compile_all(&design, c.previous.as_ref());
+        let _ = design.effective.set(nodes);
+        c.previous = Some(effective::Previous::of(&design));
+    }
     messages.extend(typed_msgs);
     let blocking = messages.iter().filter(|m| m.error).count();
     if blocking > 0 {

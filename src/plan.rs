@@ -155,7 +155,7 @@ impl<'a> NodeBodies<'a> {
     pub fn new(design: &'a Design) -> Self {
         let mut by_name = HashMap::with_capacity(design.nodes.len());
         for n in design.effective_nodes() {
-            by_name.entry(n.name.as_str()).or_insert(n);
+            by_name.entry(n.name.as_str()).or_insert(&**n);
         }
         NodeBodies { by_name }
     }
@@ -330,7 +330,7 @@ fn node_writes(
     // Phase 2: their compiled form (the design's, compiled once) and the boot
     // actions that target each.
     let all = design.effective_nodes();
-    let compiled: Vec<&EffectiveNode> = candidates.iter().map(|(i, _)| &all[*i]).collect();
+    let compiled: Vec<&EffectiveNode> = candidates.iter().map(|(i, _)| &*all[*i]).collect();
     // Position of each candidate by its index in the design.
     let position: HashMap<usize, usize> = candidates
         .iter()

@@ -47,7 +47,7 @@ fn cached_validation_reparses_only_changed_documents_and_matches_a_fresh_one() {
     assert!(parsed > 10, "{parsed}");
     assert_eq!(messages(&first), messages(&design::validate(&v1)));
 
-    let again = design::validate_cached(&v1, &mut cache);
+    let mut again = design::validate_cached(&v1, &mut cache);
     assert_eq!(
         cache.last_counts(),
         (parsed, 0),
@@ -81,6 +81,24 @@ fn cached_validation_reparses_only_changed_documents_and_matches_a_fresh_one() {
     };
     assert_eq!(line_of(&cached), line_of(&first) + 1);
     let (a, b) = (cached.design.unwrap(), fresh.design.unwrap());
+    // Compiled nodes: equal to a fresh compilation; the unchanged ones are
+    // the very ones compiled before (shared), the changed one is new.
+    let before = again.design.take().unwrap();
+    assert_eq!(a.effective_nodes().len(), b.effective_nodes().len());
+    for ((x, y), z) in a
+        .effective_nodes()
+        .iter()
+        .zip(b.effective_nodes())
+        .zip(before.effective_nodes())
+    {
+        assert_eq!(**x, **y, "{}", x.name);
+        assert_eq!(
+            std::sync::Arc::ptr_eq(x, z),
+            x.name != "n00005",
+            "{}: only the changed node is compiled again",
+            x.name
+        );
+    }
     let docs = |d: &design::Design| {
         d.documents
             .iter()

@@ -6,7 +6,7 @@
 //! volumes merge by name. Deviation: Drydock keeps only its last parent device
 //! when both child and parent define storage (a bug); slipway keeps them all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::model::*;
@@ -130,9 +130,54 @@ pub fn compile(design: &Design, node: &Entity<HostData>) -> EffectiveNode {
     )
 }
 
-/// Compiles every node, each host-profile chain once.
-pub fn compile_all(design: &Design) -> Vec<EffectiveNode> {
+/// The compiled nodes of an earlier design, to reuse those whose inputs are
+/// the very same (shared) typed documents.
+#[derive(Default)]
+pub struct Previous {
+    /// Every HostProfile of that design, by name (first of each name).
+    profiles: HashMap<String, Arc<HostData>>,
+    /// Node name to its typed data, its document index and its compiled form.
+    nodes: HashMap<String, (Arc<HostData>, Arc<EffectiveNode>)>,
+}
+
+impl Previous {
+    /// What [`compile_all`] may reuse of `design`'s compiled nodes.
+    pub fn of(design: &Design) -> Previous {
+        let mut p = Previous::default();
+        for h in &design.host_profiles {
+            p.profiles.entry(h.name.clone()).or_insert(h.data.clone());
+        }
+        for (n, e) in design.nodes.iter().zip(design.effective_nodes()) {
+            p.nodes
+                .entry(n.name.clone())
+                .or_insert((n.data.clone(), e.clone()));
+        }
+        p
+    }
+
+    /// Whether `design` has exactly these host profiles (the same shared
+    /// typed data under the same names).
+    fn same_profiles(&self, design: &Design) -> bool {
+        let mut firsts: HashMap<&str, &Arc<HostData>> = HashMap::new();
+        for h in &design.host_profiles {
+            firsts.entry(h.name.as_str()).or_insert(&h.data);
+        }
+        firsts.len() == self.profiles.len()
+            && firsts.iter().all(|(name, data)| {
+                self.profiles
+                    .get(*name)
+                    .is_some_and(|p| Arc::ptr_eq(p, data))
+            })
+    }
+}
+
+/// Compiles every node, each host-profile chain once. With `previous`, a
+/// node whose typed document is the very one compiled before (shared by the
+/// validation cache), at the same document index, under the same host
+/// profiles, reuses its compiled form instead of being compiled again.
+pub fn compile_all(design: &Design, previous: Option<&Previous>) -> Vec<Arc<EffectiveNode>> {
     use rayon::prelude::*;
+    let previous = previous.filter(|p| p.same_profiles(design));
     let mut profiles: std::collections::HashMap<Option<&str>, CompiledProfile> =
         std::collections::HashMap::new();
     for n in &design.nodes {
@@ -144,7 +189,15 @@ pub fn compile_all(design: &Design) -> Vec<EffectiveNode> {
     design
         .nodes
         .par_iter()
-        .map(|n| finish(n, &profiles[&n.data.host_profile.as_deref()]))
+        .map(|n| {
+            let reused = previous
+                .and_then(|p| p.nodes.get(&n.name))
+                .filter(|(data, e)| Arc::ptr_eq(data, &n.data) && e.doc == n.doc);
+            match reused {
+                Some((_, e)) => e.clone(),
+                None => Arc::new(finish(n, &profiles[&n.data.host_profile.as_deref()])),
+            }
+        })
         .collect()
 }
 

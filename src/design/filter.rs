@@ -31,7 +31,11 @@ use super::model::{scalar_text, NodeFilter, NodeFilterEntry};
 use super::Design;
 
 /// Indices (into `nodes`) of the nodes a filter selects; `None` filter: all.
-pub fn select(design: &Design, nodes: &[EffectiveNode], filter: Option<&NodeFilter>) -> Vec<usize> {
+pub fn select(
+    design: &Design,
+    nodes: &[std::sync::Arc<EffectiveNode>],
+    filter: Option<&NodeFilter>,
+) -> Vec<usize> {
     let Some(filter) = filter else {
         return (0..nodes.len()).collect();
     };
@@ -72,7 +76,7 @@ type Criterion<'a> = Box<dyn Fn(&EffectiveNode) -> bool + 'a>;
 /// The nodes one entry selects, or `None` when it puts no constraint.
 fn entry_selection(
     design: &Design,
-    nodes: &[EffectiveNode],
+    nodes: &[std::sync::Arc<EffectiveNode>],
     entry: &NodeFilterEntry,
 ) -> Option<Vec<bool>> {
     let intersection = match entry.filter_type.as_deref() {

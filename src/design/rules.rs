@@ -18,7 +18,7 @@ pub mod references;
 /// What every rule sees: the design and its compiled nodes.
 pub struct Ctx<'a> {
     pub design: &'a Design,
-    pub nodes: &'a [EffectiveNode],
+    pub nodes: &'a [std::sync::Arc<EffectiveNode>],
 }
 
 impl<'a> Ctx<'a> {

@@ -490,7 +490,7 @@ fn debian_version_ok(v: &str) -> bool {
 fn check_paths(
     design: &Design,
     targets: &[Vec<usize>],
-    nodes: &[crate::design::EffectiveNode],
+    nodes: &[std::sync::Arc<crate::design::EffectiveNode>],
     out: &mut Vec<Message>,
 ) {
     let mut writers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();

@@ -175,7 +175,7 @@ pub(crate) fn nodes_by_interfaces<'c>(ctx: &'c Ctx) -> impl Iterator<Item = &'c 
             debug_assert_eq!(eff.doc, doc.doc);
             !doc.data.interfaces.is_empty() || chains.insert(doc.data.host_profile.as_deref())
         })
-        .map(|(eff, _)| eff)
+        .map(|(eff, _)| &**eff)
 }
 
 /// A reference value that names something (not unset with `!`, not empty).
