@@ -134,7 +134,14 @@ pub struct BootService {
     metrics: Arc<Metrics>,
     /// The report writer (group commit), started on the first report.
     reports: Mutex<Option<std::sync::mpsc::Sender<ReportJob>>>,
+    /// The threads that run blocking work (database, rendering) for requests:
+    /// a fixed few, so a boot storm queues here instead of starting a thread
+    /// (with its stack, allocator cache and deflate tables) per request.
+    workers: rayon::ThreadPool,
 }
+
+/// Worker threads per CPU (see [`BootService::run`]).
+const WORKERS_PER_CPU: usize = 4;
 
 impl std::fmt::Debug for BootService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -178,7 +185,35 @@ impl BootService {
             served: RwLock::new(Served::default()),
             metrics,
             reports: Mutex::new(None),
+            workers: rayon::ThreadPoolBuilder::new()
+                .num_threads(
+                    WORKERS_PER_CPU
+                        * std::thread::available_parallelism()
+                            .map(usize::from)
+                            .unwrap_or(2),
+                )
+                .thread_name(|i| format!("boot-worker-{i}"))
+                // A panicking job drops its reply: the request gets a 500, the
+                // worker goes on.
+                .panic_handler(|_| tracing::error!("a boot-data job panicked"))
+                .build()
+                .expect("boot workers start"),
         }
+    }
+
+    /// Runs blocking work on the service's worker threads (a few per CPU)
+    /// and waits for it without holding a thread; `None` when the job
+    /// panicked.
+    pub async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&BootService) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let me = self.clone();
+        self.workers.spawn(move || {
+            let _ = tx.send(f(&me));
+        });
+        rx.await.ok()
     }
 
     /// The metrics this service counts renders and reports in.
@@ -497,6 +532,39 @@ impl BootService {
         self.with_store(|s| s.boot_action_details(action_id))
     }
 
+    /// Hands a status report to the report writer; the receiver gets its
+    /// outcome once it is committed (durable). The caller waits without
+    /// holding a thread, so many nodes reporting at once cost no threads.
+    pub fn submit_report(
+        &self,
+        action_id: &str,
+        status: Option<&str>,
+        details: &[BootActionDetail],
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<ReportOutcome, BootError>>, BootError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send_report(ReportJob {
+            action_id: action_id.to_string(),
+            status: status.map(str::to_string),
+            details: details.to_vec(),
+            reply: Reply::Async(reply),
+        })?;
+        Ok(answer)
+    }
+
+    fn send_report(&self, job: ReportJob) -> Result<(), BootError> {
+        let mut w = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        if w.is_none() {
+            let path = self.with_store(|s| Ok(s.path().to_string()))?;
+            *w = Some(spawn_report_writer(std::path::Path::new(&path))?);
+        }
+        let tx = w.as_ref().expect("writer just started");
+        if tx.send(job).is_err() {
+            *w = None;
+            return Err(writer_gone());
+        }
+        Ok(())
+    }
+
     /// Records a status report; returns once it is committed (durable).
     /// Reports arriving together share one transaction and one sync (group
     /// commit) on the report writer's own connection, so a boot storm's
@@ -508,30 +576,39 @@ impl BootService {
         details: &[BootActionDetail],
     ) -> Result<ReportOutcome, BootError> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        let job = ReportJob {
+        self.send_report(ReportJob {
             action_id: action_id.to_string(),
             status: status.map(str::to_string),
             details: details.to_vec(),
-            reply,
-        };
-        let writer_gone = || {
-            BootError::State(StateError::Sql(
-                "the boot-action report writer stopped".into(),
-            ))
-        };
-        {
-            let mut w = self.reports.lock().unwrap_or_else(|p| p.into_inner());
-            if w.is_none() {
-                let path = self.with_store(|s| Ok(s.path().to_string()))?;
-                *w = Some(spawn_report_writer(std::path::Path::new(&path))?);
+            reply: Reply::Blocking(reply),
+        })?;
+        answer.recv().map_err(|_| writer_gone())?
+    }
+}
+
+/// The error of a report the writer could not take or answer.
+pub fn writer_gone() -> BootError {
+    BootError::State(StateError::Sql(
+        "the boot-action report writer stopped".into(),
+    ))
+}
+
+/// Where a report's outcome goes.
+enum Reply {
+    Blocking(std::sync::mpsc::SyncSender<Result<ReportOutcome, BootError>>),
+    Async(tokio::sync::oneshot::Sender<Result<ReportOutcome, BootError>>),
+}
+
+impl Reply {
+    fn send(self, r: Result<ReportOutcome, BootError>) {
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(r);
             }
-            let tx = w.as_ref().expect("writer just started");
-            if tx.send(job).is_err() {
-                *w = None;
-                return Err(writer_gone());
+            Reply::Async(tx) => {
+                let _ = tx.send(r);
             }
         }
-        answer.recv().map_err(|_| writer_gone())?
     }
 }
 
@@ -540,7 +617,7 @@ struct ReportJob {
     action_id: String,
     status: Option<String>,
     details: Vec<BootActionDetail>,
-    reply: std::sync::mpsc::SyncSender<Result<ReportOutcome, BootError>>,
+    reply: Reply,
 }
 
 /// Most reports committed in one transaction.
@@ -574,17 +651,18 @@ fn spawn_report_writer(
                         details: &j.details,
                     })
                     .collect();
-                match store.report_boot_actions(&reports, now()) {
+                let result = store.report_boot_actions(&reports, now());
+                drop(reports);
+                match result {
                     Ok(outcomes) => {
-                        for (j, o) in jobs.iter().zip(outcomes) {
-                            let _ = j.reply.send(o.map_err(BootError::from));
+                        for (j, o) in jobs.into_iter().zip(outcomes) {
+                            j.reply.send(o.map_err(BootError::from));
                         }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, reports = jobs.len(), "recording boot-action reports failed");
-                        for j in &jobs {
-                            let _ = j
-                                .reply
+                        for j in jobs {
+                            j.reply
                                 .send(Err(BootError::State(StateError::Sql(e.to_string()))));
                         }
                     }

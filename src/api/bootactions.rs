@@ -187,15 +187,22 @@ pub async fn report(
         return Ok(r);
     }
     let report = parse_report(&body, now())?;
-    let outcome = blocking(&state, move |b| {
-        let outcome = b.report(&action_id, report.status, &report.details)?;
-        let details = match &outcome {
-            ReportOutcome::Recorded(r) => b.details(&r.action_id)?,
-            _ => Vec::new(),
-        };
-        Ok((outcome, details))
-    })
-    .await?;
+    // Committed by the report writer with whatever else is waiting (group
+    // commit); this task waits without holding a thread.
+    let answer = state
+        .boot
+        .submit_report(&action_id, report.status, &report.details)?;
+    let outcome = answer
+        .await
+        .map_err(|_| AppError::from(crate::boot::writer_gone()))??;
+    let outcome = match outcome {
+        ReportOutcome::Recorded(r) => {
+            let id = r.action_id.clone();
+            let details = blocking(&state, move |b| Ok(b.details(&id)?)).await?;
+            (ReportOutcome::Recorded(r), details)
+        }
+        other => (other, Vec::new()),
+    };
     match outcome {
         (ReportOutcome::Unknown, _) => Err(unknown(&action.action_id)),
         (ReportOutcome::AlreadyFinalized(r), _) => Err(AppError::new(

@@ -35,15 +35,18 @@ impl From<BootError> for AppError {
     }
 }
 
-/// Runs blocking boot-service work off the runtime.
+/// Runs blocking boot-service work off the runtime, on the service's few
+/// worker threads (`BootService::run`): a storm of first requests queues
+/// there instead of starting a thread each.
 pub(super) async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&BootService) -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, AppError> {
-    let boot = state.boot.clone();
-    tokio::task::spawn_blocking(move || f(&boot))
+    state
+        .boot
+        .run(f)
         .await
-        .map_err(|e| AppError::internal(format!("boot data task failed: {e}")))?
+        .ok_or_else(|| AppError::internal("boot data task failed"))?
 }
 
 /// The key presented in `X-Bootaction-Key` (`None`: missing or empty). A
