@@ -3,6 +3,7 @@
 //! [`app`] builds the whole router; [`serve`] runs it on a bound listener
 //! until a shutdown future completes. Handlers live one file per API family.
 
+mod admission;
 mod auth;
 mod body;
 mod bootactions;
@@ -11,6 +12,7 @@ mod builddata;
 mod error;
 mod health;
 mod hooks;
+mod metrics;
 mod nodes;
 pub mod openapi;
 mod revisions;
@@ -107,13 +109,26 @@ impl AppState {
 ///   `/api/v1.0/bootaction/{id}`: add those to the table as `Group::Public`;
 /// - `Group::Operator`: everything else, behind [`auth::require_operator`];
 ///   new operator routes go in the table as `Group::Operator`.
+///
+/// Routes marked `limited` (those nodes call) share one admission limit of
+/// `state.max_in_flight` ([`admission::admit`]); every request is counted by
+/// [`metrics::track`].
 pub fn app(state: AppState) -> Router {
+    let admission = admission::Admission::new(state.max_in_flight, state.metrics.clone());
     let mut public = Router::new();
     let mut operator = Router::new();
     for r in openapi::routes() {
+        let handler = if r.limited {
+            r.handler.route_layer(axum::middleware::from_fn_with_state(
+                admission.clone(),
+                admission::admit,
+            ))
+        } else {
+            r.handler
+        };
         match r.group {
-            openapi::Group::Public => public = public.route(r.path, r.handler),
-            openapi::Group::Operator => operator = operator.route(r.path, r.handler),
+            openapi::Group::Public => public = public.route(r.path, handler),
+            openapi::Group::Operator => operator = operator.route(r.path, handler),
         }
     }
     let operator = operator.route_layer(axum::middleware::from_fn_with_state(
@@ -125,6 +140,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -132,12 +151,19 @@ pub fn app(state: AppState) -> Router {
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then drains
-/// in-flight requests.
+/// in-flight requests. At most `max_connections` connections are open at
+/// once; further clients wait in the kernel's backlog.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    max_connections: usize,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // axum hands `ConnectInfo<SocketAddr>` (the loopback check of
+    // `auth.rs`) to its own `TcpListener` and to `TapIo` wrappers only, so
+    // the bounded listener goes through a no-op tap.
+    let listener = admission::BoundedListener::new(listener, max_connections).tap_io(|_| {});
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -74,6 +74,10 @@ enum Command {
         /// 429 with Retry-After, so a boot storm queues at the nodes instead of in memory.
         #[arg(long, default_value_t = slipway::reconcile::DEFAULT_MAX_IN_FLIGHT)]
         max_in_flight: usize,
+        /// Connections open at once; beyond it clients wait in the kernel's backlog, so
+        /// 10,000 nodes connecting together cannot grow the server's memory without bound.
+        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -170,6 +174,7 @@ fn main() -> ExitCode {
             report_url,
             tokens,
             max_in_flight,
+            max_connections,
         } => {
             let cfg = slipway::reconcile::ServeConfig {
                 repo,
@@ -183,6 +188,7 @@ fn main() -> ExitCode {
                 report_url,
                 tokens,
                 max_in_flight: max_in_flight.max(1),
+                max_connections: max_connections.max(1),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -45,10 +45,16 @@ pub struct ServeConfig {
     /// Node requests (boot data, signals) answered at once; beyond it a
     /// request gets 429 with `Retry-After` (`--max-in-flight`).
     pub max_in_flight: usize,
+    /// Connections open at once; beyond it clients wait in the kernel's
+    /// backlog (`--max-connections`).
+    pub max_connections: usize,
 }
 
 /// Default of [`ServeConfig::max_in_flight`].
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// Default of [`ServeConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Errors that stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -291,7 +297,7 @@ pub async fn run(
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
     }
-    let served = serve_http(listener, state, shutdown).await;
+    let served = serve_http(listener, cfg.max_connections, state, shutdown).await;
     let _ = stop_tx.send(true);
     // A pass in progress finishes its transaction first: stopping never leaves
     // half a revision (and a killed process leaves none, thanks to SQLite).
@@ -304,10 +310,11 @@ pub async fn run(
 /// Runs the HTTP server; kept apart so `run` reads as the lifecycle.
 async fn serve_http(
     listener: tokio::net::TcpListener,
+    max_connections: usize,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    api::serve(listener, state, shutdown)
+    api::serve(listener, max_connections, state, shutdown)
         .await
         .map_err(|e| ServeError::Other(format!("http server: {e}")))
 }

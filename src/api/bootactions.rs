@@ -162,18 +162,46 @@ fn unknown(action_id: &str) -> AppError {
 
 /// `POST /api/v1.0/bootactions/{action_id}`: a node reports progress or its
 /// final status. 404 unknown id, 401 no key, 403 wrong key, 400 bad body,
-/// 409 already final (or not signalling), else 200 with the record.
+/// 409 already final (or not signalling), else 200 with the record. Each
+/// answer but a 500 is counted in `slipway_signals_total` by outcome.
 pub async fn report(
     State(state): State<AppState>,
     Path(action_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    let result = record(&state, action_id, &headers, &body).await;
+    let code = match &result {
+        Ok(r) => r.status(),
+        Err(e) => e.code(),
+    };
+    let outcome = match code {
+        StatusCode::OK => Some("recorded"),
+        StatusCode::NOT_FOUND => Some("unknown"),
+        StatusCode::CONFLICT => Some("already_final"),
+        StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            Some("rejected")
+        }
+        _ => None,
+    };
+    if let Some(outcome) = outcome {
+        state.metrics.signal(outcome);
+    }
+    result
+}
+
+/// [`report`] without the counting.
+async fn record(
+    state: &AppState,
+    action_id: String,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, AppError> {
     let id = action_id.clone();
-    let Some(action) = blocking(&state, move |b| Ok(b.action(&id)?)).await? else {
+    let Some(action) = blocking(state, move |b| Ok(b.action(&id)?)).await? else {
         return Err(unknown(&action_id));
     };
-    let Some(key) = presented_key(&headers) else {
+    let Some(key) = presented_key(headers) else {
         return Ok(unauthorized());
     };
     let check = state.boot.check_action_key(&action, &key);
@@ -186,7 +214,7 @@ pub async fn report(
     ) {
         return Ok(r);
     }
-    let report = parse_report(&body, now())?;
+    let report = parse_report(body, now())?;
     // Committed by the report writer with whatever else is waiting (group
     // commit); this task waits without holding a thread.
     let answer = state
@@ -198,7 +226,7 @@ pub async fn report(
     let outcome = match outcome {
         ReportOutcome::Recorded(r) => {
             let id = r.action_id.clone();
-            let details = blocking(&state, move |b| Ok(b.details(&id)?)).await?;
+            let details = blocking(state, move |b| Ok(b.details(&id)?)).await?;
             (ReportOutcome::Recorded(r), details)
         }
         other => (other, Vec::new()),

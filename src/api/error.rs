@@ -23,6 +23,11 @@ impl AppError {
         }
     }
 
+    /// The HTTP status code.
+    pub fn code(&self) -> StatusCode {
+        self.code
+    }
+
     /// The message sent to the client.
     pub fn message(&self) -> &str {
         &self.message

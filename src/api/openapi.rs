@@ -6,7 +6,8 @@ use axum::routing::{get, post, MethodRouter};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bootactions, bootdata, builddata, health, hooks, nodes, revisions, tasks, validation, AppState,
+    bootactions, bootdata, builddata, health, hooks, metrics, nodes, revisions, tasks, validation,
+    AppState,
 };
 
 /// Which group a route belongs to (see `app()`).
@@ -36,6 +37,11 @@ pub struct Route {
     pub extra: &'static [u16],
     /// The route is authenticated by the node's `X-Bootaction-Key` header.
     pub bootaction_key: bool,
+    /// Behind the admission limit (`--max-in-flight`, 429 beyond it): the
+    /// routes nodes call during a boot storm.
+    pub limited: bool,
+    /// The media type of the success responses.
+    pub produces: &'static str,
     /// The handler.
     pub handler: MethodRouter<AppState>,
 }
@@ -70,6 +76,9 @@ fn nullable(mut schema: Value) -> Value {
     schema
 }
 
+/// The media type of most responses.
+const JSON: &str = "application/json";
+
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
     use Group::*;
@@ -83,6 +92,8 @@ pub fn routes() -> Vec<Route> {
         handler,
         extra: &[],
         bootaction_key: false,
+        limited: false,
+        produces: JSON,
     };
     // Routes nodes call themselves: no operator token, the node's key instead.
     let node = |method, path, summary, body, ok, extra, handler| Route {
@@ -95,6 +106,8 @@ pub fn routes() -> Vec<Route> {
         handler,
         extra,
         bootaction_key: true,
+        limited: true,
+        produces: JSON,
     };
     let report_body = || {
         json!({"type": "object", "properties": {
@@ -109,7 +122,7 @@ pub fn routes() -> Vec<Route> {
             "a node's boot data: units, files, all (gzipped tar) or pkg_list (JSON)",
             None,
             &[200, 304],
-            &[401, 403],
+            &[401, 403, 429],
             get(bootdata::node_bootdata),
         ),
         node(
@@ -118,7 +131,7 @@ pub fn routes() -> Vec<Route> {
             "alias of the boot-data route (units or files)",
             None,
             &[200, 304],
-            &[401, 403],
+            &[401, 403, 429],
             get(bootdata::bootdata_alias),
         ),
         node(
@@ -127,7 +140,7 @@ pub fn routes() -> Vec<Route> {
             "a boot action's status report",
             Some(report_body()),
             &[200],
-            &[401, 403, 409],
+            &[401, 403, 409, 429],
             post(bootactions::report),
         ),
         node(
@@ -136,7 +149,7 @@ pub fn routes() -> Vec<Route> {
             "alias of the status report route",
             Some(report_body()),
             &[200],
-            &[401, 403, 409],
+            &[401, 403, 409, 429],
             post(bootactions::report),
         ),
         r(
@@ -184,6 +197,18 @@ pub fn routes() -> Vec<Route> {
             &[200],
             get(health::extended),
         ),
+        Route {
+            produces: "text/plain",
+            ..r(
+                "GET",
+                "/metrics",
+                Public,
+                "Prometheus metrics (text exposition format 0.0.4)",
+                None,
+                &[200],
+                get(metrics::metrics),
+            )
+        },
         r(
             "GET",
             "/api/v1.0/openapi.json",
@@ -296,8 +321,10 @@ pub fn spec() -> Value {
         for code in r.ok {
             let body = if *code == 204 {
                 json!({"description": "no content"})
-            } else {
+            } else if r.produces == JSON {
                 json!({"description": "success", "content": {"application/json": {"schema": {}}}})
+            } else {
+                json!({"description": "success", "content": {r.produces: {"schema": {"type": "string"}}}})
             };
             responses.insert(code.to_string(), body);
         }
@@ -316,10 +343,12 @@ pub fn spec() -> Value {
             errors.push(404);
         }
         for code in errors {
-            responses.insert(
-                code.to_string(),
-                json!({"description": "Drydock Status", "content": {"application/json": {"schema": status}}}),
-            );
+            let mut error = json!({"description": "Drydock Status", "content": {"application/json": {"schema": status}}});
+            if code == 429 {
+                error["headers"] = json!({"Retry-After": {"description": "seconds to wait before retrying",
+                    "schema": {"type": "integer"}}});
+            }
+            responses.insert(code.to_string(), error);
         }
         let mut op = json!({"summary": r.summary, "responses": responses});
         let params: Vec<Value> = r

@@ -185,6 +185,7 @@ impl Server {
             report_url: None,
             tokens: None,
             max_in_flight: slipway::reconcile::DEFAULT_MAX_IN_FLIGHT,
+            max_connections: slipway::reconcile::DEFAULT_MAX_CONNECTIONS,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
