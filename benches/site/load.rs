@@ -152,6 +152,9 @@ pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
         speedup: less(DRYDOCK_RSS_MB, peak),
     });
 
+    // The commit gave one node a new deployment (and key): ask again, so the
+    // storm presents current keys.
+    let scripts = identities(&api, &work.hosts)?.write(&work.dir)?;
     let storm = STORM_CONNECTIONS.min(hard_nofile().saturating_sub(100));
     let r = wrk.run(&scripts.get, storm)?;
     let rss = server.rss_mb("VmHWM");
