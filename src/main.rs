@@ -153,7 +153,20 @@ enum Command {
     },
 }
 
+/// glibc's allocator (used by SQLite's C code) makes an arena per thread
+/// that allocates: with a pool of worker threads each touching SQLite, those
+/// arenas hold several MB each. Two are enough for SQLite's allocations.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // any thread of ours starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
         .unwrap_or_else(|_| "info".into());

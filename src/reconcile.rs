@@ -528,6 +528,9 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         let mut cache = ctx.validation.lock().unwrap_or_else(|p| p.into_inner());
         design::validate_cached(&files, &mut cache)
     };
+    // The documents keep their text; the files' bytes are not needed again.
+    let file_count = files.len();
+    drop(files);
     let (reused, parsed) = ctx
         .validation
         .lock()
@@ -546,7 +549,7 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         .unwrap_or(0);
     tracing::info!(
         %commit,
-        files = files.len(),
+        files = file_count,
         documents,
         errors,
         warnings,
