@@ -186,6 +186,9 @@ impl Server {
             tokens: None,
             max_in_flight: slipway::reconcile::DEFAULT_MAX_IN_FLIGHT,
             max_connections: slipway::reconcile::DEFAULT_MAX_CONNECTIONS,
+            header_timeout: slipway::reconcile::DEFAULT_HEADER_TIMEOUT,
+            body_timeout: slipway::reconcile::DEFAULT_BODY_TIMEOUT,
+            idle_timeout: slipway::reconcile::DEFAULT_IDLE_TIMEOUT,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
