@@ -148,16 +148,12 @@ pub fn app(state: AppState) -> Router {
         state.clone(),
         auth::require_operator,
     ));
-    public
+    let routes = public
         .merge(operator)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(error::uri_limit))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            error::panicked,
-        ))
-        .layer(axum::middleware::from_fn(error::status_bodies))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
+    error::answers(routes)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -289,6 +289,32 @@ mod tests {
         assert_eq!(call6("::ffff:10.1.2.3").await, 403);
     }
 
+    #[tokio::test]
+    async fn extended_health_is_redacted_for_a_peer_that_is_not_an_operator() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), None);
+        let view = |peer: [u8; 4]| {
+            let mut req = Request::builder()
+                .uri("/api/v1.0/health/extended")
+                .body(Body::empty())
+                .unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+            let app = app.clone();
+            async move {
+                let r = app.oneshot(req).await.unwrap();
+                let b = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+                serde_json::from_slice::<serde_json::Value>(&b).unwrap()
+            }
+        };
+        let public = view([10, 1, 2, 3]).await;
+        assert_eq!(public["redacted"], true, "{public}");
+        assert!(public.get("db").is_none(), "{public}");
+        let operator = view([127, 0, 0, 1]).await;
+        assert_eq!(operator["db"], "db", "{operator}");
+        assert!(operator.get("redacted").is_none(), "{operator}");
+    }
+
     #[test]
     fn tokens_file() {
         let d = hex::encode(Sha256::digest(b"s3cret"));

@@ -84,6 +84,16 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
     )
 }
 
+/// Wraps every route of `routes` so that whatever goes wrong is answered
+/// as a Status: an over-long request target ([`uri_limit`]), a panic
+/// ([`panicked`]), a plain-text rejection ([`status_bodies`]).
+pub fn answers<S: Clone + Send + Sync + 'static>(routes: axum::Router<S>) -> axum::Router<S> {
+    routes
+        .layer(axum::middleware::from_fn(uri_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn(status_bodies))
+}
+
 /// The reason word of a Status for an HTTP code.
 fn reason_for(code: StatusCode) -> &'static str {
     match code.as_u16() {
@@ -189,4 +199,76 @@ pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into());
     AppError::internal(format!("a handler panicked: {detail}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn call(app: &axum::Router, path: &str) -> (u16, serde_json::Value) {
+        let req = axum::http::Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let r = app.clone().oneshot(req).await.unwrap();
+        let code = r.status().as_u16();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (code, serde_json::from_slice(&bytes).expect("a JSON body"))
+    }
+
+    fn app() -> axum::Router {
+        answers(
+            axum::Router::new()
+                .route(
+                    "/panic",
+                    get(|| async {
+                        if std::hint::black_box(true) {
+                            panic!("the secret at /etc/slipway/secret is {}", 42);
+                        }
+                        "unreachable"
+                    }),
+                )
+                .route(
+                    "/text",
+                    get(|| async { (StatusCode::UNPROCESSABLE_ENTITY, "the form is wrong") }),
+                )
+                .route(
+                    "/text500",
+                    get(|| async { (StatusCode::BAD_GATEWAY, "upstream at 10.0.0.1 said no") }),
+                ),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_status_without_its_message() {
+        let (code, body) = call(&app(), "/panic").await;
+        assert_eq!(code, 500);
+        assert_eq!(body["kind"], "Status");
+        assert_eq!(body["code"], 500);
+        assert_eq!(body["reason"], "InternalError");
+        assert!(!body.to_string().contains("secret"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn plain_text_errors_become_status_and_5xx_text_is_not_shown() {
+        let (code, body) = call(&app(), "/text").await;
+        assert_eq!(code, 422);
+        assert_eq!(body["reason"], "UnprocessableEntity");
+        assert_eq!(body["message"], "the form is wrong");
+        let (code, body) = call(&app(), "/text500").await;
+        assert_eq!(code, 502);
+        assert_eq!(body["kind"], "Status");
+        assert!(!body.to_string().contains("10.0.0.1"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn an_over_long_request_target_is_a_414_status() {
+        let path = format!("/text?q={}", "a".repeat(URI_LIMIT));
+        let (code, body) = call(&app(), &path).await;
+        assert_eq!(code, 414);
+        assert_eq!(body["reason"], "UriTooLong");
+    }
 }

@@ -172,6 +172,17 @@ impl Server {
         adjust: impl FnOnce(&mut ServeConfig),
     ) -> Result<Server, ServeError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, repo, db, adjust).await
+    }
+
+    /// Like [`Server::start_with`], on a listener the test bound itself
+    /// (an IPv6 loopback address, say).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        repo: &Path,
+        db: &Path,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> Result<Server, ServeError> {
         let addr = listener.local_addr().unwrap();
         let mut cfg = ServeConfig {
             repo: repo.to_path_buf(),
