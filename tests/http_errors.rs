@@ -72,7 +72,10 @@ async fn raw(s: &Server, request: &[u8]) -> Answer {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {head}"));
     let mut body = got[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = unchunk(&body);
     }
     Answer { code, head, body }
@@ -205,7 +208,12 @@ async fn every_rejection_of_a_malformed_request_is_a_status() {
         ),
         (
             "a query string that does not parse",
-            request("GET", "/api/v1.0/nodes/n00001/builddata?latest=maybe", "", b""),
+            request(
+                "GET",
+                "/api/v1.0/nodes/n00001/builddata?latest=maybe",
+                "",
+                b"",
+            ),
             400,
             "BadRequest",
         ),
@@ -229,7 +237,12 @@ async fn every_rejection_of_a_malformed_request_is_a_status() {
         ),
         (
             "a node route's path segment that is not UTF-8",
-            request("GET", "/api/v1.0/bootactions/nodes/%C3%28/units", &keyed, b""),
+            request(
+                "GET",
+                "/api/v1.0/bootactions/nodes/%C3%28/units",
+                &keyed,
+                b"",
+            ),
             400,
             "BadRequest",
         ),
@@ -312,11 +325,12 @@ fn assert_redacted(view: &serde_json::Value, db: &Path) {
     let text = view.to_string();
     assert_eq!(view["redacted"], true, "{text}");
     assert!(!text.contains('@'), "an e-mail address: {text}");
-    assert!(!text.contains(&db.display().to_string()), "the db path: {text}");
+    assert!(
+        !text.contains(&db.display().to_string()),
+        "the db path: {text}"
+    );
     assert!(!text.contains("/tmp"), "a file path: {text}");
-    for field in ["db"] {
-        assert!(view.get(field).is_none(), "{field}: {text}");
-    }
+    assert!(view.get("db").is_none(), "db: {text}");
     for pass in ["last_pass", "last_applied"] {
         assert!(view[pass].get("detail").is_none(), "{pass}.detail: {text}");
     }
