@@ -121,7 +121,12 @@ impl Conn {
     fn enter(&self, phase: Phase) {
         self.since.store(self.registry.now_ms(), Ordering::Release);
         let was = Phase::from_u8(self.phase.swap(phase as u8, Ordering::AcqRel));
-        self.changed.notify_one();
+        // Only a phase with a deadline can bring the watchdog's forward; for
+        // the others it wakes at the old deadline and finds none (so a
+        // request costs one wake-up, at its end, not one per phase).
+        if matches!(phase, Phase::Header | Phase::Idle) {
+            self.changed.notify_one();
+        }
         if phase.reclaimable() && !was.reclaimable() {
             // A client waiting for a permit may take this one's.
             self.registry.reclaimable.notify_one();
