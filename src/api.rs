@@ -173,5 +173,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    conn::serve(listener, limits, app(state), shutdown).await
+    let metrics = state.metrics.clone();
+    conn::serve(listener, limits, app(state), metrics, shutdown).await
 }

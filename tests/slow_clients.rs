@@ -203,6 +203,25 @@ async fn get_code(site: &Site, path: &str) -> u16 {
         .as_u16()
 }
 
+/// `slipway_http_connections_closed_total{reason}` as `/metrics` shows it.
+async fn closed(site: &Site, reason: &str) -> u64 {
+    let text = client()
+        .get(site.s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("slipway_http_connections_closed_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .unwrap_or_else(|| panic!("no {series}in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// Real nodes, health and an operator, several times over, each on a new
 /// connection that must find a slot.
 async fn real_clients_are_served(site: &Site) {
@@ -232,6 +251,15 @@ async fn half_sent_headers_and_idle_connections_on_every_slot_do_not_starve_real
     assert_eq!(held.len(), SOCKETS);
 
     real_clients_are_served(&site).await;
+    assert!(
+        closed(&site, "reclaimed").await > 0,
+        "real nodes got slots by reclaiming slow ones"
+    );
+    assert_eq!(
+        closed(&site, "header_timeout").await,
+        0,
+        "no timeout ran out"
+    );
 
     // Stopping is bounded too, with every slow socket still open.
     site.s.stop().await;
@@ -339,6 +367,20 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed_after_their_tim
         assert_eq!(until_closed(s).await, End::Closed, "an idle keep-alive");
     }
     assert!(started.elapsed() >= idle_timeout, "closed too early");
+    // Generous (5x the longest timeout here), but a deadline that each
+    // poll of the connection pushed back would miss it.
+    assert!(
+        started.elapsed() < NODE_BOUND,
+        "the slow and idle sockets were closed {:?} after they opened",
+        started.elapsed()
+    );
+    assert!(closed(&site, "header_timeout").await >= 17);
+    assert!(closed(&site, "idle_timeout").await >= 16);
+    assert_eq!(
+        closed(&site, "reclaimed").await,
+        0,
+        "slots were never short"
+    );
 
     // A keep-alive connection that asks again in time is served again.
     let mut alive = connect(&site.addr).await;
@@ -351,4 +393,61 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed_after_their_tim
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
     site.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_responses_is_closed_after_the_idle_timeout() {
+    let site = start(|cfg| cfg.idle_timeout = Duration::from_secs(1)).await;
+    // A small receive window and many pipelined requests for the spec
+    // (tens of KB each): far more than the socket buffers hold, so the
+    // server's writes stall while this client reads nothing.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut reader = tokio::time::timeout(TIMEOUT, sock.connect(site.addr.parse().unwrap()))
+        .await
+        .expect("connect in time")
+        .unwrap();
+    let one = format!(
+        "GET /api/v1.0/openapi.json HTTP/1.1\r\nHost: {}\r\n\r\n",
+        site.addr
+    );
+    let requests = 1000;
+    reader
+        .write_all(one.repeat(requests).as_bytes())
+        .await
+        .unwrap();
+
+    wait_for_closed(&site, "write_stalled").await;
+    // The server is still answering others.
+    assert_eq!(node_get(&site).await, 200);
+
+    // What had reached this socket is still readable; then the end, well
+    // short of every answer.
+    let spec_len = client()
+        .get(site.s.url("/api/v1.0/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, reader.read_to_end(&mut got))
+        .await
+        .expect("the stalled connection ends in time");
+    assert!(
+        got.len() < requests * spec_len,
+        "all {requests} answers arrived ({} bytes)",
+        got.len()
+    );
+    site.s.stop().await;
+}
+
+/// Polls `/metrics` (bounded) until a connection was closed for `reason`.
+async fn wait_for_closed(site: &Site, reason: &str) {
+    common::wait_for(&format!("a connection closed for {reason}"), || async {
+        closed(site, reason).await > 0
+    })
+    .await;
 }

@@ -45,6 +45,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::metrics::Metrics;
+
 /// The limits of the connection layer (`slipway serve` flags).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
@@ -99,6 +101,18 @@ enum Closed {
     Reclaimed,
 }
 
+impl Closed {
+    /// The `reason` label of `slipway_http_connections_closed_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::IdleTimeout => "idle_timeout",
+            Closed::WriteStalled => "write_stalled",
+            Closed::Reclaimed => "reclaimed",
+        }
+    }
+}
+
 /// One connection's phase, shared by its IO, its service and the watchdog.
 struct Conn {
     phase: AtomicU8,
@@ -149,10 +163,19 @@ impl Conn {
                 since.saturating_add(ms(limits.header_timeout)),
                 Closed::HeaderTimeout,
             )),
-            Phase::Idle => Some((
-                since.saturating_add(ms(limits.idle_timeout)),
-                Closed::IdleTimeout,
-            )),
+            // A response's last bytes may still be on their way (hyper ends
+            // the body before it has flushed it): a client that stops
+            // reading them is stalled, not idle.
+            Phase::Idle => match self.stalled.load(Ordering::Acquire) {
+                0 => Some((
+                    since.saturating_add(ms(limits.idle_timeout)),
+                    Closed::IdleTimeout,
+                )),
+                at => Some((
+                    at.saturating_add(ms(limits.idle_timeout)),
+                    Closed::WriteStalled,
+                )),
+            },
             // The body's deadline is `body.rs`'s (a 408); a body that is not
             // read waits on the handler, which is the server's time.
             Phase::Body | Phase::Answering => match self.stalled.load(Ordering::Acquire) {
@@ -264,6 +287,7 @@ pub async fn serve(
     listener: TcpListener,
     limits: ConnLimits,
     app: Router,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let registry = Arc::new(Registry {
@@ -295,8 +319,11 @@ pub async fn serve(
                 let app = app.clone();
                 let stop = stop_rx.clone();
                 let registry = registry.clone();
+                let metrics = metrics.clone();
                 tasks.spawn(async move {
-                    drive(stream, peer, conn, app, limits, stop).await;
+                    if let Some(why) = drive(stream, peer, conn, app, limits, stop).await {
+                        metrics.http_connection_closed(why.label());
+                    }
                     registry.close(id);
                     drop(permit);
                 });
@@ -346,7 +373,8 @@ async fn connection_permit(
     }
 }
 
-/// Serves one connection until it ends, its watchdog fires or the drain.
+/// Serves one connection until it ends, its watchdog fires (the reason is
+/// returned) or the drain.
 async fn drive(
     stream: TcpStream,
     peer: SocketAddr,
@@ -354,7 +382,7 @@ async fn drive(
     app: Router,
     limits: ConnLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) -> Option<Closed> {
     let io = TokioIo::new(TrackedIo {
         io: stream,
         conn: conn.clone(),
@@ -378,16 +406,16 @@ async fn drive(
                 if let Err(e) = r {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-                return;
+                return None;
             }
             why = conn.watchdog(limits) => {
-                tracing::debug!(%peer, reason = ?why, "closing a connection that waits on its client");
-                return;
+                tracing::debug!(%peer, reason = why.label(), "closing a connection that waits on its client");
+                return Some(why);
             }
             _ = stop.changed(), if !draining => {
                 // Waiting on its client, there is nothing to finish.
                 if conn.phase().reclaimable() {
-                    return;
+                    return None;
                 }
                 draining = true;
                 served.as_mut().graceful_shutdown();
@@ -404,6 +432,19 @@ struct TrackedIo {
 }
 
 impl TrackedIo {
+    /// After a write that sent `r`'s bytes: in the idle phase, the idle time
+    /// starts once the response has left, not when hyper took its last
+    /// byte. (Only bytes sent count: a flush with nothing to send is no
+    /// sign of the client, and hyper flushes whenever it is polled.)
+    fn sent(&self, r: &Poll<io::Result<usize>>) {
+        if matches!(r, Poll::Ready(Ok(n)) if *n > 0) && self.conn.phase() == Phase::Idle {
+            self.conn
+                .since
+                .store(self.conn.registry.now_ms(), Ordering::Release);
+        }
+        self.wrote(r);
+    }
+
     fn wrote<T>(&self, r: &Poll<io::Result<T>>) {
         match r {
             Poll::Pending => {
@@ -446,7 +487,7 @@ impl AsyncWrite for TrackedIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.wrote(&r);
+        self.sent(&r);
         r
     }
 
@@ -456,7 +497,7 @@ impl AsyncWrite for TrackedIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.wrote(&r);
+        self.sent(&r);
         r
     }
 
