@@ -9,6 +9,7 @@ mod body;
 mod bootactions;
 mod bootdata;
 mod builddata;
+mod conn;
 mod error;
 mod health;
 mod hooks;
@@ -26,8 +27,9 @@ use std::time::Instant;
 use axum::Router;
 use tokio::sync::Notify;
 
-pub use auth::Tokens;
+pub use auth::{is_loopback, Tokens};
 pub use body::DesignSource;
+pub use conn::ConnLimits;
 pub use error::AppError;
 
 use crate::boot::BootService;
@@ -57,6 +59,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Requests of nodes (boot data, signals) answered at once; more get 429.
     pub max_in_flight: usize,
+    /// Longest wait for a request's body (`--body-timeout`); 408 after it.
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -111,21 +115,30 @@ impl AppState {
 ///   new operator routes go in the table as `Group::Operator`.
 ///
 /// Routes marked `limited` (those nodes call) share one admission limit of
-/// `state.max_in_flight` ([`admission::admit`]); every request is counted by
-/// [`metrics::track`].
+/// `state.max_in_flight` ([`admission::Gate`], entered by the handler once
+/// the request is authenticated). Every route that takes a body reads it
+/// whole first ([`body::read_whole`]), inside the operator check, so an
+/// unauthenticated operator request is refused before its body is read.
+/// Every error answer is a Drydock Status ([`error::status_bodies`], a
+/// panic included); every request is counted by [`metrics::track`].
 pub fn app(state: AppState) -> Router {
     let admission = admission::Admission::new(state.max_in_flight, state.metrics.clone());
     let mut public = Router::new();
     let mut operator = Router::new();
     for r in openapi::routes() {
-        let handler = if r.limited {
-            r.handler.route_layer(axum::middleware::from_fn_with_state(
+        let mut handler = r.handler;
+        if r.body.is_some() {
+            handler = handler.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                body::read_whole,
+            ));
+        }
+        if r.limited {
+            handler = handler.route_layer(axum::middleware::from_fn_with_state(
                 admission.clone(),
                 admission::admit,
-            ))
-        } else {
-            r.handler
-        };
+            ));
+        }
         match r.group {
             openapi::Group::Public => public = public.route(r.path, handler),
             openapi::Group::Operator => operator = operator.route(r.path, handler),
@@ -135,11 +148,12 @@ pub fn app(state: AppState) -> Router {
         state.clone(),
         auth::require_operator,
     ));
-    public
+    let routes = public
         .merge(operator)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
+    error::answers(routes)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -150,24 +164,15 @@ pub fn app(state: AppState) -> Router {
 /// The largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// Serves [`app`] on `listener` until `shutdown` completes, then drains
-/// in-flight requests. At most `max_connections` connections are open at
-/// once; further clients wait in the kernel's backlog.
+/// Serves [`app`] on `listener` until `shutdown` completes, then drains the
+/// requests being answered (bounded by `limits.drain_timeout`). Connections
+/// are bounded and timed as `conn.rs` says.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    max_connections: usize,
+    limits: ConnLimits,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // axum hands `ConnectInfo<SocketAddr>` (the loopback check of
-    // `auth.rs`) to its own `TcpListener` and to `TapIo` wrappers only, so
-    // the bounded listener goes through a no-op tap.
-    let listener = admission::BoundedListener::new(listener, max_connections).tap_io(|_| {});
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let metrics = state.metrics.clone();
+    conn::serve(listener, limits, app(state), metrics, shutdown).await
 }

@@ -78,6 +78,17 @@ enum Command {
         /// 10,000 nodes connecting together cannot grow the server's memory without bound.
         #[arg(long, default_value_t = slipway::reconcile::DEFAULT_MAX_CONNECTIONS)]
         max_connections: usize,
+        /// Seconds a client has to send a request's whole header (from its first byte, or the
+        /// connection's start); then the connection is closed.
+        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_HEADER_TIMEOUT.as_secs())]
+        header_timeout: u64,
+        /// Seconds a client has to send a request's whole body; then 408 and the connection closes.
+        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_BODY_TIMEOUT.as_secs())]
+        body_timeout: u64,
+        /// Seconds a keep-alive connection may wait for its next request (or a client take to
+        /// read more of a response) before it is closed.
+        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_IDLE_TIMEOUT.as_secs())]
+        idle_timeout: u64,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -188,6 +199,9 @@ fn main() -> ExitCode {
             tokens,
             max_in_flight,
             max_connections,
+            header_timeout,
+            body_timeout,
+            idle_timeout,
         } => {
             let cfg = slipway::reconcile::ServeConfig {
                 repo,
@@ -202,6 +216,9 @@ fn main() -> ExitCode {
                 tokens,
                 max_in_flight: max_in_flight.max(1),
                 max_connections: max_connections.max(1),
+                header_timeout: Duration::from_secs(header_timeout.max(1)),
+                body_timeout: Duration::from_secs(body_timeout.max(1)),
+                idle_timeout: Duration::from_secs(idle_timeout.max(1)),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

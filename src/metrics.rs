@@ -23,6 +23,14 @@ const PASS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Why the server closes a connection itself (`slipway_http_connections_closed_total`).
+pub const CLOSE_REASONS: [&str; 4] = [
+    "header_timeout",
+    "idle_timeout",
+    "write_stalled",
+    "reclaimed",
+];
+
 /// The server's metrics. Cheap to update from any thread.
 pub struct Metrics {
     registry: Registry,
@@ -30,6 +38,7 @@ pub struct Metrics {
     http_duration: HistogramVec,
     http_rejected: IntCounterVec,
     http_in_flight: IntGauge,
+    http_closed: IntCounterVec,
     reconcile_passes: IntCounterVec,
     reconcile_duration: HistogramVec,
     applied_revision: IntGaugeVec,
@@ -116,6 +125,14 @@ impl Metrics {
             "slipway_http_in_flight_requests",
             "Requests being answered now.",
         );
+        let http_closed = counter_vec(
+            &r,
+            "slipway_http_connections_closed_total",
+            "Connections the server closed because their client was slow or idle \
+             (header_timeout, idle_timeout, write_stalled) or to make room for another \
+             client (reclaimed).",
+            &["reason"],
+        );
         let reconcile_passes = counter_vec(
             &r,
             "slipway_reconcile_passes_total",
@@ -188,12 +205,16 @@ impl Metrics {
         for outcome in ["recorded", "already_final", "unknown", "rejected"] {
             signals.with_label_values(&[outcome]);
         }
+        for reason in CLOSE_REASONS {
+            http_closed.with_label_values(&[reason]);
+        }
         Metrics {
             registry: r,
             http_requests,
             http_duration,
             http_rejected,
             http_in_flight,
+            http_closed,
             reconcile_passes,
             reconcile_duration,
             applied_revision,
@@ -230,6 +251,12 @@ impl Metrics {
     /// Records a request refused by the admission limit.
     pub fn http_rejected(&self, route: &str) {
         self.http_rejected.with_label_values(&[route]).inc();
+    }
+
+    /// Records a connection the server closed itself, by reason (one of
+    /// [`CLOSE_REASONS`]).
+    pub fn http_connection_closed(&self, reason: &str) {
+        self.http_closed.with_label_values(&[reason]).inc();
     }
 
     /// A request started (+1) or finished (-1).

@@ -46,8 +46,17 @@ pub struct ServeConfig {
     /// request gets 429 with `Retry-After` (`--max-in-flight`).
     pub max_in_flight: usize,
     /// Connections open at once; beyond it clients wait in the kernel's
-    /// backlog (`--max-connections`).
+    /// backlog, and the connection waiting longest on its client (idle, or
+    /// with half a request) is closed to make room (`--max-connections`).
     pub max_connections: usize,
+    /// Longest wait for a request's complete header, from the connection's
+    /// start or the request's first byte (`--header-timeout`).
+    pub header_timeout: Duration,
+    /// Longest wait for a request's complete body; 408 after it (`--body-timeout`).
+    pub body_timeout: Duration,
+    /// Longest wait for the next request on a keep-alive connection, or for
+    /// a client to read more of a response (`--idle-timeout`).
+    pub idle_timeout: Duration,
 }
 
 /// Default of [`ServeConfig::max_in_flight`].
@@ -55,6 +64,19 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// Default of [`ServeConfig::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Default of [`ServeConfig::header_timeout`] (nginx: 60 s; hyper: 30 s;
+/// a node sends its header in one packet).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default of [`ServeConfig::body_timeout`]: 1 MiB at 35 KB/s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default of [`ServeConfig::idle_timeout`] (nginx's keep-alive: 75 s).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a shutdown waits for the requests being answered.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors that stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +188,7 @@ pub async fn run(
     };
     if tokens.is_none() {
         if let Ok(addr) = listener.local_addr() {
-            if !addr.ip().is_loopback() {
+            if !api::is_loopback(addr.ip()) {
                 tracing::warn!(
                     %addr,
                     "NO --tokens FILE: listening on a non-loopback address, but operator routes \
@@ -292,12 +314,19 @@ pub async fn run(
         tokens,
         metrics,
         max_in_flight: cfg.max_in_flight.max(1),
+        body_timeout: cfg.body_timeout,
+    };
+    let limits = api::ConnLimits {
+        max_connections: cfg.max_connections.max(1),
+        header_timeout: cfg.header_timeout,
+        idle_timeout: cfg.idle_timeout,
+        drain_timeout: DRAIN_TIMEOUT,
     };
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
     }
-    let served = serve_http(listener, cfg.max_connections, state, shutdown).await;
+    let served = serve_http(listener, limits, state, shutdown).await;
     let _ = stop_tx.send(true);
     // A pass in progress finishes its transaction first: stopping never leaves
     // half a revision (and a killed process leaves none, thanks to SQLite).
@@ -310,11 +339,11 @@ pub async fn run(
 /// Runs the HTTP server; kept apart so `run` reads as the lifecycle.
 async fn serve_http(
     listener: tokio::net::TcpListener,
-    max_connections: usize,
+    limits: api::ConnLimits,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    api::serve(listener, max_connections, state, shutdown)
+    api::serve(listener, limits, state, shutdown)
         .await
         .map_err(|e| ServeError::Other(format!("http server: {e}")))
 }

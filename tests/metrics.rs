@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use common::{client, GitRepo, Server, TIMEOUT};
 use std::collections::BTreeMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BOOTDATA: &str = "/api/v1.0/bootactions/nodes/{hostname}/{kind}";
 
@@ -229,28 +228,33 @@ async fn metrics_count_requests_by_route_template_and_show_the_applied_revision(
 
 #[tokio::test]
 async fn node_requests_beyond_max_in_flight_get_429_until_the_permit_is_released() {
-    let (_repo, _dir, s, _) = start(1).await;
+    let (_repo, dir, s, _) = start(1).await;
     let id = identity(&s, "n00001").await;
     let key = id["identity_key"].as_str().unwrap().to_string();
     let aid = id["actions"][0]["action_id"].as_str().unwrap().to_string();
+    // Served once, so later GETs are answered from memory (no database).
+    assert_eq!(bootdata(&s, "n00001", &key).await.status().as_u16(), 200);
 
-    // A status report whose body is only half sent: its handler waits for
-    // the rest while holding the one permit, which it took before reading.
-    let body = br#"{"details":[{"message":"started","error":false}]}"#;
-    let addr = s.url("").trim_start_matches("http://").to_string();
-    let mut slow = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(&addr))
-        .await
-        .expect("connect in time")
-        .unwrap();
-    let head = format!(
-        "POST /api/v1.0/bootactions/{aid} HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: application/json\r\nX-Bootaction-Key: {key}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    slow.write_all(head.as_bytes()).await.unwrap();
-    slow.write_all(&body[..10]).await.unwrap();
-    slow.flush().await.unwrap();
+    // A complete, authenticated status report holds the one permit while its
+    // write waits for the database, which this test keeps locked (WAL:
+    // readers go on). A half-sent report holds none (tests/slow_clients.rs).
+    let lock = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let report = tokio::spawn({
+        let url = s.url(&format!("/api/v1.0/bootactions/{aid}"));
+        let key = key.clone();
+        async move {
+            client()
+                .post(url)
+                .header("X-Bootaction-Key", key)
+                .body(r#"{"details":[{"message":"started","error":false}]}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
 
     // Bounded wait until the report holds the permit; before that a GET may
     // still be answered, never with anything but 200.
@@ -296,16 +300,13 @@ async fn node_requests_beyond_max_in_flight_get_429_until_the_permit_is_released
         ) >= Some(1.0)
     );
 
-    // The rest of the body: the report is recorded and the permit released
-    // before its answer is written.
-    slow.write_all(&body[10..]).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(TIMEOUT, slow.read_to_end(&mut answer))
+    // The database again: the report is recorded and the permit released.
+    lock.execute_batch("ROLLBACK").unwrap();
+    let code = tokio::time::timeout(TIMEOUT, report)
         .await
-        .expect("the slow report is answered in time")
+        .expect("the report is answered in time")
         .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(code, 200);
     assert_eq!(bootdata(&s, "n00001", &key).await.status().as_u16(), 200);
 
     let (_, samples) = scrape(&s).await;

@@ -1,22 +1,22 @@
 //! What the server lets in during a boot storm: a bound on the node requests
-//! answered at once ([`admit`], 429 beyond it) and on open connections
-//! ([`BoundedListener`], the kernel backlog beyond it).
+//! answered at once ([`Gate::enter`], 429 beyond it). Open connections are
+//! bounded in `conn.rs`.
 //!
-//! Both use a `tokio::sync::Semaphore`, so neither takes a lock of ours nor
+//! A permit is taken only for a complete request whose key checked out: the
+//! body has been read (`body.rs`, bounded in size and time) before the
+//! handler runs, and the handler enters the gate after the key check. So a
+//! client that sends half a request, or no key, holds no permit and cannot
+//! turn real nodes' requests into 429s.
+//!
+//! The permits are a `tokio::sync::Semaphore`: no lock of ours, nothing that
 //! grows with the number of waiting nodes.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppError;
@@ -42,21 +42,64 @@ impl Admission {
     }
 }
 
-/// Middleware of the node routes (boot data, status reports): takes a permit
-/// before the handler runs, so before the body is read, and holds it until
-/// the handler returns; with none free the node gets 429 and `Retry-After`
-/// at once instead of queueing in memory.
-pub async fn admit(State(adm): State<Admission>, req: Request, next: Next) -> Response {
-    match adm.permits.try_acquire() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str);
-            adm.metrics.http_rejected(route);
-            too_many_requests()
-        }
+/// Middleware of the node routes (boot data, status reports): hands the
+/// handler its [`Gate`]. It takes no permit: the handler enters the gate once
+/// the request is known to be a node's.
+pub async fn admit(State(adm): State<Admission>, mut req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    req.extensions_mut().insert(Gate {
+        admission: adm,
+        route,
+    });
+    next.run(req).await
+}
+
+/// The admission limit as a node route's handler sees it.
+#[derive(Clone)]
+pub struct Gate {
+    admission: Admission,
+    route: Option<MatchedPath>,
+}
+
+impl Gate {
+    /// A permit for the work of an authenticated request, held until it is
+    /// dropped; with none free, [`Full`] (counted by route).
+    pub fn enter(&self) -> Result<OwnedSemaphorePermit, Full> {
+        self.admission
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                self.admission
+                    .metrics
+                    .http_rejected(self.route.as_ref().map_or("unmatched", MatchedPath::as_str));
+                Full
+            })
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Gate {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Gate, AppError> {
+        parts
+            .extensions
+            .get::<Gate>()
+            .cloned()
+            .ok_or_else(|| AppError::internal("a node route is not behind the admission gate"))
+    }
+}
+
+/// Every permit is taken: answered as a 429 with `Retry-After`.
+#[derive(Debug)]
+pub struct Full;
+
+impl IntoResponse for Full {
+    fn into_response(self) -> Response {
+        too_many_requests()
     }
 }
 
@@ -74,117 +117,4 @@ fn too_many_requests() -> Response {
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     r
-}
-
-/// A TCP listener that holds a permit per open connection: at
-/// `max_connections` it stops accepting until one closes, and further clients
-/// wait in the kernel's backlog (costing the server no memory).
-pub struct BoundedListener {
-    inner: TcpListener,
-    permits: Arc<Semaphore>,
-}
-
-impl BoundedListener {
-    /// Wraps `inner`; at most `max_connections` (at least one) open at once.
-    pub fn new(inner: TcpListener, max_connections: usize) -> BoundedListener {
-        BoundedListener {
-            inner,
-            permits: Arc::new(Semaphore::new(max_connections.max(1))),
-        }
-    }
-}
-
-/// An accepted connection; its permit goes back when hyper drops it.
-pub struct BoundedIo {
-    io: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl axum::serve::Listener for BoundedListener {
-    type Io = BoundedIo;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // The semaphore is never closed, so acquiring cannot fail.
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("connection semaphore is never closed");
-        loop {
-            match self.inner.accept().await {
-                Ok((io, addr)) => {
-                    return (
-                        BoundedIo {
-                            io,
-                            _permit: permit,
-                        },
-                        addr,
-                    )
-                }
-                Err(e) => accept_failed(e).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// What axum's own `TcpListener` does on an accept error: a client that gave
-/// up is skipped; anything else (out of file descriptors) is logged and
-/// retried after a pause rather than spinning.
-async fn accept_failed(e: io::Error) {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(error = %e, "accept failed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-impl AsyncRead for BoundedIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for BoundedIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
 }

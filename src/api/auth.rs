@@ -10,11 +10,11 @@
 //! Without a tokens file, operator routes are served to loopback peers only
 //! (the connection's peer address, `ConnectInfo`); others get 403.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -78,24 +78,73 @@ impl Tokens {
     }
 }
 
+/// Whether `ip` is a loopback address, an IPv4 one seen through an IPv6
+/// socket (`::ffff:127.0.0.1`) included.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
 /// The token a request presents, if any.
-fn presented(req: &Request) -> Option<&str> {
-    let h = req.headers();
-    if let Some(v) = h.get("x-auth-token").and_then(|v| v.to_str().ok()) {
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
         return Some(v.trim());
     }
-    let auth = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = auth.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Why a request is not an operator's, if it is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Tokens are configured and none accepted was presented (401).
+    NoToken,
+    /// No tokens configured and the peer is not loopback (403).
+    NotLoopback,
+}
+
+/// Whether a request with these headers and extensions comes from an
+/// operator: a listed token with `--tokens`, a loopback peer without.
+fn operator(
+    state: &AppState,
+    headers: &HeaderMap,
+    ext: &axum::http::Extensions,
+) -> Result<(), Refusal> {
+    match &state.tokens {
+        Some(tokens) => presented(headers)
+            .is_some_and(|t| tokens.accepts(t))
+            .then_some(())
+            .ok_or(Refusal::NoToken),
+        None => ext
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|c| is_loopback(c.0.ip()))
+            .then_some(())
+            .ok_or(Refusal::NotLoopback),
+    }
+}
+
+/// Whether the request is an operator's, for a public route that shows
+/// operators more (`/health/extended`). Never rejects.
+pub struct IsOperator(pub bool);
+
+impl axum::extract::FromRequestParts<AppState> for IsOperator {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<IsOperator, Self::Rejection> {
+        Ok(IsOperator(
+            operator(state, &parts.headers, &parts.extensions).is_ok(),
+        ))
+    }
+}
+
 /// The middleware guarding operator routes.
 pub async fn require_operator(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match &state.tokens {
-        Some(tokens) => {
-            if presented(&req).is_some_and(|t| tokens.accepts(t)) {
-                return next.run(req).await;
-            }
+    match operator(&state, req.headers(), req.extensions()) {
+        Ok(()) => next.run(req).await,
+        Err(Refusal::NoToken) => {
             let mut resp = AppError::new(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
@@ -108,21 +157,12 @@ pub async fn require_operator(State(state): State<AppState>, req: Request, next:
             );
             resp
         }
-        None => {
-            let peer = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip());
-            if peer.is_some_and(|ip| ip.is_loopback()) {
-                return next.run(req).await;
-            }
-            AppError::new(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "operator routes are served to loopback clients only unless the server runs with --tokens",
-            )
-            .into_response()
-        }
+        Err(Refusal::NotLoopback) => AppError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "operator routes are served to loopback clients only unless the server runs with --tokens",
+        )
+        .into_response(),
     }
 }
 
@@ -158,6 +198,7 @@ mod tests {
             tokens: tokens.map(std::sync::Arc::new),
             metrics: Default::default(),
             max_in_flight: crate::reconcile::DEFAULT_MAX_IN_FLIGHT,
+            body_timeout: crate::reconcile::DEFAULT_BODY_TIMEOUT,
         })
     }
 
@@ -213,6 +254,65 @@ mod tests {
             call(&app, "/api/v1.0/nodes", [10, 1, 2, 3], Some("nope")).await,
             401
         );
+    }
+
+    #[test]
+    fn ipv4_mapped_loopback_is_loopback() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(is_loopback(ip("127.0.0.1")));
+        assert!(is_loopback(ip("127.1.2.3")));
+        assert!(is_loopback(ip("::1")));
+        assert!(is_loopback(ip("::ffff:127.0.0.1")));
+        assert!(is_loopback(ip("::ffff:127.9.9.9")));
+        assert!(!is_loopback(ip("::ffff:10.1.2.3")));
+        assert!(!is_loopback(ip("10.1.2.3")));
+        assert!(!is_loopback(ip("::")));
+        assert!(!is_loopback(ip("fe80::1")));
+    }
+
+    #[tokio::test]
+    async fn operator_routes_answer_an_ipv4_mapped_loopback_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), None);
+        let call6 = |peer: &str| {
+            let mut req = Request::builder()
+                .uri("/api/v1.0/nodes")
+                .body(Body::empty())
+                .unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 40000)));
+            let app = app.clone();
+            async move { app.oneshot(req).await.unwrap().status().as_u16() }
+        };
+        assert_eq!(call6("::ffff:127.0.0.1").await, 200);
+        assert_eq!(call6("::1").await, 200);
+        assert_eq!(call6("::ffff:10.1.2.3").await, 403);
+    }
+
+    #[tokio::test]
+    async fn extended_health_is_redacted_for_a_peer_that_is_not_an_operator() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), None);
+        let view = |peer: [u8; 4]| {
+            let mut req = Request::builder()
+                .uri("/api/v1.0/health/extended")
+                .body(Body::empty())
+                .unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+            let app = app.clone();
+            async move {
+                let r = app.oneshot(req).await.unwrap();
+                let b = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+                serde_json::from_slice::<serde_json::Value>(&b).unwrap()
+            }
+        };
+        let public = view([10, 1, 2, 3]).await;
+        assert_eq!(public["redacted"], true, "{public}");
+        assert!(public.get("db").is_none(), "{public}");
+        let operator = view([127, 0, 0, 1]).await;
+        assert_eq!(operator["db"], "db", "{operator}");
+        assert!(operator.get("redacted").is_none(), "{operator}");
     }
 
     #[test]

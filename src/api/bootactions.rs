@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::admission::Gate;
 use super::bootdata::{blocking, key_rejected, presented_key, unauthorized};
 use super::revisions::rfc3339;
 use super::{AppError, AppState};
@@ -166,11 +167,12 @@ fn unknown(action_id: &str) -> AppError {
 /// answer but a 500 is counted in `slipway_signals_total` by outcome.
 pub async fn report(
     State(state): State<AppState>,
+    gate: Gate,
     Path(action_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let result = record(&state, action_id, &headers, &body).await;
+    let result = record(&state, &gate, action_id, &headers, &body).await;
     let code = match &result {
         Ok(r) => r.status(),
         Err(e) => e.code(),
@@ -193,6 +195,7 @@ pub async fn report(
 /// [`report`] without the counting.
 async fn record(
     state: &AppState,
+    gate: &Gate,
     action_id: String,
     headers: &HeaderMap,
     body: &[u8],
@@ -215,6 +218,12 @@ async fn record(
         return Ok(r);
     }
     let report = parse_report(body, now())?;
+    // Only an authenticated, well-formed report takes an admission permit,
+    // for the write.
+    let _permit = match gate.enter() {
+        Ok(p) => p,
+        Err(full) => return Ok(full.into_response()),
+    };
     // Committed by the report writer with whatever else is waiting (group
     // commit); this task waits without holding a thread.
     let answer = state

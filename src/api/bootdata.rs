@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::admission::Gate;
 use super::{AppError, AppState};
 use crate::boot::{BootError, BootService, NodeDeployment};
 use crate::keys::KeyCheck;
@@ -92,6 +93,7 @@ pub(super) fn key_rejected(check: KeyCheck, expected: &str) -> Option<Response> 
 /// `GET /api/v1.0/bootactions/nodes/{hostname}/{kind}`.
 pub async fn node_bootdata(
     State(state): State<AppState>,
+    gate: Gate,
     Path((host, kind)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
@@ -102,12 +104,13 @@ pub async fn node_bootdata(
             format!("no boot data `{kind}`; expected units, files, pkg_list or all"),
         ));
     };
-    serve_bootdata(state, host, kind, headers).await
+    serve_bootdata(state, gate, host, kind, headers).await
 }
 
 /// `GET /api/v1.0/bootdata/{hostname}/{units|files}` (the seed's alias).
 pub async fn bootdata_alias(
     State(state): State<AppState>,
+    gate: Gate,
     Path((host, kind)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
@@ -122,11 +125,12 @@ pub async fn bootdata_alias(
             ))
         }
     };
-    serve_bootdata(state, host, kind, headers).await
+    serve_bootdata(state, gate, host, kind, headers).await
 }
 
 async fn serve_bootdata(
     state: AppState,
+    gate: Gate,
     host: String,
     kind: BootDataKind,
     headers: HeaderMap,
@@ -152,6 +156,11 @@ async fn serve_bootdata(
     ) {
         return Ok(r);
     }
+    // Only an authenticated node takes an admission permit, for the work.
+    let _permit = match gate.enter() {
+        Ok(p) => p,
+        Err(full) => return Ok(full.into_response()),
+    };
     let rendered = match state.boot.rendered(&deployment, kind) {
         Some(r) => r,
         None => blocking(&state, move |b| Ok(b.render(&deployment, kind)?)).await?,

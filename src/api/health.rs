@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::auth::IsOperator;
 use super::{AppError, AppState};
 
 /// `GET /versions`: the API versions, as Drydock lists them.
@@ -29,30 +30,46 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /api/v1.0/health/extended`: what is served and how the loop is doing.
-pub async fn extended(State(state): State<AppState>) -> Result<Response, AppError> {
+/// The route is public (monitoring reaches it without a token), so a client
+/// that is not an operator (see `auth.rs`) gets the redacted view: no file
+/// paths (the database), no commit author (an e-mail address) or subject,
+/// no pass detail (raw errors); `"redacted": true` says so.
+pub async fn extended(
+    State(state): State<AppState>,
+    IsOperator(full): IsOperator,
+) -> Result<Response, AppError> {
     let status = read(&state);
     let applied = match status.applied.clone() {
         Some(commit) => state.with_store(move |s| s.revision(&commit)).await?,
         None => None,
     };
-    let body = json!({
+    let mut body = json!({
         "status": if status.applied.is_some() { "ok" } else { "waiting" },
-        "applied_revision": applied.map(|r| json!({
-            "commit": r.revision.commit,
-            "summary": r.revision.summary,
-            "author": r.revision.author,
-            "committed_at": super::revisions::rfc3339(r.revision.committed_at),
-            "seen_at": super::revisions::rfc3339(r.seen_at),
-        })),
-        "last_pass": status.last_pass.as_ref().map(pass_view),
-        "last_applied": status.last_applied.as_ref().map(pass_view),
+        "applied_revision": applied.map(|r| {
+            let mut v = json!({
+                "commit": r.revision.commit,
+                "committed_at": super::revisions::rfc3339(r.revision.committed_at),
+                "seen_at": super::revisions::rfc3339(r.seen_at),
+            });
+            if full {
+                v["summary"] = json!(r.revision.summary);
+                v["author"] = json!(r.revision.author);
+            }
+            v
+        }),
+        "last_pass": status.last_pass.as_ref().map(|p| pass_view(p, full)),
+        "last_applied": status.last_applied.as_ref().map(|p| pass_view(p, full)),
         "passes": status.passes,
         "documents": status.documents,
         "nodes": status.nodes,
-        "db": state.db_path,
         "uptime_secs": state.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
     });
+    if full {
+        body["db"] = json!(state.db_path);
+    } else {
+        body["redacted"] = json!(true);
+    }
     let code = if status.applied.is_some() {
         StatusCode::OK
     } else {
@@ -69,13 +86,17 @@ fn read(state: &AppState) -> crate::reconcile::ServeStatus {
     }
 }
 
-/// A reconcile pass's report as JSON.
-fn pass_view(p: &crate::reconcile::PassReport) -> serde_json::Value {
-    json!({
+/// A reconcile pass's report as JSON; its detail (counts, or a raw error)
+/// only for an operator.
+fn pass_view(p: &crate::reconcile::PassReport, full: bool) -> serde_json::Value {
+    let mut v = json!({
         "finished_at": super::revisions::rfc3339(p.finished_at),
         "result": p.result,
         "commit": p.commit,
-        "detail": p.detail,
         "duration_ms": p.duration_ms,
-    })
+    });
+    if full {
+        v["detail"] = json!(p.detail);
+    }
+    v
 }

@@ -328,16 +328,19 @@ pub fn spec() -> Value {
             };
             responses.insert(code.to_string(), body);
         }
-        let mut errors: Vec<u16> = vec![405];
+        // Any route: a wrong method, a target over 8 KiB, a server fault
+        // (a panic included) — each a Status.
+        let mut errors: Vec<u16> = vec![405, 414, 500];
         errors.extend(r.extra);
         if r.group == Group::Operator {
-            errors.extend([401, 403, 500]);
+            errors.extend([401, 403]);
         }
         if r.body.is_some() || r.path.contains('{') {
             errors.extend([400, 404]);
         }
         if r.body.is_some() {
-            errors.push(413);
+            // Too large, or not all sent within --body-timeout.
+            errors.extend([408, 413]);
         }
         if r.path.contains('{') {
             errors.push(404);

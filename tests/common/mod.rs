@@ -172,6 +172,17 @@ impl Server {
         adjust: impl FnOnce(&mut ServeConfig),
     ) -> Result<Server, ServeError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, repo, db, adjust).await
+    }
+
+    /// Like [`Server::start_with`], on a listener the test bound itself
+    /// (an IPv6 loopback address, say).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        repo: &Path,
+        db: &Path,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> Result<Server, ServeError> {
         let addr = listener.local_addr().unwrap();
         let mut cfg = ServeConfig {
             repo: repo.to_path_buf(),
@@ -186,6 +197,9 @@ impl Server {
             tokens: None,
             max_in_flight: slipway::reconcile::DEFAULT_MAX_IN_FLIGHT,
             max_connections: slipway::reconcile::DEFAULT_MAX_CONNECTIONS,
+            header_timeout: slipway::reconcile::DEFAULT_HEADER_TIMEOUT,
+            body_timeout: slipway::reconcile::DEFAULT_BODY_TIMEOUT,
+            idle_timeout: slipway::reconcile::DEFAULT_IDLE_TIMEOUT,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
