@@ -315,7 +315,9 @@ impl PowerService {
             let id = self.inner.journal.request(&target.node, target.driver, op);
             ids.push(id);
             let inner = self.inner.clone();
-            tasks.push(tokio::spawn(async move { inner.execute(id, &target, op).await }));
+            tasks.push(tokio::spawn(
+                async move { inner.execute(id, &target, op).await },
+            ));
         }
         FleetHandle::new(self.clone(), ids, tasks)
     }
@@ -355,7 +357,11 @@ impl Inner {
         let result = loop {
             attempt += 1;
             let result = {
-                let _permit = self.calls.acquire().await.expect("the semaphore is never closed");
+                let _permit = self
+                    .calls
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
                 self.journal.update(id, |r| {
                     r.started.get_or_insert_with(SystemTime::now);
                     r.attempts = attempt;
@@ -382,7 +388,8 @@ impl Inner {
                     let msg = scrub(&e.to_string(), target);
                     tracing::debug!(node = %target.node, %op, attempt, error = %msg, "power call failed; retrying");
                     self.journal.update(id, |r| {
-                        r.message = format!("attempt {attempt} failed: {msg}; retrying in {wait:?}");
+                        r.message =
+                            format!("attempt {attempt} failed: {msg}; retrying in {wait:?}");
                     });
                     tokio::time::sleep(wait).await;
                 }
@@ -400,7 +407,9 @@ impl Inner {
             r.power = power;
             r.message = message;
         });
-        self.journal.get(id).expect("an unfinished record is never dropped")
+        self.journal
+            .get(id)
+            .expect("an unfinished record is never dropped")
     }
 
     async fn call(&self, target: &BmcTarget, op: PowerOp) -> Result<Done, PowerError> {
@@ -411,7 +420,9 @@ impl Inner {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.cfg
             .backoff
             .saturating_mul(factor)

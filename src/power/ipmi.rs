@@ -38,33 +38,58 @@ impl Ipmitool {
                 Ok(done(Some(s), &format!("power is {s}")))
             }
             PowerOp::On => {
-                self.run(t, op, &["chassis", "power", "on"], "Chassis Power Control: Up/On")
-                    .await?;
+                self.run(
+                    t,
+                    op,
+                    &["chassis", "power", "on"],
+                    "Chassis Power Control: Up/On",
+                )
+                .await?;
                 Ok(done(None, "power on accepted"))
             }
             PowerOp::Off => {
-                self.run(t, op, &["chassis", "power", "off"], "Chassis Power Control: Down/Off")
-                    .await?;
+                self.run(
+                    t,
+                    op,
+                    &["chassis", "power", "off"],
+                    "Chassis Power Control: Down/Off",
+                )
+                .await?;
                 Ok(done(None, "power off accepted"))
             }
             PowerOp::SoftOff => match self.status(t, op).await? {
                 PowerState::Off => Ok(done(Some(PowerState::Off), "already off")),
                 s => {
-                    self.run(t, op, &["chassis", "power", "soft"], "Chassis Power Control: Soft")
-                        .await?;
+                    self.run(
+                        t,
+                        op,
+                        &["chassis", "power", "soft"],
+                        "Chassis Power Control: Soft",
+                    )
+                    .await?;
                     Ok(done(Some(s), &format!("soft-off accepted (was {s})")))
                 }
             },
             // IPMI's reset does nothing to a machine that is off: power it on instead.
             PowerOp::Cycle => match self.status(t, op).await? {
                 PowerState::Off => {
-                    self.run(t, op, &["chassis", "power", "on"], "Chassis Power Control: Up/On")
-                        .await?;
+                    self.run(
+                        t,
+                        op,
+                        &["chassis", "power", "on"],
+                        "Chassis Power Control: Up/On",
+                    )
+                    .await?;
                     Ok(done(Some(PowerState::Off), "was off: power on accepted"))
                 }
                 s => {
-                    self.run(t, op, &["chassis", "power", "reset"], "Chassis Power Control: Reset")
-                        .await?;
+                    self.run(
+                        t,
+                        op,
+                        &["chassis", "power", "reset"],
+                        "Chassis Power Control: Reset",
+                    )
+                    .await?;
                     Ok(done(Some(s), &format!("hard reset accepted (was {s})")))
                 }
             },
@@ -157,7 +182,12 @@ impl Ipmitool {
             Some(c) => format!("exit status {c}"),
             None => "killed by a signal".to_string(),
         };
-        Err(PowerError::new(kind, t, op, format!("ipmitool {}: {detail} ({status})", command.join(" "))))
+        Err(PowerError::new(
+            kind,
+            t,
+            op,
+            format!("ipmitool {}: {detail} ({status})", command.join(" ")),
+        ))
     }
 }
 
@@ -327,13 +357,21 @@ mod tests {
                 "-v", "chassis", "power", "status"
             ]
         );
-        assert!(!a.iter().any(|x| x.contains("pa55-w0rd") || x == "-P" || x == "-f"));
+        assert!(!a
+            .iter()
+            .any(|x| x.contains("pa55-w0rd") || x == "-P" || x == "-f"));
     }
 
     #[test]
     fn output_must_be_exactly_the_expected_line() {
-        assert_eq!(single_line("Chassis Power is on\n").as_deref(), Some("Chassis Power is on"));
-        assert_eq!(single_line("\n  Chassis Power is off  \n\n").as_deref(), Some("Chassis Power is off"));
+        assert_eq!(
+            single_line("Chassis Power is on\n").as_deref(),
+            Some("Chassis Power is on")
+        );
+        assert_eq!(
+            single_line("\n  Chassis Power is off  \n\n").as_deref(),
+            Some("Chassis Power is off")
+        );
         assert_eq!(single_line(""), None);
         assert_eq!(single_line("Chassis Power is on\nsomething else\n"), None);
     }
@@ -343,7 +381,10 @@ mod tests {
         let stderr = "Loading IANA PEN Registry...\n> RAKP 2 HMAC is invalid\nError: Unable to establish IPMI v2 / RMCP+ session\n";
         assert_eq!(
             classify(stderr),
-            (FailureKind::Credentials, "RAKP 2 HMAC is invalid".to_string())
+            (
+                FailureKind::Credentials,
+                "RAKP 2 HMAC is invalid".to_string()
+            )
         );
         let real = "> RAKP 2 message indicates an error : unauthorized name\nError: Unable to establish IPMI v2 / RMCP+ session\n";
         assert_eq!(classify(real).0, FailureKind::Credentials);
@@ -351,7 +392,8 @@ mod tests {
 
     #[test]
     fn a_silent_bmc_is_no_response_and_a_full_session_table_is_busy() {
-        let silent = "Loading IANA PEN Registry...\nError: Unable to establish IPMI v2 / RMCP+ session\n";
+        let silent =
+            "Loading IANA PEN Registry...\nError: Unable to establish IPMI v2 / RMCP+ session\n";
         assert_eq!(
             classify(silent),
             (

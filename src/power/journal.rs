@@ -160,7 +160,11 @@ impl Journal {
         let e = self.inner.lock().unwrap();
         e.by_node
             .get(node)
-            .map(|ids| ids.iter().filter_map(|i| e.records.get(i).cloned()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|i| e.records.get(i).cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

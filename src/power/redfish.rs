@@ -86,7 +86,12 @@ impl Redfish {
             host_for_url(&t.host),
             t.port
         ))
-        .map_err(|e| s.fail(FailureKind::Config, format!("expected a BMC address usable in a URL: {e}")))?;
+        .map_err(|e| {
+            s.fail(
+                FailureKind::Config,
+                format!("expected a BMC address usable in a URL: {e}"),
+            )
+        })?;
         let system = match t.system.as_deref() {
             Some(path) if path.starts_with('/') => s.join(&base, path)?,
             Some(id) => s.join(&base, &format!("{SYSTEMS}/{id}"))?,
@@ -128,9 +133,8 @@ impl Redfish {
                     BootDevice::Pxe => "Pxe",
                     BootDevice::Disk => "Hdd",
                 };
-                let allowed = strings(
-                    sys.pointer("/Boot/BootSourceOverrideTarget@Redfish.AllowableValues"),
-                );
+                let allowed =
+                    strings(sys.pointer("/Boot/BootSourceOverrideTarget@Redfish.AllowableValues"));
                 if let Some(allowed) = &allowed {
                     if !allowed.iter().any(|a| a == name) {
                         return Err(s.fail(
@@ -144,13 +148,18 @@ impl Redfish {
                 }
                 let body = json!({"Boot": {"BootSourceOverrideTarget": name, "BootSourceOverrideEnabled": "Once"}});
                 s.patch(&system, &body, etag.as_deref()).await?;
-                done(format!("next boot from {name} (BootSourceOverrideEnabled Once)"))
+                done(format!(
+                    "next boot from {name} (BootSourceOverrideEnabled Once)"
+                ))
             }
             PowerOp::Identify(on) => {
                 // Newer services (Redfish 2020.3+) have LocationIndicatorActive;
                 // IndicatorLED is the older, deprecated property (sushy-emulator's).
                 let (body, what) = if sys.get("LocationIndicatorActive").is_some() {
-                    (json!({"LocationIndicatorActive": on}), format!("LocationIndicatorActive {on}"))
+                    (
+                        json!({"LocationIndicatorActive": on}),
+                        format!("LocationIndicatorActive {on}"),
+                    )
                 } else if sys.get("IndicatorLED").is_some() {
                     let led = if on { "Blinking" } else { "Off" };
                     (json!({"IndicatorLED": led}), format!("IndicatorLED {led}"))
@@ -257,14 +266,20 @@ impl Session<'_> {
         if !value.is_object() {
             return Err(self.fail(
                 FailureKind::Protocol,
-                format!("expected a JSON object from GET {}, found {}", url.path(), kind_of(&value)),
+                format!(
+                    "expected a JSON object from GET {}, found {}",
+                    url.path(),
+                    kind_of(&value)
+                ),
             ));
         }
         Ok((value, etag))
     }
 
     async fn patch(&self, url: &Url, body: &Value, etag: Option<&str>) -> Result<(), PowerError> {
-        self.send(Method::PATCH, url, Some(body), etag).await.map(|_| ())
+        self.send(Method::PATCH, url, Some(body), etag)
+            .await
+            .map(|_| ())
     }
 
     /// POSTs the first advertised of `prefs` to the system's Reset action.
@@ -275,24 +290,29 @@ impl Session<'_> {
         prefs: &[&str],
         was: PowerState,
     ) -> Result<Done, PowerError> {
-        let action = sys.pointer("/Actions/#ComputerSystem.Reset").ok_or_else(|| {
-            self.fail(
-                FailureKind::Unsupported,
-                format!(
-                    "expected Actions.#ComputerSystem.Reset in {}, found none",
-                    system.path()
-                ),
-            )
-        })?;
-        let target = action.get("target").and_then(Value::as_str).ok_or_else(|| {
-            self.fail(
-                FailureKind::Protocol,
-                format!(
-                    "expected a target of #ComputerSystem.Reset in {}, found none",
-                    system.path()
-                ),
-            )
-        })?;
+        let action = sys
+            .pointer("/Actions/#ComputerSystem.Reset")
+            .ok_or_else(|| {
+                self.fail(
+                    FailureKind::Unsupported,
+                    format!(
+                        "expected Actions.#ComputerSystem.Reset in {}, found none",
+                        system.path()
+                    ),
+                )
+            })?;
+        let target = action
+            .get("target")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                self.fail(
+                    FailureKind::Protocol,
+                    format!(
+                        "expected a target of #ComputerSystem.Reset in {}, found none",
+                        system.path()
+                    ),
+                )
+            })?;
         let target = self.join(system, target)?;
         let allowed = match strings(action.get("ResetType@Redfish.AllowableValues")) {
             Some(a) => Some(a),
@@ -370,7 +390,9 @@ impl Session<'_> {
         let kind = match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => FailureKind::Credentials,
             StatusCode::NOT_FOUND if what.starts_with("GET") => FailureKind::Config,
-            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => FailureKind::Unsupported,
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => {
+                FailureKind::Unsupported
+            }
             StatusCode::TOO_MANY_REQUESTS
             | StatusCode::INTERNAL_SERVER_ERROR
             | StatusCode::BAD_GATEWAY
@@ -388,7 +410,9 @@ impl Session<'_> {
             format!(
                 "{what}: expected a 2xx answer, found HTTP {}{} {hint}",
                 status.as_u16(),
-                error_message(&bytes).map(|m| format!(" ({m})")).unwrap_or_default()
+                error_message(&bytes)
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
             )
             .trim_end()
             .to_string(),
@@ -403,7 +427,10 @@ impl Session<'_> {
         while let Some(s) = src {
             if let Some(io) = s.downcast_ref::<std::io::Error>() {
                 use std::io::ErrorKind::*;
-                refused |= matches!(io.kind(), ConnectionRefused | ConnectionReset | ConnectionAborted);
+                refused |= matches!(
+                    io.kind(),
+                    ConnectionRefused | ConnectionReset | ConnectionAborted
+                );
             }
             let text = s.to_string();
             if !chain.iter().any(|c: &String| c.contains(&text)) {
@@ -421,7 +448,10 @@ impl Session<'_> {
             FailureKind::Timeout
         } else if refused {
             FailureKind::Refused
-        } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        } else if lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
+        {
             FailureKind::Tls
         } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
             FailureKind::Config
@@ -506,29 +536,64 @@ mod tests {
 
     #[test]
     fn each_operation_takes_the_first_reset_type_the_system_advertises() {
-        let sushy = owned(&["On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "Nmi", "ForceOn"]);
+        let sushy = owned(&[
+            "On",
+            "ForceOff",
+            "GracefulShutdown",
+            "GracefulRestart",
+            "ForceRestart",
+            "Nmi",
+            "ForceOn",
+        ]);
         assert_eq!(choose(&["On", "ForceOn"], Some(&sushy)), Some("On"));
-        assert_eq!(choose(&["ForceRestart", "PowerCycle"], Some(&sushy)), Some("ForceRestart"));
+        assert_eq!(
+            choose(&["ForceRestart", "PowerCycle"], Some(&sushy)),
+            Some("ForceRestart")
+        );
         let only_cycle = owned(&["ForceOn", "ForceOff", "PowerCycle"]);
-        assert_eq!(choose(&["On", "ForceOn"], Some(&only_cycle)), Some("ForceOn"));
-        assert_eq!(choose(&["ForceRestart", "PowerCycle"], Some(&only_cycle)), Some("PowerCycle"));
+        assert_eq!(
+            choose(&["On", "ForceOn"], Some(&only_cycle)),
+            Some("ForceOn")
+        );
+        assert_eq!(
+            choose(&["ForceRestart", "PowerCycle"], Some(&only_cycle)),
+            Some("PowerCycle")
+        );
         assert_eq!(choose(&["GracefulShutdown"], Some(&only_cycle)), None);
-        assert_eq!(choose(&["GracefulShutdown"], None), Some("GracefulShutdown"));
+        assert_eq!(
+            choose(&["GracefulShutdown"], None),
+            Some("GracefulShutdown")
+        );
     }
 
     #[test]
     fn power_state_is_read_strictly() {
-        assert_eq!(power_state(&json!({"PowerState": "On"})), Ok(PowerState::On));
-        assert_eq!(power_state(&json!({"PowerState": "PoweringOff"})), Ok(PowerState::PoweringOff));
-        assert_eq!(power_state(&json!({"PowerState": "on"})), Err("`on`".to_string()));
-        assert_eq!(power_state(&json!({"PowerState": null})), Err("null".to_string()));
+        assert_eq!(
+            power_state(&json!({"PowerState": "On"})),
+            Ok(PowerState::On)
+        );
+        assert_eq!(
+            power_state(&json!({"PowerState": "PoweringOff"})),
+            Ok(PowerState::PoweringOff)
+        );
+        assert_eq!(
+            power_state(&json!({"PowerState": "on"})),
+            Err("`on`".to_string())
+        );
+        assert_eq!(
+            power_state(&json!({"PowerState": null})),
+            Err("null".to_string())
+        );
         assert_eq!(power_state(&json!({})), Err("none".to_string()));
     }
 
     #[test]
     fn a_redfish_error_body_gives_its_message() {
         let body = br#"{"error":{"code":"Base.1.0.GeneralError","message":"Power state PowerCycle is not supported"}}"#;
-        assert_eq!(error_message(body).as_deref(), Some("Power state PowerCycle is not supported"));
+        assert_eq!(
+            error_message(body).as_deref(),
+            Some("Power state PowerCycle is not supported")
+        );
         let ext = br#"{"error":{"@Message.ExtendedInfo":[{"Message":"busy"}]}}"#;
         assert_eq!(error_message(ext).as_deref(), Some("busy"));
         assert_eq!(error_message(b"<html>"), None);
@@ -537,6 +602,9 @@ mod tests {
     #[test]
     fn basic_auth_token_is_the_base64_of_user_and_password() {
         // RFC 7617's example
-        assert_eq!(basic_auth_token("Aladdin", "open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            basic_auth_token("Aladdin", "open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
     }
 }

@@ -269,9 +269,15 @@ pub fn target_from_oob(
     let scheme = match (driver, present(oob.scheme)) {
         (Driver::Redfish, None) | (Driver::Redfish, Some("https")) => Scheme::Https,
         (Driver::Redfish, Some("http")) => Scheme::Http,
-        (Driver::Redfish, Some(other)) => return Err(invalid("scheme", "`https` or `http`", other)),
+        (Driver::Redfish, Some(other)) => {
+            return Err(invalid("scheme", "`https` or `http`", other))
+        }
         (Driver::Ipmi, Some(other)) => {
-            return Err(invalid("scheme", "no scheme for an ipmi node (redfish only)", other))
+            return Err(invalid(
+                "scheme",
+                "no scheme for an ipmi node (redfish only)",
+                other,
+            ))
         }
         (Driver::Ipmi, None) => Scheme::Https,
     };
@@ -288,14 +294,24 @@ pub fn target_from_oob(
     let system = match (driver, present(oob.system)) {
         (Driver::Redfish, Some(s)) => Some(check_system(s)?),
         (Driver::Ipmi, Some(s)) => {
-            return Err(invalid("system", "no system for an ipmi node (redfish only)", s))
+            return Err(invalid(
+                "system",
+                "no system for an ipmi node (redfish only)",
+                s,
+            ))
         }
         (_, None) => None,
     };
     let cipher_suite = match (driver, present(oob.cipher_suite)) {
         (Driver::Ipmi, Some(c)) => match c.parse::<u8>() {
             Ok(n) if n <= 17 => Some(n),
-            _ => return Err(invalid("cipher_suite", "an IPMI cipher suite from 0 to 17", c)),
+            _ => {
+                return Err(invalid(
+                    "cipher_suite",
+                    "an IPMI cipher suite from 0 to 17",
+                    c,
+                ))
+            }
         },
         (Driver::Redfish, Some(c)) => {
             return Err(invalid(
@@ -352,18 +368,17 @@ fn check_host(field: &'static str, h: &str) -> Result<String, OobError> {
     if h.len() <= 253 && h != "dhcp" && h.split('.').all(label_ok) {
         return Ok(h.to_string());
     }
-    Err(invalid(
-        field,
-        "an IP address or host name of the BMC",
-        h,
-    ))
+    Err(invalid(field, "an IP address or host name of the BMC", h))
 }
 
 /// A ComputerSystem id (URL-safe characters) or an absolute `/redfish/v1/Systems/…` path.
 fn check_system(s: &str) -> Result<String, OobError> {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-._~:@".contains(c);
     let ok = if let Some(rest) = s.strip_prefix("/redfish/v1/Systems/") {
-        !rest.is_empty() && rest.split('/').all(|seg| !seg.is_empty() && seg.chars().all(safe))
+        !rest.is_empty()
+            && rest
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg.chars().all(safe))
     } else {
         s.chars().all(safe)
     };
@@ -396,7 +411,10 @@ mod tests {
     fn ipmi_defaults_to_port_623_and_ipmitools_cipher_choice() {
         let t = target_from_oob("n1", &ipmi(), true).unwrap();
         assert_eq!(t.driver, Driver::Ipmi);
-        assert_eq!((t.host.as_str(), t.port, t.cipher_suite), ("172.16.0.10", 623, None));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.cipher_suite),
+            ("172.16.0.10", 623, None)
+        );
         assert_eq!(t.username, "admin");
         assert_eq!(t.password.expose(), "pw");
     }
@@ -408,7 +426,10 @@ mod tests {
             ..ipmi()
         };
         let t = target_from_oob("n1", &oob, false).unwrap();
-        assert_eq!((t.scheme, t.port, t.system.clone()), (Scheme::Https, 443, None));
+        assert_eq!(
+            (t.scheme, t.port, t.system.clone()),
+            (Scheme::Https, 443, None)
+        );
         assert!(!t.verify_tls);
         assert_eq!(t.endpoint(), "https://172.16.0.10:443");
     }
@@ -426,7 +447,10 @@ mod tests {
         let t = target_from_oob("n1", &oob, true).unwrap();
         assert_eq!(t.host, "::1");
         assert_eq!(t.endpoint(), "http://[::1]:8000");
-        assert_eq!(t.system.as_deref(), Some("/redfish/v1/Systems/System.Embedded.1"));
+        assert_eq!(
+            t.system.as_deref(),
+            Some("/redfish/v1/Systems/System.Embedded.1")
+        );
     }
 
     #[test]
