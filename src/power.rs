@@ -351,6 +351,9 @@ impl PowerService {
 
 impl Inner {
     async fn execute(&self, id: OperationId, target: &BmcTarget, op: PowerOp) -> OperationRecord {
+        let basic = self
+            .redfish
+            .basic_auth_token(&target.username, target.password.expose());
         let node_lock = self.node_lock(&target.node);
         let _node = node_lock.lock().await;
         let mut attempt = 0;
@@ -385,7 +388,7 @@ impl Inner {
             match result {
                 Err(e) if e.kind.is_transient() && attempt <= self.cfg.retries => {
                     let wait = self.backoff(attempt);
-                    let msg = scrub(&e.to_string(), target);
+                    let msg = scrub(&e.to_string(), target, &basic);
                     tracing::debug!(node = %target.node, %op, attempt, error = %msg, "power call failed; retrying");
                     self.journal.update(id, |r| {
                         r.message =
@@ -397,8 +400,16 @@ impl Inner {
             }
         };
         let (outcome, power, message) = match result {
-            Ok(done) => (Outcome::Succeeded, done.power, scrub(&done.message, target)),
-            Err(e) => (Outcome::Failed(e.kind), None, scrub(&e.to_string(), target)),
+            Ok(done) => (
+                Outcome::Succeeded,
+                done.power,
+                scrub(&done.message, target, &basic),
+            ),
+            Err(e) => (
+                Outcome::Failed(e.kind),
+                None,
+                scrub(&e.to_string(), target, &basic),
+            ),
         };
         tracing::info!(node = %target.node, driver = %target.driver, %op, attempts = attempt, outcome = ?outcome, %message, "power operation finished");
         self.journal.update(id, |r| {
@@ -441,13 +452,17 @@ impl Inner {
 
 /// Removes the password (and its Basic-auth form) from text a BMC or a library
 /// produced: a BMC that echoes a request must not leak it into a record.
-fn scrub(text: &str, target: &BmcTarget) -> String {
+fn scrub(text: &str, target: &BmcTarget, basic: &str) -> String {
     let pw = target.password.expose();
-    if pw.is_empty() {
-        return text.to_string();
+    let mut out = if pw.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(pw, "***")
+    };
+    if !basic.is_empty() {
+        out = out.replace(basic, "***");
     }
-    let basic = redfish::basic_auth_token(&target.username, pw);
-    text.replace(pw, "***").replace(&basic, "***")
+    out
 }
 
 #[cfg(test)]
@@ -457,10 +472,11 @@ mod tests {
     #[test]
     fn scrub_removes_the_password_and_its_basic_auth_form() {
         let t = BmcTarget::ipmi("n1", "127.0.0.1", 623, "admin", Secret::new("s3cr3t"));
-        let basic = redfish::basic_auth_token("admin", "s3cr3t");
+        let r = redfish::Redfish::new(&PowerConfig::default()).unwrap();
+        let basic = r.basic_auth_token("admin", "s3cr3t");
         let text = format!("bad password s3cr3t in Authorization: Basic {basic}");
         assert_eq!(
-            scrub(&text, &t),
+            scrub(&text, &t, &basic),
             "bad password *** in Authorization: Basic ***"
         );
     }
