@@ -252,14 +252,23 @@ async fn ipmi_power_operations_change_the_fake_bmc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_of_112_bmcs_never_exceeds_the_concurrency_limit() {
-    let s = Sushy::start(100, "On");
+    // 5 emulators of 20 systems: sushy's fake driver reads every system of its
+    // process on each request, as a fleet has many BMCs and not one big one
+    let emulators: Vec<Sushy> = (0..5).map(|_| Sushy::start(20, "On")).collect();
     let b = FakeBmcs::start(12, PW, "off");
     let limit = 8;
     let svc = service(PowerConfig {
         concurrency: limit,
         ..config()
     });
-    let mut targets: Vec<BmcTarget> = (0..100).map(|i| redfish(&s, i, PW)).collect();
+    let mut targets: Vec<BmcTarget> = Vec::new();
+    for (e, s) in emulators.iter().enumerate() {
+        for i in 0..20 {
+            let mut t = redfish(s, i, PW);
+            t.node = format!("rf{e}-{i:02}");
+            targets.push(t);
+        }
+    }
     targets.extend((0..12).map(|i| ipmi(&b, i, PW)));
 
     let fleet = svc.fleet(targets, PowerOp::Status);
