@@ -19,6 +19,20 @@ need python3 || apt_install python3
 # step waits for the server's health with curl.
 need curl || apt_install curl
 need tar || apt_install tar
+# The power tests drive real BMC emulators: the real ipmitool against pyghmi fake
+# BMCs, sushy-emulator for Redfish, and openssl makes the TLS test's certificate.
+need ipmitool || apt_install ipmitool
+need openssl || apt_install openssl
+# sushy-tools and pyghmi go into the virtualenv schemathesis shares (the tests find
+# it at $SLIPWAY_TEST_VENV, default target/venv).
+venv=${SLIPWAY_TEST_VENV:-target/venv}
+if [ ! -x "$venv/bin/sushy-emulator" ] || ! "$venv/bin/python" -c 'import pyghmi' 2>/dev/null; then
+    echo "== installing sushy-tools and pyghmi into $venv"
+    mkdir -p "$(dirname "$venv")"
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" || { apt_install python3-venv && python3 -m venv "$venv"; } \
+        || { echo "error: python3 -m venv failed (install python3-venv)" >&2; exit 2; }
+    "$venv/bin/pip" install -q sushy-tools pyghmi || { echo "error: cannot install sushy-tools and pyghmi into $venv" >&2; exit 2; }
+fi
 if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then
     echo "error: ../shared/tools/gen-site not found (the shared folder must sit beside this checkout)" >&2
     exit 2

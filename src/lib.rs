@@ -12,6 +12,7 @@
 //! - [`keys`]: server secret, action and identity keys, ULIDs (only user of hmac, ulid).
 //! - [`revision`]: what a revision is, shared by source and state.
 //! - [`metrics`]: Prometheus metrics of a server (only user of prometheus).
+//! - [`power`]: power and BMC control over IPMI (ipmitool) and Redfish (only user of reqwest).
 
 pub mod api;
 pub mod boot;
@@ -19,6 +20,7 @@ pub mod design;
 pub mod keys;
 pub mod metrics;
 pub mod plan;
+pub mod power;
 pub mod reconcile;
 pub mod render;
 pub mod revision;
