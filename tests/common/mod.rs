@@ -186,6 +186,8 @@ impl Server {
             tokens: None,
             max_in_flight: slipway::reconcile::DEFAULT_MAX_IN_FLIGHT,
             max_connections: slipway::reconcile::DEFAULT_MAX_CONNECTIONS,
+            max_delete_share: slipway::reconcile::DEFAULT_MAX_DELETE_SHARE,
+            allow_mass_delete: false,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
