@@ -849,20 +849,15 @@ impl BootService {
     }
 
     /// Checks a presented key for a boot action: its own key, or the
-    /// identity key of the node's deployment it belongs to. (An action of an
-    /// ended deployment is refused by the caller, with its own message.)
+    /// identity key of the node's deployment it belongs to. The keys of an
+    /// ended deployment (redeployed, revoked, removed, changed) check as they
+    /// always did; the caller refuses the action itself (`ended`), with a
+    /// message saying why.
     pub fn check_action_key(&self, action: &BootActionRecord, presented: &str) -> KeyCheck {
-        let check = match self.secret.check_action_key(&action.action_id, presented) {
+        match self.secret.check_action_key(&action.action_id, presented) {
             KeyCheck::Wrong => {
                 self.secret
                     .check_identity_key(&action.node, &action.deployment, presented)
-            }
-            other => other,
-        };
-        // A revoked deployment's keys are wrong from then on.
-        match check {
-            KeyCheck::Valid if action.status == crate::state::BOOT_ACTION_REVOKED => {
-                KeyCheck::Wrong
             }
             other => other,
         }
