@@ -30,6 +30,9 @@ pub struct DatabaseLock {
     path: PathBuf,
 }
 
+/// How long [`DatabaseLock::acquire`] waits for a holder to let go.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The lock file of a database: `<db>.lock` beside it.
 pub fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -38,9 +41,9 @@ pub fn lock_path(db: &Path) -> PathBuf {
 }
 
 impl DatabaseLock {
-    /// Takes the lock of `db` without waiting; fails with
-    /// [`StateError::Locked`] (naming the holder's pid when it wrote one)
-    /// when another process holds it.
+    /// Takes the lock of `db`, waiting at most a couple of seconds; fails
+    /// with [`StateError::Locked`] (naming the holder's pid when it wrote
+    /// one) when another process holds it.
     pub fn acquire(db: &Path) -> Result<DatabaseLock, StateError> {
         let path = lock_path(db);
         let io = |what: &str, e: std::io::Error| StateError::Open {
@@ -54,18 +57,27 @@ impl DatabaseLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| io("cannot open the lock file", e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(StateError::Locked {
-                    path: db.display().to_string(),
-                    lock: path.display().to_string(),
-                    holder: text.trim().parse().ok(),
-                });
+        // A server that is stopping releases the lock within moments (and a
+        // child forked by another thread holds a copy of the descriptor until
+        // it execs): wait that long before calling the database taken.
+        let deadline = std::time::Instant::now() + RELEASE_WAIT;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = file.read_to_string(&mut text);
+                    return Err(StateError::Locked {
+                        path: db.display().to_string(),
+                        lock: path.display().to_string(),
+                        holder: text.trim().parse().ok(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", e)),
         }
         // Ours now: say who holds it, for the next process that tries.
         file.set_len(0)
