@@ -661,10 +661,7 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         Err(e) => return Err(e.into()),
     };
     let t = Instant::now();
-    let validation = {
-        let mut cache = ctx.validation.lock().unwrap_or_else(|p| p.into_inner());
-        design::validate_cached(&files, &mut cache)
-    };
+    let validation = with_cache(ctx, |cache| design::validate_cached(&files, cache));
     // The documents keep their text; the files' bytes are not needed again.
     let file_count = files.len();
     drop(files);
@@ -828,8 +825,17 @@ fn serve_applied(ctx: &PassContext, applied: Option<&str>) {
     if ctx.boot.serves(commit) {
         return;
     }
-    let mut cache = ctx.validation.lock().unwrap_or_else(|p| p.into_inner());
-    let _ = ctx.boot.load_applied(commit, Some(&mut cache));
+    let _ = with_cache(ctx, |cache| ctx.boot.load_applied(commit, Some(cache)));
+}
+
+/// Runs `f` (a validation, which works on the rayon pool) with the pass's
+/// validation cache taken out of its mutex, so no lock is held while it
+/// waits on the pool.
+fn with_cache<T>(ctx: &PassContext, f: impl FnOnce(&mut design::ValidationCache) -> T) -> T {
+    let mut cache = std::mem::take(&mut *ctx.validation.lock().unwrap_or_else(|p| p.into_inner()));
+    let out = f(&mut cache);
+    *ctx.validation.lock().unwrap_or_else(|p| p.into_inner()) = cache;
+    out
 }
 
 /// The SW401 message when the plan deletes more of the applied nodes than
