@@ -909,6 +909,47 @@ mod tests {
     }
 
     #[test]
+    fn migration_4_ends_the_boot_actions_no_current_deployment_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &migrations::MIGRATIONS[..3] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.execute_batch("PRAGMA user_version = 3").unwrap();
+            conn.execute(
+                "INSERT INTO deployments (node, deployment, inputs_hash, design_ref, committed_at, created)
+                 VALUES ('n1', 'D2', ?1, 'c', 0, 0)",
+                ["a".repeat(64)],
+            )
+            .unwrap();
+            for (id, dep) in [
+                ("01HZZZZZZZZZZZZZZZZZZZZZ01", "D1"),
+                ("01HZZZZZZZZZZZZZZZZZZZZZ02", "D2"),
+            ] {
+                conn.execute(
+                    "INSERT INTO boot_actions (action_id, node, action, deployment, created, status)
+                     VALUES (?1, 'n1', 'base-config', ?2, 0, 'Incomplete')",
+                    params![id, dep],
+                )
+                .unwrap();
+            }
+        }
+        let store = Store::open(&path).unwrap();
+        let old = store
+            .boot_action("01HZZZZZZZZZZZZZZZZZZZZZ01")
+            .unwrap()
+            .unwrap();
+        let current = store
+            .boot_action("01HZZZZZZZZZZZZZZZZZZZZZ02")
+            .unwrap()
+            .unwrap();
+        assert!(old.ended.is_some(), "D1 is no node's current deployment");
+        assert_eq!(current.ended, None);
+    }
+
+    #[test]
     fn nodes_without_a_source_hash_are_rewritten_once() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
