@@ -451,12 +451,10 @@ impl BootService {
         let mut changes = self.changes.subscribe();
         let deadline = tokio::time::Instant::now() + bound;
         while matches!(self.read().design, Serving::Loading(_)) {
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .map_or(true, |r| r.is_err())
-            {
+            // Past the bound (or the service gone), the caller answers 503.
+            let Ok(Ok(())) = tokio::time::timeout_at(deadline, changes.changed()).await else {
                 return;
-            }
+            };
         }
     }
 
@@ -781,35 +779,7 @@ impl BootService {
                 let Some(loaded) = loaded.clone() else {
                     return Err(why_not.unwrap_or(BootError::NotServing));
                 };
-                let idx = *loaded
-                    .index
-                    .by_name
-                    .get(node)
-                    .ok_or_else(|| BootError::UnknownNode(node.into()))?;
-                let committed_at = self
-                    .with_store(|s| s.revision(&node_rec.revision))?
-                    .map(|r| r.revision.committed_at)
-                    .unwrap_or(applied.revision.committed_at);
-                let actions = loaded.index.actions_of(idx);
-                let inputs = DeploymentInputs {
-                    inputs_hash: &node_rec.inputs_hash,
-                    design_ref: &node_rec.revision,
-                    committed_at,
-                    actions: &actions,
-                };
-                let new = crate::state::new_deployment(node, &inputs, now(), &mut keys::new_ulid);
-                check_assets(
-                    &loaded.design,
-                    &loaded.index,
-                    &new.record,
-                    &new.actions,
-                    &self.secret,
-                    &self.cfg.report_url,
-                )
-                .map_err(|error| BootError::DoesNotRender {
-                    node: node.to_string(),
-                    error,
-                })?;
+                let new = self.checked_deployment(&loaded, &node_rec, &applied)?;
                 self.check_database()?;
                 let adopted = self.with_store(|s| s.adopt_deployment(&new))?;
                 self.check_database()?;
@@ -835,6 +805,44 @@ impl BootService {
             served.nodes.insert(node.to_string(), entry.clone());
         }
         Ok(NodeDeployment { entry, loaded })
+    }
+
+    /// A new deployment of the node `node_rec` (new ids, not written),
+    /// provided its boot data renders with those ids and keys.
+    fn checked_deployment(
+        &self,
+        loaded: &Loaded,
+        node_rec: &crate::state::NodeRecord,
+        applied: &crate::state::RevisionRecord,
+    ) -> Result<NewDeployment, BootError> {
+        let node = node_rec.name.as_str();
+        let idx = loaded.index.node_index(node)?;
+        // The commit that last changed the node's inputs gives design_ref
+        // and the tarballs' mtime.
+        let committed_at = self
+            .with_store(|s| s.revision(&node_rec.revision))?
+            .map_or(applied.revision.committed_at, |r| r.revision.committed_at);
+        let actions = loaded.index.actions_of(idx);
+        let inputs = DeploymentInputs {
+            inputs_hash: &node_rec.inputs_hash,
+            design_ref: &node_rec.revision,
+            committed_at,
+            actions: &actions,
+        };
+        let new = crate::state::new_deployment(node, &inputs, now(), &mut keys::new_ulid);
+        check_assets(
+            &loaded.design,
+            &loaded.index,
+            &new.record,
+            &new.actions,
+            &self.secret,
+            &self.cfg.report_url,
+        )
+        .map_err(|error| BootError::DoesNotRender {
+            node: node.to_string(),
+            error,
+        })?;
+        Ok(new)
     }
 
     /// The identity key of a deployment.
@@ -892,35 +900,7 @@ impl BootService {
             });
         }
         let node_rec = node_rec.ok_or_else(|| BootError::UnknownNode(node.into()))?;
-        let idx = *loaded
-            .index
-            .by_name
-            .get(node)
-            .ok_or_else(|| BootError::UnknownNode(node.into()))?;
-        let committed_at = self
-            .with_store(|s| s.revision(&node_rec.revision))?
-            .map(|r| r.revision.committed_at)
-            .unwrap_or(applied.revision.committed_at);
-        let actions = loaded.index.actions_of(idx);
-        let inputs = DeploymentInputs {
-            inputs_hash: &node_rec.inputs_hash,
-            design_ref: &node_rec.revision,
-            committed_at,
-            actions: &actions,
-        };
-        let new = crate::state::new_deployment(node, &inputs, now(), &mut keys::new_ulid);
-        check_assets(
-            &loaded.design,
-            &loaded.index,
-            &new.record,
-            &new.actions,
-            &self.secret,
-            &self.cfg.report_url,
-        )
-        .map_err(|error| BootError::DoesNotRender {
-            node: node.to_string(),
-            error,
-        })?;
+        let new = self.checked_deployment(&loaded, &node_rec, &applied)?;
         self.check_database()?;
         self.with_store(|s| s.replace_deployment(&new))?;
         self.check_database()?;
