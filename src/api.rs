@@ -86,18 +86,23 @@ impl AppState {
 impl AppState {
     /// Like [`AppState::with_store`], for the few writes the API makes itself
     /// (tasks). SQLite serialises them with the reconciler's writes (WAL,
-    /// busy timeout).
+    /// busy timeout). Refused with 503 when the database file was removed or
+    /// replaced, before the write and again before it is acknowledged.
     pub async fn with_store_mut<T, F>(&self, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, crate::state::StateError> + Send + 'static,
     {
         let store = self.store.clone();
+        let boot = self.boot.clone();
         tokio::task::spawn_blocking(move || {
+            boot.check_database()?;
             let mut guard = store
                 .lock()
                 .map_err(|_| AppError::internal("database lock poisoned"))?;
-            f(&mut guard).map_err(AppError::from)
+            let out = f(&mut guard).map_err(AppError::from)?;
+            boot.check_database()?;
+            Ok(out)
         })
         .await
         .map_err(|e| AppError::internal(format!("database task failed: {e}")))?

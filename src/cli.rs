@@ -183,6 +183,16 @@ pub fn node_key(
         store,
         Default::default(),
     );
+    // Offline: the applied revision is read here, as the server's
+    // reconciler reads it at start.
+    let applied = match slipway::state::Store::open(db).and_then(|s| s.applied_revision()) {
+        Ok(Some(r)) => r.revision.commit,
+        Ok(None) => return fail(&format!("{}: no applied revision yet", db.display())),
+        Err(e) => return fail(&e.to_string()),
+    };
+    if let Err(e) = service.load_applied(&applied, None) {
+        return fail(&e.to_string());
+    }
     match service.deployment(host) {
         Ok(d) => {
             println!("{}", service.identity_key(d.record()));

@@ -52,6 +52,17 @@ pub enum KeyError {
         /// Its size in bytes.
         found: u64,
     },
+    /// The file is missing although a database already holds deployments
+    /// whose keys were derived from it: a new secret would change them all.
+    #[error("secret file {path} is missing, but database {db} holds {deployments} node deployment(s) whose keys were derived from it; expected the secret beside the database: restore it (or pass --secret with its path). Starting with a new secret would change every node's keys")]
+    Missing {
+        /// The secret file expected.
+        path: String,
+        /// The database.
+        db: String,
+        /// Deployments in the database.
+        deployments: u64,
+    },
 }
 
 /// How a presented key compares to the expected one.

@@ -89,6 +89,14 @@ enum Command {
         /// read more of a response) before it is closed.
         #[arg(long, default_value_t = slipway::reconcile::DEFAULT_IDLE_TIMEOUT.as_secs())]
         idle_timeout: u64,
+        /// Largest share of the applied nodes a revision may delete, as a fraction (0.25) or
+        /// a percentage (25%); a revision deleting every applied node is refused whatever the
+        /// share. A commit with the trailer `Slipway-Allow-Delete: true` is allowed anyway.
+        #[arg(long, default_value = "100%", value_parser = parse_share)]
+        max_delete_share: f64,
+        /// Apply revisions whatever share of the applied nodes they delete.
+        #[arg(long)]
+        allow_mass_delete: bool,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -176,6 +184,24 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// `--max-delete-share`: a fraction in [0, 1] (`0.25`) or a percentage (`25%`).
+fn parse_share(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, scale) = match t.strip_suffix('%') {
+        Some(p) => (p.trim(), 100.0),
+        None => (t, 1.0),
+    };
+    let share = number
+        .parse::<f64>()
+        .ok()
+        .map(|v| v / scale)
+        .filter(|v| (0.0..=1.0).contains(v))
+        .ok_or_else(|| {
+            format!("expected a fraction from 0 to 1 (0.25) or a percentage (25%), found `{text}`")
+        })?;
+    Ok(share)
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
@@ -202,6 +228,8 @@ fn main() -> ExitCode {
             header_timeout,
             body_timeout,
             idle_timeout,
+            max_delete_share,
+            allow_mass_delete,
         } => {
             let cfg = slipway::reconcile::ServeConfig {
                 repo,
@@ -219,12 +247,20 @@ fn main() -> ExitCode {
                 header_timeout: Duration::from_secs(header_timeout.max(1)),
                 body_timeout: Duration::from_secs(body_timeout.max(1)),
                 idle_timeout: Duration::from_secs(idle_timeout.max(1)),
+                max_delete_share,
+                allow_mass_delete,
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => return cli::fail(&format!("cannot start the runtime: {e}")),
             };
-            match rt.block_on(slipway::reconcile::serve(cfg)) {
+            let served = rt.block_on(slipway::reconcile::serve(cfg));
+            // `serve` has already waited its shutdown grace for requests and
+            // a pass in flight; a blocking task still running (a pass past the
+            // deadline) must not hold the process: dropping the runtime would
+            // wait for it.
+            rt.shutdown_timeout(Duration::from_secs(1));
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => cli::fail(&e.to_string()),
             }

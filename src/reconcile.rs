@@ -16,7 +16,7 @@ use crate::api::{self, AppState};
 use crate::design;
 use crate::plan;
 use crate::source::{Repo, SourceError};
-use crate::state::{StateError, Store};
+use crate::state::{DatabaseFile, DatabaseLock, StateError, Store};
 
 /// Everything `slipway serve` needs.
 #[derive(Debug, Clone)]
@@ -57,6 +57,13 @@ pub struct ServeConfig {
     /// Longest wait for the next request on a keep-alive connection, or for
     /// a client to read more of a response (`--idle-timeout`).
     pub idle_timeout: Duration,
+    /// The largest share (0 to 1) of the applied nodes a revision may delete
+    /// (`--max-delete-share`); a revision deleting every applied node is
+    /// refused whatever the share. Either is allowed by `allow_mass_delete`
+    /// or the commit trailer `Slipway-Allow-Delete: true`.
+    pub max_delete_share: f64,
+    /// Apply revisions whatever share of the nodes they delete (`--allow-mass-delete`).
+    pub allow_mass_delete: bool,
 }
 
 /// Default of [`ServeConfig::max_in_flight`].
@@ -77,6 +84,23 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a shutdown waits for the requests being answered.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default of [`ServeConfig::max_delete_share`]: only a revision deleting
+/// every applied node is refused.
+pub const DEFAULT_MAX_DELETE_SHARE: f64 = 1.0;
+
+/// The commit trailer that lets a revision delete more nodes than
+/// [`ServeConfig::max_delete_share`] allows (value `true`).
+pub const ALLOW_DELETE_TRAILER: &str = "Slipway-Allow-Delete";
+
+/// How long a stop waits for requests and a reconcile pass in flight before
+/// the process ends without them (an interrupted pass leaves nothing: its
+/// transaction is atomic).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a boot-data request waits for the applied revision to be loaded
+/// after a start before it gets 503 with `Retry-After`.
+pub const LOAD_WAIT: Duration = Duration::from_secs(10);
 
 /// Errors that stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -197,35 +221,73 @@ pub async fn run(
             }
         }
     }
-    let repo = Repo::discover(&cfg.repo)?;
-    let root = repo.root();
-    let branch = cfg.branch.clone().or_else(|| repo.current_branch());
-    let watch_paths = repo.watch_paths();
-    drop(repo);
+    // A missing repository is not fatal when the database has a revision to
+    // serve: what it holds is served (health says why boot data is not)
+    // and each pass tries the repository again.
+    let found = Repo::discover(&cfg.repo).map(|repo| {
+        (
+            repo.root(),
+            cfg.branch.clone().or_else(|| repo.current_branch()),
+            repo.watch_paths(),
+        )
+    });
+
+    // One server per database, before anything is written.
+    let db = cfg.db.clone();
+    let lock = tokio::task::spawn_blocking(move || DatabaseLock::acquire(&db))
+        .await
+        .map_err(|e| ServeError::Other(format!("locking the database: {e}")))??;
+    let lock = Arc::new(lock);
 
     // Two connections: the loop writes while the API reads (WAL), so a long
     // apply never blocks `/revisions`.
     let db = cfg.db.clone();
-    let (writer, reader, boot_store, status) = tokio::task::spawn_blocking(move || {
-        let mut writer = Store::open(&db)?;
-        let ended = api::tasks::recover_interrupted(&mut writer)?;
-        if ended > 0 {
-            tracing::warn!(
-                tasks = ended,
-                "ended tasks interrupted by the previous stop as failures"
+    let (writer, reader, boot_store, status, deployments, db_file) =
+        tokio::task::spawn_blocking(move || {
+            let mut writer = Store::open(&db)?;
+            let db_file = DatabaseFile::pin(&db)?;
+            let ended = api::tasks::recover_interrupted(&mut writer)?;
+            if ended > 0 {
+                tracing::warn!(
+                    tasks = ended,
+                    "ended tasks interrupted by the previous stop as failures"
+                );
+            }
+            let reader = Store::open(&db)?;
+            let boot_store = Store::open(&db)?;
+            let status = resume(&reader)?;
+            let deployments = reader.deployment_count()?;
+            Ok::<_, StateError>((writer, reader, boot_store, status, deployments, db_file))
+        })
+        .await
+        .map_err(|e| ServeError::Other(format!("opening the database: {e}")))??;
+    let db_file = Arc::new(db_file);
+    let (root, branch, watch_paths) = match found {
+        Ok(f) => f,
+        Err(e) if status.applied.is_some() => {
+            tracing::error!(
+                error = %e,
+                "the repository cannot be opened; serving the applied state of the database, \
+                 retrying the repository on every pass"
             );
+            (cfg.repo.clone(), cfg.branch.clone(), Vec::new())
         }
-        let reader = Store::open(&db)?;
-        let boot_store = Store::open(&db)?;
-        let status = resume(&reader)?;
-        Ok::<_, StateError>((writer, reader, boot_store, status))
-    })
-    .await
-    .map_err(|e| ServeError::Other(format!("opening the database: {e}")))??;
+        Err(e) => return Err(e.into()),
+    };
     let secret_path = cfg
         .secret
         .clone()
         .unwrap_or_else(|| crate::keys::default_secret_path(&cfg.db));
+    // A new secret beside deployments made with the old one would change
+    // every node's keys: refuse, unless nothing depends on it yet.
+    if deployments > 0 && std::fs::symlink_metadata(&secret_path).is_err() {
+        return Err(crate::keys::KeyError::Missing {
+            path: secret_path.display().to_string(),
+            db: cfg.db.display().to_string(),
+            deployments,
+        }
+        .into());
+    }
     let secret = crate::keys::Secret::load_or_create(&secret_path)?;
     let report_url = match &cfg.report_url {
         Some(u) => u.clone(),
@@ -238,23 +300,31 @@ pub async fn run(
     if let Some(c) = &status.applied {
         metrics.revision_applied(c, status.nodes, now());
     }
-    let boot = Arc::new(crate::boot::BootService::new(
-        crate::boot::BootConfig {
-            repo: root.clone(),
-            design_dir: cfg.design_dir.clone(),
-            report_url,
-        },
-        secret,
-        boot_store,
-        metrics.clone(),
-    ));
+    let boot = Arc::new(
+        crate::boot::BootService::new(
+            crate::boot::BootConfig {
+                repo: root.clone(),
+                design_dir: cfg.design_dir.clone(),
+                report_url,
+            },
+            secret,
+            boot_store,
+            metrics.clone(),
+        )
+        .with_database_file(db_file.clone()),
+    );
     match &status.applied {
-        Some(c) => tracing::info!(
-            commit = %c,
-            documents = status.documents,
-            nodes = status.nodes,
-            "resuming: serving the applied revision from the database"
-        ),
+        Some(c) => {
+            // The reconciler's first pass reads it again, on its own thread;
+            // boot-data requests wait for it (bounded) meanwhile.
+            boot.begin_loading(c);
+            tracing::info!(
+                commit = %c,
+                documents = status.documents,
+                nodes = status.nodes,
+                "resuming: serving the applied revision from the database"
+            )
+        }
         None => tracing::info!("no applied revision yet; health is 503 until one is"),
     }
 
@@ -283,6 +353,10 @@ pub async fn run(
         metrics: metrics.clone(),
         snapshot: Default::default(),
         validation: Default::default(),
+        db_file,
+        max_delete_share: cfg.max_delete_share,
+        allow_mass_delete: cfg.allow_mass_delete,
+        _lock: lock.clone(),
     };
     tracing::info!(
         repo = %root.display(),
@@ -326,26 +400,72 @@ pub async fn run(
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
     }
-    let served = serve_http(listener, limits, state, shutdown).await;
+    // Everything after the shutdown request shares one deadline.
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+    };
+    let (served, deadline) =
+        serve_http(listener, limits, state, shutdown, stopping_rx).await;
     let _ = stop_tx.send(true);
     // A pass in progress finishes its transaction first: stopping never leaves
     // half a revision (and a killed process leaves none, thanks to SQLite).
-    if let Err(e) = reconciler.await {
-        tracing::error!(error = %e, "reconciler task failed");
+    // Past the deadline the process goes without it: SQLite rolls an
+    // unfinished transaction back.
+    let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
+    match tokio::time::timeout_at(deadline, reconciler).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "reconciler task failed"),
+        Err(_) => tracing::warn!(
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            "a reconcile pass is still running at the shutdown deadline; stopping without it \
+             (its transaction is atomic)"
+        ),
     }
+    drop(lock);
     served
 }
 
-/// Runs the HTTP server; kept apart so `run` reads as the lifecycle.
+/// Runs the HTTP server until `shutdown`, then drains requests in flight
+/// until the deadline `stopping` gives (a client that never finishes its
+/// request cannot hold the process); returns with that deadline.
 async fn serve_http(
     listener: tokio::net::TcpListener,
     limits: api::ConnLimits,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    api::serve(listener, limits, state, shutdown)
-        .await
-        .map_err(|e| ServeError::Other(format!("http server: {e}")))
+    stopping: tokio::sync::oneshot::Receiver<tokio::time::Instant>,
+) -> (Result<(), ServeError>, Option<tokio::time::Instant>) {
+    let server = api::serve(listener, limits, state, shutdown);
+    tokio::pin!(server);
+    let mut stopping = stopping;
+    let deadline = tokio::select! {
+        r = &mut server => {
+            return (r.map_err(|e| ServeError::Other(format!("http server: {e}"))), None)
+        }
+        d = &mut stopping => match d {
+            Ok(d) => d,
+            // The shutdown future was dropped without firing: serve on.
+            Err(_) => {
+                let r = server.await;
+                return (r.map_err(|e| ServeError::Other(format!("http server: {e}"))), None);
+            }
+        },
+    };
+    match tokio::time::timeout_at(deadline, &mut server).await {
+        Ok(r) => (
+            r.map_err(|e| ServeError::Other(format!("http server: {e}"))),
+            Some(deadline),
+        ),
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "requests still in flight at the shutdown deadline; stopping without them"
+            );
+            (Ok(()), Some(deadline))
+        }
+    }
 }
 
 /// The status to start from: whatever the database says is applied.
@@ -377,6 +497,14 @@ struct PassContext {
     /// Parse and typing results of the documents of the last commit read, so
     /// a pass parses only the documents a commit changed.
     validation: Arc<Mutex<design::ValidationCache>>,
+    /// The database file the server opened: no apply once it changed.
+    db_file: Arc<crate::state::DatabaseFile>,
+    /// See [`ServeConfig::max_delete_share`].
+    max_delete_share: f64,
+    /// See [`ServeConfig::allow_mass_delete`].
+    allow_mass_delete: bool,
+    /// Held while a pass may still be writing, even past `run`'s return.
+    _lock: Arc<DatabaseLock>,
 }
 
 /// What one pass did.
@@ -511,21 +639,30 @@ fn record(
     s.last_pass = Some(report);
 }
 
-/// One idempotent pass: newest head -> (already handled? stop) -> validate ->
-/// record invalid, or plan + apply in one transaction.
+/// One idempotent pass: (the applied revision served? else load it) ->
+/// newest head -> (already handled? stop) -> validate -> record invalid, or
+/// plan + guard + prepare deployments + apply in one transaction.
 fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
+    let applied = store.applied_revision()?;
+    serve_applied(ctx, applied.as_ref().map(|r| r.revision.commit.as_str()));
     // Reopened per pass so packed refs and new objects are always seen fresh.
     let repo = Repo::discover(&ctx.repo)?;
     let head = repo.head(ctx.branch.as_deref())?;
     let commit = head.commit.clone();
     // Handled: the head is what is applied, or it was rejected before. A
-    // superseded head (the branch was reset to an older commit) is applied again.
-    let applied = store.applied_revision()?;
+    // superseded head (the branch was reset to an older commit) is applied
+    // again; one refused only for the nodes it deletes is looked at again
+    // (the server may allow it now).
     if applied.as_ref().map(|r| &r.revision.commit) == Some(&commit) {
         return Ok(Outcome::Unchanged { commit });
     }
     if let Some(rec) = store.revision(&commit)? {
-        if rec.status == crate::state::RevisionStatus::Invalid {
+        let only_deletes = rec
+            .messages
+            .iter()
+            .filter(|m| m.error)
+            .all(|m| m.code == MASS_DELETE);
+        if rec.status == crate::state::RevisionStatus::Invalid && !only_deletes {
             return Ok(Outcome::Unchanged { commit });
         }
     }
@@ -553,10 +690,7 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         Err(e) => return Err(e.into()),
     };
     let t = Instant::now();
-    let validation = {
-        let mut cache = ctx.validation.lock().unwrap_or_else(|p| p.into_inner());
-        design::validate_cached(&files, &mut cache)
-    };
+    let validation = with_cache(ctx, |cache| design::validate_cached(&files, cache));
     // The documents keep their text; the files' bytes are not needed again.
     let file_count = files.len();
     drop(files);
@@ -617,6 +751,41 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         + p.deletes.len()
         + p.node_writes.len()
         + p.node_deletes.len();
+    let plan_ms = t.elapsed().as_millis() as u64;
+
+    // Deleting (nearly) every node is far more often a mistake (a node file
+    // dropped, a wrong --design-dir) than an intent: refused unless allowed.
+    if let Some(m) = mass_delete(ctx, &repo, &head, &p, &snapshot)? {
+        let mut messages = validation.messages;
+        messages.push(m);
+        store.record_invalid(&head, &messages)?;
+        *ctx.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot);
+        tracing::warn!(%commit, deletes = p.node_deletes.len(), "revision deletes too many nodes; recorded invalid, not applied");
+        return Ok(Outcome::Invalid { commit, errors: 1 });
+    }
+    drop(repo);
+
+    // Every changed node's new deployment, its boot data rendered with the
+    // ids and keys it will be served with, before anything is written.
+    let t = Instant::now();
+    let prepared = match ctx.boot.prepare_revision(
+        &commit,
+        head.committed_at,
+        &design,
+        &p,
+        &snapshot,
+    ) {
+        Ok(prepared) => prepared,
+        Err(failures) => {
+            let errors = failures.len();
+            let mut messages = validation.messages;
+            messages.extend(failures);
+            store.record_invalid(&head, &messages)?;
+            *ctx.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot);
+            tracing::warn!(%commit, errors, "boot data does not render with the deployments' values; recorded invalid, not applied");
+            return Ok(Outcome::Invalid { commit, errors });
+        }
+    };
     tracing::info!(
         %commit,
         creates = p.creates.len(),
@@ -625,14 +794,26 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         node_writes = p.node_writes.len(),
         node_deletes = p.node_deletes.len(),
         affected_nodes = p.affected_nodes.len(),
+        deployments = prepared.deployments().len(),
         snapshot_ms,
-        took_ms = t.elapsed().as_millis() as u64,
+        plan_ms,
+        rendered_ms = t.elapsed().as_millis() as u64,
         "planned; applying"
     );
     let t = Instant::now();
+    // Nothing is applied into a file that is no longer the database.
+    ctx.db_file.check()?;
     let bodies = plan::NodeBodies::new(&design);
-    let stats = store.apply_with_bodies(&p, &head, &validation.messages, &|n| bodies.body(n))?;
+    let stats = store.apply_revision(
+        &p,
+        &head,
+        &validation.messages,
+        &|n| bodies.body(n),
+        prepared.deployments(),
+    )?;
     drop(bodies);
+    // A file removed during the apply took the revision with it.
+    ctx.db_file.check()?;
     *ctx.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.after(&p, &commit));
     tracing::info!(
         %commit,
@@ -640,20 +821,18 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         documents_deleted = stats.documents_deleted,
         nodes_written = stats.nodes_written,
         nodes_deleted = stats.nodes_deleted,
+        deployments_made = stats.deployments_made,
         took_ms = t.elapsed().as_millis() as u64,
         "applied"
     );
     let (documents, nodes) = (design.documents.len(), design.nodes.len());
-    // Stored now; the served design needs only its typed data.
-    let mut design = design;
-    design.release_canonical();
     drop(validation.messages);
     let changed = p
         .affected_nodes
         .iter()
         .chain(&p.node_deletes)
         .map(String::as_str);
-    let rerendered = ctx.boot.preload(&commit, design, changed);
+    let rerendered = ctx.boot.install(prepared, design, changed);
     Ok(Outcome::Applied {
         commit,
         documents,
@@ -662,6 +841,103 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         rerendered,
     })
 }
+
+/// Makes sure boot data is served from the applied revision `applied`: at
+/// start, or while it could not be read, its design is read again here, on
+/// the reconciler's thread (never on a request's). A failure is logged and
+/// shown by health; the pass goes on (a new head may replace it).
+fn serve_applied(ctx: &PassContext, applied: Option<&str>) {
+    let Some(commit) = applied else {
+        ctx.boot.serve_nothing();
+        return;
+    };
+    if ctx.boot.serves(commit) {
+        return;
+    }
+    let _ = with_cache(ctx, |cache| ctx.boot.load_applied(commit, Some(cache)));
+}
+
+/// Runs `f` (a validation, which works on the rayon pool) with the pass's
+/// validation cache taken out of its mutex, so no lock is held while it
+/// waits on the pool.
+fn with_cache<T>(ctx: &PassContext, f: impl FnOnce(&mut design::ValidationCache) -> T) -> T {
+    let mut cache = std::mem::take(&mut *ctx.validation.lock().unwrap_or_else(|p| p.into_inner()));
+    let out = f(&mut cache);
+    *ctx.validation.lock().unwrap_or_else(|p| p.into_inner()) = cache;
+    out
+}
+
+/// The SW401 message when the plan deletes more of the applied nodes than
+/// the server allows (every one of them, or more than `max_delete_share`),
+/// unless the server or the commit allows it.
+fn mass_delete(
+    ctx: &PassContext,
+    repo: &Repo,
+    head: &crate::revision::Revision,
+    p: &plan::Plan,
+    applied: &crate::state::Snapshot,
+) -> Result<Option<design::Message>, ServeError> {
+    let (deleted, total) = (p.node_deletes.len(), applied.nodes.len());
+    if deleted == 0 || total == 0 || ctx.allow_mass_delete {
+        return Ok(None);
+    }
+    let share = deleted as f64 / total as f64;
+    let all = deleted == total;
+    if !all && share <= ctx.max_delete_share {
+        return Ok(None);
+    }
+    let allowed = repo.trailers(&head.commit)?.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case(ALLOW_DELETE_TRAILER)
+            && matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1")
+    });
+    if allowed {
+        tracing::warn!(commit = %head.commit, deleted, total, "revision deletes nodes beyond the limit; allowed by its {ALLOW_DELETE_TRAILER} trailer");
+        return Ok(None);
+    }
+    let limit = if all {
+        "which is every applied node".to_string()
+    } else {
+        format!(
+            "more than the {}% that --max-delete-share allows",
+            fmt_percent(ctx.max_delete_share)
+        )
+    };
+    let mut named: Vec<&str> = p.node_deletes.iter().take(5).map(String::as_str).collect();
+    if deleted > named.len() {
+        named.push("...");
+    }
+    Ok(Some(design::Message::new(
+        MASS_DELETE,
+        design::Level::Error,
+        format!(
+            "commit {} would delete {deleted} of the {total} applied nodes ({}%: {}), {limit}, \
+             and neither the commit nor the server allows it; not applied, the previous \
+             revision keeps serving",
+            head.commit,
+            fmt_percent(share),
+            named.join(", "),
+        ),
+        format!(
+            "If the deletion is intended, add the trailer `{ALLOW_DELETE_TRAILER}: true` to the \
+             commit message (git commit --trailer '{ALLOW_DELETE_TRAILER}: true'), or run the \
+             server with --allow-mass-delete (or a larger --max-delete-share). Otherwise restore \
+             the BaremetalNode documents."
+        ),
+    )))
+}
+
+/// A share as a percentage, without needless decimals (`50`, `33.3`).
+fn fmt_percent(share: f64) -> String {
+    let p = (share * 1000.0).round() / 10.0;
+    if p.fract() == 0.0 {
+        format!("{}", p as i64)
+    } else {
+        format!("{p}")
+    }
+}
+
+/// Message code of a revision refused for the share of nodes it deletes.
+pub const MASS_DELETE: &str = "SW401";
 
 /// Records a commit that has no design to validate as invalid.
 fn record_no_design(

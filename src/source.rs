@@ -104,6 +104,20 @@ impl Repo {
         }
     }
 
+    /// The trailers of a commit's message (`Key: value` lines of its last
+    /// paragraph, git's rules), in order.
+    pub fn trailers(&self, commit: &str) -> Result<Vec<(String, String)>, SourceError> {
+        let what = || format!("reading the message of commit {commit}");
+        let oid = git2::Oid::from_str(commit).map_err(git_err(what()))?;
+        let c = self.repo.find_commit(oid).map_err(git_err(what()))?;
+        let message = String::from_utf8_lossy(c.message_bytes()).into_owned();
+        let trailers = git2::message_trailers_strs(&message).map_err(git_err(what()))?;
+        Ok(trailers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
     /// Builds the [`Revision`] of a commit.
     fn revision_of(&self, commit: &git2::Commit<'_>) -> Revision {
         Revision {

@@ -18,6 +18,7 @@ mod build_data;
 mod deployments;
 mod migrations;
 mod node_summary;
+mod ownership;
 mod tasks;
 
 use std::collections::HashMap;
@@ -36,9 +37,11 @@ pub use boot_actions::{
 };
 pub use build_data::BuildDataRecord;
 pub use deployments::{
-    DeploymentInputs, DeploymentRecord, BOOT_ACTION_REVOKED, BOOT_ACTION_UNREPORTED,
+    new_deployment, DeploymentInputs, DeploymentRecord, NewDeployment, BOOT_ACTION_REVOKED,
+    BOOT_ACTION_UNREPORTED,
 };
 pub use migrations::LATEST as SCHEMA_VERSION;
+pub use ownership::{lock_path, DatabaseFile, DatabaseLock};
 pub use tasks::{TaskMessage, TaskRecord};
 
 /// What can go wrong with the database.
@@ -65,6 +68,25 @@ pub enum StateError {
     /// A query failed; the text says which operation and why.
     #[error("database: {0}")]
     Sql(String),
+    /// Another process serves the same database (see [`DatabaseLock`]).
+    #[error("database {path} is in use by another `slipway serve` ({}, holding the lock {lock}); expected one server per database: stop the other one or give this one another --db", holder.map_or("pid unknown".to_string(), |p| format!("pid {p}")))]
+    Locked {
+        /// The database file.
+        path: String,
+        /// The lock file.
+        lock: String,
+        /// The pid the holder wrote into the lock file, if readable.
+        holder: Option<u32>,
+    },
+    /// The database file was removed or replaced while the server ran (see
+    /// [`DatabaseFile`]): writes would go to a file nobody will read again.
+    #[error("database {path} {why} while the server ran; writes are refused until the server is restarted on the right file")]
+    Replaced {
+        /// The database file.
+        path: String,
+        /// What happened to it.
+        why: String,
+    },
 }
 
 /// Outcome of a revision.
@@ -182,6 +204,8 @@ pub struct ApplyStats {
     pub nodes_written: usize,
     /// Node rows removed (with their addresses).
     pub nodes_deleted: usize,
+    /// Node deployments made (each replacing the node's previous one).
+    pub deployments_made: usize,
 }
 
 /// A stored document of the applied design.
@@ -451,6 +475,22 @@ impl Store {
         messages: &[Message],
         body_of: &dyn Fn(&str) -> String,
     ) -> Result<ApplyStats, StateError> {
+        self.apply_revision(plan, rev, messages, body_of, &[])
+    }
+
+    /// [`Store::apply_with_bodies`] that also writes, in the same
+    /// transaction, the new deployments of the nodes the revision changed
+    /// (each replacing the node's current one) and ends the deployments of
+    /// the nodes it removes: a revision and the deployments it is served
+    /// with are applied together or not at all.
+    pub fn apply_revision(
+        &mut self,
+        plan: &Plan,
+        rev: &Revision,
+        messages: &[Message],
+        body_of: &dyn Fn(&str) -> String,
+        deployments: &[NewDeployment],
+    ) -> Result<ApplyStats, StateError> {
         let what = || format!("applying revision {}", rev.commit);
         // Everything below happens in this one transaction: if any statement
         // fails or the process dies, the database keeps the previous state.
@@ -462,7 +502,9 @@ impl Store {
         )
         .ctx(|| format!("superseding the revision before {}", rev.commit))?;
         upsert_revision(&tx, rev, RevisionStatus::Applied, messages)?;
-        let stats = write_plan(&tx, plan, &rev.commit, body_of)?;
+        let mut stats = write_plan(&tx, plan, &rev.commit, body_of)?;
+        stats.deployments_made =
+            deployments::write_deployments(&tx, deployments, &plan.node_deletes, now())?;
         tx.commit().ctx(what)?;
         Ok(stats)
     }
@@ -864,6 +906,47 @@ mod tests {
         assert_eq!(snap.revision, Some(rev(1).commit));
         assert_eq!(snap.nodes["n1"], "a".repeat(64));
         assert!(snap.node_sources.is_empty());
+    }
+
+    #[test]
+    fn migration_4_ends_the_boot_actions_no_current_deployment_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &migrations::MIGRATIONS[..3] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.execute_batch("PRAGMA user_version = 3").unwrap();
+            conn.execute(
+                "INSERT INTO deployments (node, deployment, inputs_hash, design_ref, committed_at, created)
+                 VALUES ('n1', 'D2', ?1, 'c', 0, 0)",
+                ["a".repeat(64)],
+            )
+            .unwrap();
+            for (id, dep) in [
+                ("01HZZZZZZZZZZZZZZZZZZZZZ01", "D1"),
+                ("01HZZZZZZZZZZZZZZZZZZZZZ02", "D2"),
+            ] {
+                conn.execute(
+                    "INSERT INTO boot_actions (action_id, node, action, deployment, created, status)
+                     VALUES (?1, 'n1', 'base-config', ?2, 0, 'Incomplete')",
+                    params![id, dep],
+                )
+                .unwrap();
+            }
+        }
+        let store = Store::open(&path).unwrap();
+        let old = store
+            .boot_action("01HZZZZZZZZZZZZZZZZZZZZZ01")
+            .unwrap()
+            .unwrap();
+        let current = store
+            .boot_action("01HZZZZZZZZZZZZZZZZZZZZZ02")
+            .unwrap()
+            .unwrap();
+        assert!(old.ended.is_some(), "D1 is no node's current deployment");
+        assert_eq!(current.ended, None);
     }
 
     #[test]

@@ -43,6 +43,14 @@ const NO_FIXTURE: &[(&str, &str)] = &[
         "SW300",
         "info accompanying any parse/schema error; seen in every such err fixture's output",
     ),
+    (
+        "SW396",
+        "needs a deployment's real ids and keys, which only serve's reconcile pass has; tests/hardening_runtime.rs covers it",
+    ),
+    (
+        "SW401",
+        "about a revision against the applied state, which a fixture file has none of; tests/hardening_runtime.rs covers it",
+    ),
 ];
 
 #[test]

@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::admission::Gate;
-use super::bootdata::{blocking, key_rejected, presented_key, unauthorized};
+use super::bootdata::{blocking, for_node, forbidden, key_rejected, presented_key, unauthorized};
 use super::revisions::rfc3339;
 use super::{AppError, AppState};
 use crate::state::{BootActionDetail, BootActionRecord, ReportOutcome};
@@ -161,9 +161,28 @@ fn unknown(action_id: &str) -> AppError {
     )
 }
 
+/// The 403 of a report to a boot action whose deployment has ended: the
+/// node was redeployed, revoked or removed, or a commit changed it, and the
+/// action's keys went with that deployment.
+fn ended(action: &BootActionRecord) -> Response {
+    forbidden(&format!(
+        "boot action {} belongs to deployment {} of node {}, which ended{} (the node was \
+         redeployed, revoked or removed, or a commit changed it); its keys are refused: \
+         expected a boot action of the node's current deployment",
+        action.action_id,
+        action.deployment,
+        action.node,
+        action
+            .ended
+            .map(|t| format!(" at {}", rfc3339(t)))
+            .unwrap_or_default(),
+    ))
+}
+
 /// `POST /api/v1.0/bootactions/{action_id}`: a node reports progress or its
-/// final status. 404 unknown id, 401 no key, 403 wrong key, 400 bad body,
-/// 409 already final (or not signalling), else 200 with the record. Each
+/// final status. 404 unknown id, 401 no key, 403 wrong key or an action of
+/// an ended deployment, 400 bad body, 409 already final (or not
+/// signalling), else 200 with the record. Each
 /// answer but a 500 is counted in `slipway_signals_total` by outcome.
 pub async fn report(
     State(state): State<AppState>,
@@ -172,7 +191,7 @@ pub async fn report(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let result = record(&state, &gate, action_id, &headers, &body).await;
+    let result = for_node(record(&state, &gate, action_id, &headers, &body).await);
     let code = match &result {
         Ok(r) => r.status(),
         Err(e) => e.code(),
@@ -217,6 +236,9 @@ async fn record(
     ) {
         return Ok(r);
     }
+    if action.ended.is_some() {
+        return Ok(ended(&action));
+    }
     let report = parse_report(body, now())?;
     // Only an authenticated, well-formed report takes an admission permit,
     // for the write.
@@ -242,6 +264,7 @@ async fn record(
     };
     match outcome {
         (ReportOutcome::Unknown, _) => Err(unknown(&action.action_id)),
+        (ReportOutcome::Ended(r), _) => Ok(ended(&r)),
         (ReportOutcome::AlreadyFinalized(r), _) => Err(AppError::new(
             StatusCode::CONFLICT,
             "Conflict",

@@ -20,6 +20,9 @@ pub const KEY_HEADER: &str = "x-bootaction-key";
 
 impl From<BootError> for AppError {
     fn from(e: BootError) -> Self {
+        let unavailable = |reason, message: String| {
+            AppError::new(StatusCode::SERVICE_UNAVAILABLE, reason, message)
+        };
         match e {
             BootError::UnknownNode(n) => AppError::new(
                 StatusCode::NOT_FOUND,
@@ -31,8 +34,47 @@ impl From<BootError> for AppError {
                 "NotServing",
                 "no applied revision is being served yet",
             ),
+            e @ BootError::Loading { .. } => unavailable("Loading", e.to_string()),
+            BootError::Unavailable { commit, reason } => {
+                tracing::warn!(%commit, %reason, "boot data asked for while the applied revision cannot be served");
+                unavailable(
+                    "RevisionUnavailable",
+                    format!(
+                        "the applied revision {commit} cannot be read from the repository, so its \
+                         boot data cannot be rendered; GET /api/v1.0/health/extended says why"
+                    ),
+                )
+            }
+            BootError::State(e @ crate::state::StateError::Replaced { .. }) => {
+                unavailable("DatabaseReplaced", e.to_string())
+            }
+            e @ BootError::DoesNotRender { .. } => {
+                tracing::error!(error = %e, "a new deployment was not made");
+                unavailable(
+                    "DeploymentNotMade",
+                    "the node's boot data does not render with a new deployment's ids and keys, \
+                     so none was made; see the server log"
+                        .to_string(),
+                )
+            }
             other => AppError::internal(other),
         }
+    }
+}
+
+/// A response for a node, with `Retry-After` on a 503 (the applied revision
+/// loading, the database replaced): nodes retry instead of giving up.
+pub(super) fn for_node(r: Result<Response, AppError>) -> Result<Response, AppError> {
+    match r {
+        Err(e) if e.code() == StatusCode::SERVICE_UNAVAILABLE => {
+            let mut r = e.into_response();
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(super::admission::RETRY_AFTER_SECS),
+            );
+            Ok(r)
+        }
+        other => other,
     }
 }
 
@@ -104,7 +146,7 @@ pub async fn node_bootdata(
             format!("no boot data `{kind}`; expected units, files, pkg_list or all"),
         ));
     };
-    serve_bootdata(state, gate, host, kind, headers).await
+    for_node(serve_bootdata(state, gate, host, kind, headers).await)
 }
 
 /// `GET /api/v1.0/bootdata/{hostname}/{units|files}` (the seed's alias).
@@ -125,7 +167,7 @@ pub async fn bootdata_alias(
             ))
         }
     };
-    serve_bootdata(state, gate, host, kind, headers).await
+    for_node(serve_bootdata(state, gate, host, kind, headers).await)
 }
 
 async fn serve_bootdata(
@@ -142,6 +184,9 @@ async fn serve_bootdata(
     let deployment = match state.boot.cached_deployment(&host) {
         Some(d) => d,
         None => {
+            // After a start the applied revision is read by the reconciler;
+            // wait for it here, without holding a worker thread.
+            state.boot.wait_ready(crate::reconcile::LOAD_WAIT).await;
             let h = host.clone();
             blocking(&state, move |b| Ok(b.deployment(&h)?)).await?
         }
@@ -219,6 +264,7 @@ pub async fn identity(
     State(state): State<AppState>,
     Path(host): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    state.boot.wait_ready(crate::reconcile::LOAD_WAIT).await;
     let d = blocking(&state, move |b| Ok(b.deployment(&host)?)).await?;
     Ok(Json(identity_view(&state, &d)))
 }

@@ -14,18 +14,42 @@ pub async fn versions() -> Json<Value> {
     Json(json!({"v1.0": {"path": "/api/v1.0", "status": "stable"}}))
 }
 
-/// `GET /api/v1.0/health`: 204 once a good revision is served, 503 before.
+/// `GET /api/v1.0/health`: 204 once a good revision is served, 503 before,
+/// and 503 saying why when the database file was removed or replaced or the
+/// applied revision cannot be read from the repository.
 pub async fn health(State(state): State<AppState>) -> Response {
-    let ready = read(&state).applied.is_some();
-    if ready {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+    match problem(&state, &read(&state)) {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some((reason, message)) => {
+            AppError::new(StatusCode::SERVICE_UNAVAILABLE, reason, message).into_response()
+        }
+    }
+}
+
+/// Why the server is not (fully) serving, if it is not: the reason word and
+/// the message of a 503. The database file is looked at now (one `stat`).
+fn problem(
+    state: &AppState,
+    status: &crate::reconcile::ServeStatus,
+) -> Option<(&'static str, String)> {
+    if let Err(e) = state.boot.check_database() {
+        return Some(("DatabaseReplaced", e.to_string()));
+    }
+    if status.applied.is_none() {
+        return Some((
             "NoRevision",
-            "no valid design revision has been applied yet",
-        )
-        .into_response()
+            "no valid design revision has been applied yet".to_string(),
+        ));
+    }
+    match state.boot.serving() {
+        crate::boot::ServingState::Unavailable { commit, reason } => Some((
+            "RevisionUnavailable",
+            format!(
+                "the applied revision {commit} cannot be served: {reason}; boot data answers \
+                 503, deployments and status reports are served from the database"
+            ),
+        )),
+        _ => None,
     }
 }
 
@@ -43,8 +67,20 @@ pub async fn extended(
         Some(commit) => state.with_store(move |s| s.revision(&commit)).await?,
         None => None,
     };
+    let problem = problem(&state, &status);
     let mut body = json!({
-        "status": if status.applied.is_some() { "ok" } else { "waiting" },
+        "status": match &problem {
+            None => "ok",
+            Some(("NoRevision", _)) => "waiting",
+            Some(_) => "degraded",
+        },
+        // The message can name files (the database, the repository): operators only.
+        "problem": problem.as_ref().map(|(reason, message)| if full {
+            json!({"reason": reason, "message": message})
+        } else {
+            json!({"reason": reason})
+        }),
+        "serving": state.boot.serving(),
         "applied_revision": applied.map(|r| {
             let mut v = json!({
                 "commit": r.revision.commit,
@@ -68,9 +104,13 @@ pub async fn extended(
     if full {
         body["db"] = json!(state.db_path);
     } else {
+        // Why a revision cannot be read names repository files.
+        if let Some(serving) = body["serving"].as_object_mut() {
+            serving.remove("reason");
+        }
         body["redacted"] = json!(true);
     }
-    let code = if status.applied.is_some() {
+    let code = if problem.is_none() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

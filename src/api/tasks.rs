@@ -224,6 +224,10 @@ async fn run(state: AppState, mut task: TaskRecord) {
     let store = state.store.clone();
     let boot = state.boot.clone();
     let filter = task.node_filter.clone();
+    if DEPLOYMENT_ACTIONS.contains(&task.action.as_str()) {
+        // Deployments need the applied design, read again after a start.
+        state.boot.wait_ready(crate::reconcile::LOAD_WAIT).await;
+    }
     let outcome = tokio::task::spawn_blocking(move || {
         if DEPLOYMENT_ACTIONS.contains(&action.as_str()) {
             return deployments(&boot, &action, filter);

@@ -29,6 +29,10 @@ pub struct BootActionRecord {
     pub status: String,
     /// When a report finalised it, seconds since the Unix epoch.
     pub finalized: Option<i64>,
+    /// When its deployment ended (redeploy, revoke, removal, or a commit
+    /// changing the node), seconds since the Unix epoch; `None` while the
+    /// deployment is the node's current one. An ended action takes no report.
+    pub ended: Option<i64>,
 }
 
 /// One detail of a status report, as the node sent it.
@@ -53,9 +57,12 @@ pub enum ReportOutcome {
     AlreadyFinalized(BootActionRecord),
     /// The report is committed; the action as it now stands (HTTP 200).
     Recorded(BootActionRecord),
+    /// The action's deployment has ended; nothing was written (HTTP 403).
+    Ended(BootActionRecord),
 }
 
-pub(super) const COLUMNS: &str = "action_id, node, action, deployment, created, status, finalized";
+pub(super) const COLUMNS: &str =
+    "action_id, node, action, deployment, created, status, finalized, ended";
 
 pub(super) fn read_action(r: &Row<'_>) -> rusqlite::Result<BootActionRecord> {
     Ok(BootActionRecord {
@@ -66,6 +73,7 @@ pub(super) fn read_action(r: &Row<'_>) -> rusqlite::Result<BootActionRecord> {
         created: r.get(4)?,
         status: r.get(5)?,
         finalized: r.get(6)?,
+        ended: r.get(7)?,
     })
 }
 
@@ -84,7 +92,7 @@ impl Store {
         {
             let mut insert = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO boot_actions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)"
+                    "INSERT INTO boot_actions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL)"
                 ))
                 .ctx(what)?;
             for (id, action) in actions {
@@ -265,6 +273,11 @@ fn record_report(
     else {
         return Ok(ReportOutcome::Unknown);
     };
+    // Checked here too, inside the report's transaction: the deployment may
+    // have ended since the handler looked.
+    if record.ended.is_some() {
+        return Ok(ReportOutcome::Ended(record));
+    }
     // Only an `Incomplete` action takes reports (Drydock): a finalised
     // one, or one created `Unreported` (`signaling: false`), is 409.
     if record.finalized.is_some() || record.status != BOOT_ACTION_INCOMPLETE {

@@ -63,13 +63,19 @@ impl Store {
     }
 
     /// A node's build data, oldest first; with `latest`, only the newest
-    /// record of each generator (Drydock's `?latest=true`), by generator.
+    /// record of each generator (Drydock's `?latest=true`), by generator,
+    /// leaving out the boot-action reports of ended deployments (a node's
+    /// latest status is its current deployment's).
     pub fn build_data(&self, node: &str, latest: bool) -> Result<Vec<BuildDataRecord>, StateError> {
         let sql = if latest {
             format!(
                 "SELECT {COLUMNS} FROM build_data AS b WHERE node = ?1 AND id = (
-                     SELECT id FROM build_data
+                     SELECT id FROM build_data AS c
                      WHERE node = b.node AND generator = b.generator
+                       AND NOT EXISTS (
+                           SELECT 1 FROM boot_actions AS a
+                           WHERE c.generator LIKE 'bootaction:%' AND a.node = c.node
+                             AND a.deployment = c.task_id AND a.ended IS NOT NULL)
                      ORDER BY collected_at DESC, id DESC LIMIT 1)
                  ORDER BY generator"
             )

@@ -74,11 +74,100 @@ fn current_deployment(
 /// (`destroy_nodes`): its keys are refused from then on.
 pub const BOOT_ACTION_REVOKED: &str = "Revoked";
 
+/// A deployment made (ids chosen, boot data checked) before it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployment {
+    /// The deployment row.
+    pub record: DeploymentRecord,
+    /// Its boot actions, one per BootAction targeting the node.
+    pub actions: Vec<BootActionRecord>,
+}
+
+/// Ends the node's current deployment, if any: its row goes, its boot actions
+/// are marked `ended` (and with `revoke`, the open ones `Revoked`).
+fn end_current(
+    tx: &rusqlite::Connection,
+    node: &str,
+    now: i64,
+    revoke: bool,
+) -> rusqlite::Result<Option<DeploymentRecord>> {
+    let current = current_deployment(tx, node)?;
+    if let Some(d) = &current {
+        tx.prepare_cached("DELETE FROM deployments WHERE node = ?1")?
+            .execute([node])?;
+        if revoke {
+            tx.prepare_cached(
+                "UPDATE boot_actions SET status = ?1
+                 WHERE node = ?2 AND deployment = ?3 AND finalized IS NULL",
+            )?
+            .execute(params![BOOT_ACTION_REVOKED, node, d.deployment])?;
+        }
+        tx.prepare_cached(
+            "UPDATE boot_actions SET ended = ?1
+             WHERE node = ?2 AND deployment = ?3 AND ended IS NULL",
+        )?
+        .execute(params![now, node, d.deployment])?;
+    }
+    Ok(current)
+}
+
+/// Writes a new deployment and its boot actions (the node has none now).
+fn insert_new(tx: &rusqlite::Connection, new: &NewDeployment) -> rusqlite::Result<()> {
+    let d = &new.record;
+    tx.prepare_cached(&format!(
+        "INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    ))?
+    .execute(params![
+        d.node,
+        d.deployment,
+        d.inputs_hash,
+        d.design_ref,
+        d.committed_at,
+        d.created
+    ])?;
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT INTO boot_actions ({ACTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL)"
+    ))?;
+    for a in &new.actions {
+        insert.execute(params![
+            a.action_id,
+            a.node,
+            a.action,
+            a.deployment,
+            a.created,
+            a.status
+        ])?;
+    }
+    Ok(())
+}
+
+/// Inside an apply's transaction: the deployments of the nodes a revision
+/// changed replace their current ones, and the nodes it removed lose theirs
+/// (their keys are refused from then on).
+pub(super) fn write_deployments(
+    tx: &rusqlite::Connection,
+    made: &[NewDeployment],
+    removed: &[String],
+    now: i64,
+) -> Result<usize, StateError> {
+    for node in removed {
+        end_current(tx, node, now, false)
+            .ctx(|| format!("ending the deployment of removed node {node}"))?;
+    }
+    for new in made {
+        let node = &new.record.node;
+        let what = || format!("making the deployment of node {node}");
+        end_current(tx, node, now, false).ctx(what)?;
+        insert_new(tx, new).ctx(what)?;
+    }
+    Ok(made.len())
+}
+
 impl Store {
     /// Ends a node's current deployment, so its next request makes a new one
-    /// (new action ids and keys). With `revoke`, the ended deployment's open
-    /// boot actions become `Revoked` and their keys are refused. One IMMEDIATE
-    /// transaction. Returns the ended deployment, if there was one.
+    /// (new action ids and keys). Its boot actions are marked ended (their
+    /// keys refused); with `revoke` the open ones also become `Revoked`. One
+    /// IMMEDIATE transaction. Returns the ended deployment, if there was one.
     pub fn end_deployment(
         &mut self,
         node: &str,
@@ -89,18 +178,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(what)?;
-        let current = current_deployment(&tx, node).ctx(what)?;
-        if let Some(d) = &current {
-            tx.execute("DELETE FROM deployments WHERE node = ?1", [node])
-                .ctx(what)?;
-            if revoke {
-                tx.execute(
-                    "UPDATE boot_actions SET status = ?1 WHERE node = ?2 AND deployment = ?3 AND finalized IS NULL",
-                    params![BOOT_ACTION_REVOKED, node, d.deployment],
-                )
-                .ctx(what)?;
-            }
-        }
+        let current = end_current(&tx, node, super::now(), revoke).ctx(what)?;
         tx.commit().ctx(what)?;
         Ok(current)
     }
@@ -109,6 +187,79 @@ impl Store {
     pub fn deployment_of(&self, node: &str) -> Result<Option<DeploymentRecord>, StateError> {
         current_deployment(&self.conn, node)
             .ctx(|| format!("reading the deployment of node {node}"))
+    }
+
+    /// The current deployment of a node and its boot actions, if it has one.
+    pub fn deployment_with_actions(
+        &mut self,
+        node: &str,
+    ) -> Result<Option<(DeploymentRecord, Vec<BootActionRecord>)>, StateError> {
+        let what = || format!("reading the deployment of node {node}");
+        // One read transaction: the row and its actions agree.
+        let tx = self.conn.transaction().ctx(what)?;
+        let Some(d) = current_deployment(&tx, node).ctx(what)? else {
+            return Ok(None);
+        };
+        let actions = actions_of(&tx, node, &d.deployment).ctx(what)?;
+        tx.commit().ctx(what)?;
+        Ok(Some((d, actions)))
+    }
+
+    /// How many nodes have a deployment (whose keys come from the secret).
+    pub fn deployment_count(&self) -> Result<u64, StateError> {
+        self.conn
+            .query_row("SELECT count(*) FROM deployments", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .ctx(|| "counting deployments".into())
+    }
+
+    /// Writes `new` as the node's deployment unless, by now, the node has a
+    /// current deployment made from the same `inputs_hash` (another request
+    /// made it first): then that one is kept. A stale current deployment is
+    /// ended. One IMMEDIATE transaction; returns the deployment in force.
+    pub fn adopt_deployment(
+        &mut self,
+        new: &NewDeployment,
+    ) -> Result<(DeploymentRecord, Vec<BootActionRecord>), StateError> {
+        let node = &new.record.node;
+        let what = || format!("making the deployment of node {node}");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let current = current_deployment(&tx, node).ctx(what)?;
+        let record = match current {
+            Some(d) if d.inputs_hash == new.record.inputs_hash => d,
+            _ => {
+                end_current(&tx, node, new.record.created, false).ctx(what)?;
+                insert_new(&tx, new).ctx(what)?;
+                new.record.clone()
+            }
+        };
+        let actions = actions_of(&tx, node, &record.deployment).ctx(what)?;
+        tx.commit().ctx(what)?;
+        Ok((record, actions))
+    }
+
+    /// Replaces the node's deployment by `new` whatever its inputs (a
+    /// redeploy), ending the current one. One IMMEDIATE transaction; returns
+    /// the ended deployment, if there was one.
+    pub fn replace_deployment(
+        &mut self,
+        new: &NewDeployment,
+    ) -> Result<Option<DeploymentRecord>, StateError> {
+        let node = &new.record.node;
+        let what = || format!("redeploying node {node}");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let ended = end_current(&tx, node, new.record.created, false).ctx(what)?;
+        insert_new(&tx, new).ctx(what)?;
+        tx.commit().ctx(what)?;
+        Ok(ended)
     }
 
     /// The node's deployment for `inputs`: the current one when it was made
@@ -122,70 +273,55 @@ impl Store {
         now: i64,
         new_id: &mut dyn FnMut() -> String,
     ) -> Result<(DeploymentRecord, Vec<BootActionRecord>), StateError> {
-        let what = || format!("making the deployment of node {node}");
         // The common case, a deployment already made from these inputs, is a
         // read: no write lock is taken on every boot-data request.
-        {
-            let tx = self.conn.transaction().ctx(what)?;
-            let current = current_deployment(&tx, node).ctx(what)?;
-            if let Some(d) = current.filter(|d| d.inputs_hash == inputs.inputs_hash) {
-                let actions = actions_of(&tx, node, &d.deployment).ctx(what)?;
-                tx.commit().ctx(what)?;
+        if let Some((d, actions)) = self.deployment_with_actions(node)? {
+            if d.inputs_hash == inputs.inputs_hash {
                 return Ok((d, actions));
             }
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(what)?;
-        let current = current_deployment(&tx, node).ctx(what)?;
-        let record = match current {
-            Some(d) if d.inputs_hash == inputs.inputs_hash => d,
-            _ => {
-                let d = DeploymentRecord {
-                    node: node.to_string(),
-                    deployment: new_id(),
-                    inputs_hash: inputs.inputs_hash.to_string(),
-                    design_ref: inputs.design_ref.to_string(),
-                    committed_at: inputs.committed_at,
-                    created: now,
-                };
-                tx.execute(
-                    &format!(
-                        "INSERT OR REPLACE INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-                    ),
-                    params![
-                        d.node,
-                        d.deployment,
-                        d.inputs_hash,
-                        d.design_ref,
-                        d.committed_at,
-                        d.created
-                    ],
-                )
-                .ctx(what)?;
-                let mut insert = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO boot_actions ({ACTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)"
-                    ))
-                    .ctx(what)?;
-                for (action, signaling) in inputs.actions {
-                    let status = if *signaling {
-                        BOOT_ACTION_INCOMPLETE
-                    } else {
-                        BOOT_ACTION_UNREPORTED
-                    };
-                    insert
-                        .execute(params![new_id(), node, action, d.deployment, now, status])
-                        .ctx(|| format!("{}: boot action {action}", what()))?;
-                }
-                d
-            }
-        };
-        let actions = actions_of(&tx, node, &record.deployment).ctx(what)?;
-        tx.commit().ctx(what)?;
-        Ok((record, actions))
+        let new = new_deployment(node, inputs, now, new_id);
+        self.adopt_deployment(&new)
     }
+}
+
+/// A deployment of `node` from `inputs` with ids from `new_id`, not written.
+pub fn new_deployment(
+    node: &str,
+    inputs: &DeploymentInputs<'_>,
+    now: i64,
+    new_id: &mut dyn FnMut() -> String,
+) -> NewDeployment {
+    let record = DeploymentRecord {
+        node: node.to_string(),
+        deployment: new_id(),
+        inputs_hash: inputs.inputs_hash.to_string(),
+        design_ref: inputs.design_ref.to_string(),
+        committed_at: inputs.committed_at,
+        created: now,
+    };
+    let mut actions: Vec<BootActionRecord> = inputs
+        .actions
+        .iter()
+        .map(|(action, signaling)| BootActionRecord {
+            action_id: new_id(),
+            node: node.to_string(),
+            action: action.clone(),
+            deployment: record.deployment.clone(),
+            created: now,
+            status: if *signaling {
+                BOOT_ACTION_INCOMPLETE
+            } else {
+                BOOT_ACTION_UNREPORTED
+            }
+            .to_string(),
+            finalized: None,
+            ended: None,
+        })
+        .collect();
+    // The order `actions_of` reads them back in.
+    actions.sort_by(|a, b| (&a.action, &a.action_id).cmp(&(&b.action, &b.action_id)));
+    NewDeployment { record, actions }
 }
 
 fn actions_of(

@@ -5,7 +5,7 @@
 //! the field already ran it. Add a new one at the end instead.
 
 /// Every migration, oldest first. `MIGRATIONS[i]` brings the schema to version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -153,4 +153,18 @@ CREATE TABLE deployments (
     committed_at INTEGER NOT NULL,
     created      INTEGER NOT NULL
 ) WITHOUT ROWID;
+"#;
+
+/// Version 4: `boot_actions.ended`, when the action's deployment ended (the
+/// node was redeployed, revoked, removed, or a commit changed it); NULL while
+/// it is the node's current deployment. An ended action's keys are refused
+/// and its status no longer counts as the node's. Actions of databases
+/// written before are ended when no current deployment holds them.
+const V4: &str = r#"
+ALTER TABLE boot_actions ADD COLUMN ended INTEGER;
+UPDATE boot_actions SET ended = CAST(strftime('%s', 'now') AS INTEGER)
+WHERE NOT EXISTS (
+    SELECT 1 FROM deployments AS d
+    WHERE d.node = boot_actions.node AND d.deployment = boot_actions.deployment
+);
 "#;

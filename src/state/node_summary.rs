@@ -5,15 +5,19 @@ use std::collections::BTreeMap;
 use super::{Context, StateError, Store};
 
 impl Store {
-    /// Boot actions per node and status: `node -> status -> count`, over every
-    /// deployment recorded. Nodes without boot actions are absent.
+    /// Boot actions per node and status: `node -> status -> count`, over
+    /// each node's current deployment only (an ended deployment's statuses
+    /// are history, not the node's). Nodes without boot actions are absent.
     pub fn boot_action_counts(
         &self,
     ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, StateError> {
         let what = || "counting boot actions".to_string();
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT node, status, count(*) FROM boot_actions GROUP BY node, status")
+            .prepare_cached(
+                "SELECT node, status, count(*) FROM boot_actions WHERE ended IS NULL
+                 GROUP BY node, status",
+            )
             .ctx(what)?;
         let rows = stmt
             .query_map([], |r| {

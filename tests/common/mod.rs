@@ -200,6 +200,8 @@ impl Server {
             header_timeout: slipway::reconcile::DEFAULT_HEADER_TIMEOUT,
             body_timeout: slipway::reconcile::DEFAULT_BODY_TIMEOUT,
             idle_timeout: slipway::reconcile::DEFAULT_IDLE_TIMEOUT,
+            max_delete_share: slipway::reconcile::DEFAULT_MAX_DELETE_SHARE,
+            allow_mass_delete: false,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

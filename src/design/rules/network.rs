@@ -289,7 +289,7 @@ fn overlapping_ranges(d: &Design, n: &Entity<NetworkData>, net: &Net, out: &mut 
                 out.push(d.msg_at(m, n.doc, &format!("/ranges/{}", r.0)));
             }
         }
-        if reach.map_or(true, |h| h.3.is_ipv4() != r.3.is_ipv4() || r.3 > h.3) {
+        if reach.is_none_or(|h| h.3.is_ipv4() != r.3.is_ipv4() || r.3 > h.3) {
             reach = Some(r);
         }
     }
@@ -332,7 +332,7 @@ fn overlapping_cidrs(d: &Design, nets: &[Net], out: &mut Vec<Message>) {
                 continue;
             }
         }
-        if reach.map_or(true, |(h, _)| {
+        if reach.is_none_or(|(h, _)| {
             h.network().is_ipv4() != c.network().is_ipv4() || c.broadcast() > h.broadcast()
         }) {
             reach = Some((c, i));
@@ -353,7 +353,7 @@ fn untrunked(l: &NetworkLinkData) -> bool {
     l.trunking
         .as_ref()
         .and_then(|t| t.mode.as_deref())
-        .map_or(true, |m| m == "disabled")
+        .is_none_or(|m| m == "disabled")
 }
 
 fn default_network(l: &NetworkLinkData) -> Option<&str> {

@@ -49,7 +49,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                 ("network", &oob.network),
             ];
             for (name, value) in params {
-                if value.as_deref().map_or(true, str::is_empty) {
+                if value.as_deref().is_none_or(str::is_empty) {
                     let origin = oob_origin(design, node, "type");
                     r.error(
                         node,
@@ -98,7 +98,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                     );
                 }
             }
-            if node.boot_mac.as_deref().map_or(true, str::is_empty) {
+            if node.boot_mac.as_deref().is_none_or(str::is_empty) {
                 r.error(
                     node,
                     "SW378",

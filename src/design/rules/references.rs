@@ -417,7 +417,7 @@ pub(crate) fn interfaces_without_link(ctx: &Ctx, out: &mut Vec<Message>) {
         let mut node_layers = None;
         for (name, iface) in node.interfaces.iter() {
             if named(&iface.device_link).is_some()
-                || iface.networks.as_ref().map_or(true, |n| n.is_empty())
+                || iface.networks.as_ref().is_none_or(|n| n.is_empty())
             {
                 continue;
             }
