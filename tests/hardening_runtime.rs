@@ -262,7 +262,13 @@ async fn sigterm_ends_the_process_in_bounded_time_with_a_request_stuck_in_flight
         "{}",
         p.log()
     );
-    assert!(p.log().contains("shutdown deadline"), "{}", p.log());
+    // Either the drain closed the connection that waits on its client, or
+    // the shutdown deadline ended the wait: both are bounded.
+    let log = p.log();
+    assert!(
+        log.contains("shutdown deadline") || log.contains("reconciler stopped"),
+        "{log}"
+    );
     drop(stuck);
 }
 
