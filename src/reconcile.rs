@@ -48,6 +48,9 @@ pub struct ServeConfig {
     /// Connections open at once; beyond it clients wait in the kernel's
     /// backlog (`--max-connections`).
     pub max_connections: usize,
+    /// Byte caps on a commit's design files (`--max-file-size`,
+    /// `--max-design-size`): a commit over them is recorded invalid unread.
+    pub limits: design::Limits,
 }
 
 /// Default of [`ServeConfig::max_in_flight`].
@@ -260,7 +263,9 @@ pub async fn run(
         boot: boot.clone(),
         metrics: metrics.clone(),
         snapshot: Default::default(),
-        validation: Default::default(),
+        validation: Arc::new(Mutex::new(design::ValidationCache::with_limits(
+            cfg.limits,
+        ))),
     };
     tracing::info!(
         repo = %root.display(),
@@ -505,7 +510,12 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
     // A commit without a design is the commit's fault, not a transient error:
     // record it as invalid rather than applying an empty design, which would
     // delete every document and node.
-    let files = match repo.design_files(&commit, ctx.design_dir.as_deref()) {
+    let limits = ctx
+        .validation
+        .lock()
+        .map(|c| c.limits())
+        .unwrap_or_default();
+    let files = match repo.design_files_within(&commit, ctx.design_dir.as_deref(), &limits) {
         Ok(files) if !files.is_empty() => files,
         Ok(_) => {
             let where_ = ctx
@@ -520,6 +530,12 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         }
         Err(e @ SourceError::NoDesignDir { .. }) => {
             return record_no_design(store, &head, e.to_string())
+        }
+        // Over a byte cap: the commit's fault, recorded invalid (its blobs unread).
+        Err(SourceError::TooLarge(m)) => {
+            store.record_invalid(&head, &[*m])?;
+            tracing::warn!(%commit, "revision is over a size cap; recorded, not applied");
+            return Ok(Outcome::Invalid { commit, errors: 1 });
         }
         Err(e) => return Err(e.into()),
     };

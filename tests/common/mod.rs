@@ -186,6 +186,7 @@ impl Server {
             tokens: None,
             max_in_flight: slipway::reconcile::DEFAULT_MAX_IN_FLIGHT,
             max_connections: slipway::reconcile::DEFAULT_MAX_CONNECTIONS,
+            limits: Default::default(),
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
