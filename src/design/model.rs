@@ -285,6 +285,9 @@ pub struct Asset {
     pub location_pipeline: Vec<String>,
     pub data_pipeline: Vec<String>,
     pub permissions: Option<String>,
+    /// slipway's opt-in for a mode with setuid, setgid or world-write bits
+    /// (SW398); not in Drydock's schema.
+    pub allow_unsafe_permissions: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
