@@ -61,8 +61,8 @@ fn load(
         if let Some(m) = limits.check_sizes([(name.as_str(), size)]) {
             return Err(LoadError::Invalid(m));
         }
-        let bytes = std::fs::read(path)
-            .map_err(|e| LoadError::Fail(format!("{}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| LoadError::Fail(format!("{}: {e}", path.display())))?;
         return Ok((
             path.display().to_string(),
             vec![DesignFile { path: name, bytes }],

@@ -352,7 +352,9 @@ fn validate_with(
     // Over a cap, nothing is parsed: the size alone makes the design invalid.
     let mut order: Vec<&DesignFile> = files.iter().collect();
     order.sort_by(|a, b| a.path.cmp(&b.path));
-    let sizes = order.iter().map(|f| (f.path.as_str(), f.bytes.len() as u64));
+    let sizes = order
+        .iter()
+        .map(|f| (f.path.as_str(), f.bytes.len() as u64));
     if let Some(m) = limits.check_sizes(sizes) {
         return Validation {
             design: Some(Design::default()),

@@ -263,9 +263,7 @@ pub async fn run(
         boot: boot.clone(),
         metrics: metrics.clone(),
         snapshot: Default::default(),
-        validation: Arc::new(Mutex::new(design::ValidationCache::with_limits(
-            cfg.limits,
-        ))),
+        validation: Arc::new(Mutex::new(design::ValidationCache::with_limits(cfg.limits))),
     };
     tracing::info!(
         repo = %root.display(),

@@ -192,15 +192,16 @@ impl Repo {
         })
         .map_err(git_err(format!("walking the tree of {}", rev.commit)))?;
         blobs.sort_by(|a, b| a.0.cmp(&b.0));
-        let odb = self
-            .repo
-            .odb()
-            .map_err(git_err(format!("opening the object database for {}", rev.commit)))?;
+        let odb = self.repo.odb().map_err(git_err(format!(
+            "opening the object database for {}",
+            rev.commit
+        )))?;
         let mut sizes = Vec::with_capacity(blobs.len());
         for (path, id) in &blobs {
-            let (size, _) = odb
-                .read_header(*id)
-                .map_err(git_err(format!("reading the size of {path} at {}", rev.commit)))?;
+            let (size, _) = odb.read_header(*id).map_err(git_err(format!(
+                "reading the size of {path} at {}",
+                rev.commit
+            )))?;
             sizes.push((path.as_str(), size as u64));
         }
         if let Some(m) = limits.check_sizes(sizes) {

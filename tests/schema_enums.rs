@@ -23,22 +23,48 @@ fn table() -> Vec<(&'static str, &'static str, Vec<&'static str>, Value)> {
                "node_filter": {"filter_set_type": "union", "filter_set": [{"filter_type": "union", "node_names": ["n"]}]}})
     };
     vec![
-        ("BootAction", "/assets/0/type", vec!["unit", "file", "pkg_list"], asset()),
-        ("BootAction", "/assets/0/location_pipeline/0", vec!["template"], asset()),
+        (
+            "BootAction",
+            "/assets/0/type",
+            vec!["unit", "file", "pkg_list"],
+            asset(),
+        ),
+        (
+            "BootAction",
+            "/assets/0/location_pipeline/0",
+            vec!["template"],
+            asset(),
+        ),
         (
             "BootAction",
             "/assets/0/data_pipeline/0",
-            vec!["base64_encode", "template", "base64_decode", "utf8_encode", "utf8_decode"],
+            vec![
+                "base64_encode",
+                "template",
+                "base64_decode",
+                "utf8_encode",
+                "utf8_decode",
+            ],
             asset(),
         ),
-        ("BootAction", "/node_filter/filter_set_type", vec!["intersection", "union"], filter()),
+        (
+            "BootAction",
+            "/node_filter/filter_set_type",
+            vec!["intersection", "union"],
+            filter(),
+        ),
         (
             "BootAction",
             "/node_filter/filter_set/0/filter_type",
             vec!["intersection", "union"],
             filter(),
         ),
-        ("HardwareProfile", "/boot_mode", vec!["bios", "uefi"], json!({"boot_mode": "bios"})),
+        (
+            "HardwareProfile",
+            "/boot_mode",
+            vec!["bios", "uefi"],
+            json!({"boot_mode": "bios"}),
+        ),
         (
             "HardwareProfile",
             "/bootstrap_protocol",
@@ -68,7 +94,8 @@ fn table() -> Vec<(&'static str, &'static str, Vec<&'static str>, Value)> {
 
 /// The SW201 messages of a design made of one document of `kind` with `data`.
 fn schema_errors(kind: &str, data: &Value) -> Vec<String> {
-    let doc = json!({"schema": format!("drydock/{kind}/v1"), "metadata": {"name": "x"}, "data": data});
+    let doc =
+        json!({"schema": format!("drydock/{kind}/v1"), "metadata": {"name": "x"}, "data": data});
     let v = design::validate(&[DesignFile {
         path: "enum.yaml".into(),
         // JSON is YAML.
@@ -118,7 +145,10 @@ fn schema_enums() -> BTreeSet<(String, String, Vec<String>)> {
     fn walk(v: &Value, at: String, kind: &str, out: &mut BTreeSet<(String, String, Vec<String>)>) {
         let Value::Object(m) = v else { return };
         if let Some(Value::Array(values)) = m.get("enum") {
-            let values = values.iter().map(|x| x.as_str().unwrap().to_string()).collect();
+            let values = values
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect();
             out.insert((kind.to_string(), at.clone(), values));
         }
         if let Some(Value::Object(props)) = m.get("properties") {
@@ -146,7 +176,13 @@ fn the_table_lists_every_enum_of_the_schemas_with_the_same_values() {
     let in_schemas = schema_enums();
     let in_table: BTreeSet<(String, String, Vec<String>)> = table()
         .into_iter()
-        .map(|(k, p, v, _)| (k.to_string(), p.to_string(), v.iter().map(|s| s.to_string()).collect()))
+        .map(|(k, p, v, _)| {
+            (
+                k.to_string(),
+                p.to_string(),
+                v.iter().map(|s| s.to_string()).collect(),
+            )
+        })
         .collect();
     assert_eq!(in_schemas, in_table);
 }

@@ -391,7 +391,10 @@ fn parse_error_message(e: &yaml::SyntaxError) -> Message {
         ),
         ErrorKind::AliasBudget => Message::error(
             "SW116",
-            format!("at column {}: {} (a \"billion laughs\", or a large anchor aliased many times)", e.col, e.message),
+            format!(
+                "at column {}: {} (a \"billion laughs\", or a large anchor aliased many times)",
+                e.col, e.message
+            ),
             "Write the repeated content out, or alias it fewer times.",
         ),
         ErrorKind::Merge => Message::error(

@@ -219,7 +219,12 @@ impl Builder {
         Ok(())
     }
 
-    fn push_value(&mut self, b: Built, anchor: usize, is_merge_key: bool) -> Result<(), SyntaxError> {
+    fn push_value(
+        &mut self,
+        b: Built,
+        anchor: usize,
+        is_merge_key: bool,
+    ) -> Result<(), SyntaxError> {
         if anchor > 0 {
             // The anchor keeps a copy for its aliases: that copy is memory too.
             self.spend(b.weight, b.node.line, b.node.col)?;
@@ -417,7 +422,8 @@ fn merge_keys(map: &mut Node, merges: &[usize]) -> Result<(), SyntaxError> {
     }
     // Later entries win: keep a merged entry only if no later merged entry
     // and no own entry has its key.
-    let mut seen: std::collections::HashSet<String> = own.iter().map(|(k, _)| key_text(k)).collect();
+    let mut seen: std::collections::HashSet<String> =
+        own.iter().map(|(k, _)| key_text(k)).collect();
     let mut kept: Vec<(Node, Node)> = Vec::with_capacity(merged.len() + own.len());
     for (k, v) in merged.into_iter().rev() {
         if seen.insert(key_text(&k)) {
@@ -954,14 +960,26 @@ mod tests {
         // Each expected value is what PyYAML 6's safe_load gives for the text.
         let cases = [
             // The mapping's own keys win over merged ones, wherever `<<` stands.
-            ("base: &b {a: 1, b: 2}\nm:\n  <<: *b\n  b: 3\n", r#"{"a":1,"b":3}"#),
+            (
+                "base: &b {a: 1, b: 2}\nm:\n  <<: *b\n  b: 3\n",
+                r#"{"a":1,"b":3}"#,
+            ),
             ("x: &x {a: 1}\nm:\n  a: 5\n  <<: *x\n", r#"{"a":5}"#),
             // In the list form, an earlier mapping wins over a later one.
-            ("x: &x {a: 1}\ny: &y {a: 2, c: 3}\nm: {<<: [*x, *y]}\n", r#"{"a":1,"c":3}"#),
+            (
+                "x: &x {a: 1}\ny: &y {a: 2, c: 3}\nm: {<<: [*x, *y]}\n",
+                r#"{"a":1,"c":3}"#,
+            ),
             // Of two merge keys, the later wins.
-            ("x: &x {a: 1}\ny: &y {a: 2, c: 3}\nm:\n  <<: *x\n  <<: *y\n", r#"{"a":2,"c":3}"#),
+            (
+                "x: &x {a: 1}\ny: &y {a: 2, c: 3}\nm:\n  <<: *x\n  <<: *y\n",
+                r#"{"a":2,"c":3}"#,
+            ),
             // A merged mapping's own merges are resolved first.
-            ("x: &x {a: 1, d: 0}\ny: &y {<<: *x, a: 2}\nm: {<<: *y, c: 3}\n", r#"{"a":2,"c":3,"d":0}"#),
+            (
+                "x: &x {a: 1, d: 0}\ny: &y {<<: *x, a: 2}\nm: {<<: *y, c: 3}\n",
+                r#"{"a":2,"c":3,"d":0}"#,
+            ),
             // An inline block mapping, and the `!!merge` tag.
             ("m:\n  <<:\n    a: 1\n  b: 2\n", r#"{"a":1,"b":2}"#),
             ("x: &x {a: 1}\nm: {!!merge foo: *x}\n", r#"{"a":1}"#),
@@ -1023,12 +1041,20 @@ mod tests {
         let general = parse_general(text, 0);
         match fast::parse(text, 0) {
             fast::Outcome::Parsed(_) => {
-                assert!(general.is_ok(), "general refused what fast read: {general:?}");
+                assert!(
+                    general.is_ok(),
+                    "general refused what fast read: {general:?}"
+                );
                 assert_same("nested", text);
             }
             fast::Outcome::TooDeep(e) => {
                 assert_eq!(e.kind, ErrorKind::TooDeep);
-                assert_eq!(general.as_ref().err(), Some(&e), "general vs fast on {} bytes", text.len());
+                assert_eq!(
+                    general.as_ref().err(),
+                    Some(&e),
+                    "general vs fast on {} bytes",
+                    text.len()
+                );
             }
             fast::Outcome::Declined => {}
         }
@@ -1042,10 +1068,16 @@ mod tests {
                 for leaf in ["x", "a: 1", "a: {}", "[]"] {
                     let text = nested(&kinds, leaf);
                     assert_same_limits(&text);
-                    let deeper = depth + usize::from(leaf.contains(':')) + usize::from(leaf.contains('{') || leaf == "[]");
+                    let deeper = depth
+                        + usize::from(leaf.contains(':'))
+                        + usize::from(leaf.contains('{') || leaf == "[]");
                     let r = parse_stream(&text);
                     if deeper > MAX_DEPTH {
-                        assert_eq!(r.unwrap_err().kind, ErrorKind::TooDeep, "{pattern} {depth} {leaf}");
+                        assert_eq!(
+                            r.unwrap_err().kind,
+                            ErrorKind::TooDeep,
+                            "{pattern} {depth} {leaf}"
+                        );
                     } else {
                         assert!(r.is_ok(), "{pattern} {depth} {leaf}: {r:?}");
                     }
@@ -1055,7 +1087,11 @@ mod tests {
         // Flow nesting, which only the general parser reads.
         let flow = format!("a: {}{}\n", "[".repeat(5000), "]".repeat(5000));
         assert_eq!(parse_stream(&flow).unwrap_err().kind, ErrorKind::TooDeep);
-        let ok = format!("a: {}{}\n", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        let ok = format!(
+            "a: {}{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
         assert!(parse_stream(&ok).is_ok());
     }
 
@@ -1071,7 +1107,10 @@ mod tests {
         let mut text = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string();
         let mut prev = 'a';
         for c in "bcdefghi".chars() {
-            text.push_str(&format!("{c}: &{c} [{}]\n", vec![format!("*{prev}"); 9].join(", ")));
+            text.push_str(&format!(
+                "{c}: &{c} [{}]\n",
+                vec![format!("*{prev}"); 9].join(", ")
+            ));
             prev = c;
         }
         let e = parse_stream(&text).unwrap_err();

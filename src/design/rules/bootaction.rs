@@ -801,7 +801,13 @@ mod tests {
 
     #[test]
     fn paths_with_control_characters_are_refused() {
-        for bad in ["/etc/x\nroot", "/etc/\tx", "/etc/x\u{1b}[2J", "/etc/x\u{7f}", "/etc/\rx"] {
+        for bad in [
+            "/etc/x\nroot",
+            "/etc/\tx",
+            "/etc/x\u{1b}[2J",
+            "/etc/x\u{7f}",
+            "/etc/\rx",
+        ] {
             assert!(
                 path_problem(bad).is_some_and(|w| w.contains("control")),
                 "{bad:?}"

@@ -566,7 +566,13 @@ fn split_key(t: &str) -> R<Option<(&str, &str)>> {
             };
         }
         Some(b'?') | Some(b'[') | Some(b'{') | Some(b'&') | Some(b'*') | Some(b'!')
-        | Some(b'|') | Some(b'>') => return if t.contains(':') { Err(Stop::Bail) } else { Ok(None) },
+        | Some(b'|') | Some(b'>') => {
+            return if t.contains(':') {
+                Err(Stop::Bail)
+            } else {
+                Ok(None)
+            }
+        }
         _ => {}
     }
     let mut i = 0;
