@@ -102,11 +102,52 @@ pub fn parse_stream(text: &str) -> Result<Vec<YamlDocument>, SyntaxError> {
 
 /// Like [`parse_stream`], for text that starts after `line_offset` lines of its file.
 pub fn parse_stream_at(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>, SyntaxError> {
+    check_printable(text, line_offset)?;
     match fast::parse(text, line_offset) {
         fast::Outcome::Parsed(docs) => Ok(docs),
         fast::Outcome::TooDeep(e) => Err(e),
-        fast::Outcome::Declined => parse_general(text, line_offset),
+        fast::Outcome::Declined => general(text, line_offset),
     }
+}
+
+/// Refuses the characters YAML does not allow in a stream, as PyYAML's reader
+/// does ("unacceptable character"): yaml-rust2 would read a NUL as the end of
+/// the stream and silently drop every document after it.
+pub fn check_printable(text: &str, line_offset: u32) -> Result<(), SyntaxError> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let bad = if c < 0x80 {
+            (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0x7f
+        } else {
+            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
+            let bad = matches!(ch, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}');
+            if !bad {
+                i += ch.len_utf8();
+                continue;
+            }
+            true
+        };
+        if bad {
+            let before = &text[..i];
+            let line = before.bytes().filter(|x| *x == b'\n').count() as u32 + 1 + line_offset;
+            let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
+            return Err(SyntaxError {
+                kind: ErrorKind::Syntax,
+                line,
+                col,
+                message: format!(
+                    "unacceptable character #x{:04x}: special characters are not allowed in YAML (expected printable text; quote it as an escape such as \"\\x{:02x}\" in a double-quoted string)",
+                    ch as u32,
+                    ch as u32 & 0xff
+                ),
+            });
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// The general YAML parser (`yaml-rust2`), for everything the fast path declines.
@@ -115,6 +156,12 @@ pub fn parse_stream_at(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>
 /// recurses once per nesting level), so a limit stops the parse at the first
 /// event past it: deep or expanding input costs neither stack nor memory.
 pub fn parse_general(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>, SyntaxError> {
+    check_printable(text, line_offset)?;
+    general(text, line_offset)
+}
+
+/// [`parse_general`] on text already checked by [`check_printable`].
+fn general(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>, SyntaxError> {
     let mut builder = Builder {
         line_offset,
         budget: alias_budget(text.len()),
@@ -395,11 +442,14 @@ fn merge_keys(map: &mut Node, merges: &[usize]) -> Result<(), SyntaxError> {
     };
     let mut merged: Vec<(Node, Node)> = Vec::new();
     let mut own: Vec<(Node, Node)> = Vec::new();
+    // `merges` is in ascending order: one pass, even with thousands of `<<`.
+    let mut next_merge = merges.iter().copied().peekable();
     for (i, (k, v)) in std::mem::take(entries).into_iter().enumerate() {
-        if !merges.contains(&i) {
+        if next_merge.peek() != Some(&i) {
             own.push((k, v));
             continue;
         }
+        next_merge.next();
         match v.value {
             // Its own merge keys were resolved when it ended.
             Value::Map(e) => merged.extend(e),
@@ -995,6 +1045,38 @@ mod tests {
         }
     }
 
+    /// Found by `cargo fuzz run yaml`: yaml-rust2 ends the stream at a NUL,
+    /// so the general parser returned the documents before it and dropped the
+    /// rest without a word, while the fast path read them all.
+    #[test]
+    fn a_nul_or_other_control_character_is_a_syntax_error_not_the_end_of_the_stream() {
+        for (text, line, col) in [
+            ("a: 1\n---\nb: x\0y\n---\nc: 3\n", 3, 5),
+            ("a: 1\nb: \u{1b}[2J\n", 2, 4),
+            ("a: \u{7f}\n", 1, 4),
+            ("a: '\u{85}ok\u{9f}'\n", 1, 8),
+        ] {
+            for r in [parse_stream(text), parse_general(text, 0)] {
+                let e = r.unwrap_err();
+                assert_eq!((e.kind, e.line, e.col), (ErrorKind::Syntax, line, col), "{text:?}: {e:?}");
+                assert!(e.message.contains("unacceptable character"), "{e:?}");
+            }
+        }
+        // Tabs, line ends, NEL and the rest of Unicode are fine.
+        assert!(parse_stream("a: \"x\ty\"\r\nb: caf\u{e9} \u{85} \u{1F600}\n").is_ok());
+    }
+
+    #[test]
+    fn many_merge_keys_in_one_mapping_cost_linear_time() {
+        // 200,000 `<<` entries: a quadratic resolution would not finish.
+        let mut text = String::from("x: &x {a: 1}\nm:\n");
+        for i in 0..200_000 {
+            text.push_str(&format!("  <<: {{k{i}: 1}}\n"));
+        }
+        let (j, _) = json(&text);
+        assert_eq!(j["m"].as_object().unwrap().len(), 200_000);
+    }
+
     #[test]
     fn merging_a_non_mapping_is_an_error_at_the_value() {
         for (text, line, col) in [
@@ -1062,7 +1144,7 @@ mod tests {
 
     #[test]
     fn both_parsers_refuse_nesting_past_the_limit_with_the_same_error() {
-        for depth in [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 5000] {
+        for depth in [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 1000] {
             for pattern in ["m", "s", "ms", "msc", "mcc"] {
                 let kinds: Vec<u8> = pattern.bytes().cycle().take(depth).collect();
                 for leaf in ["x", "a: 1", "a: {}", "[]"] {
