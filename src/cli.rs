@@ -17,13 +17,13 @@ pub fn fail(msg: &str) -> ExitCode {
 /// design refused before it was read (over a byte cap: invalid, exit 1).
 enum LoadError {
     Fail(String),
-    Invalid(design::Message),
+    Invalid(Box<design::Message>),
 }
 
 impl From<source::SourceError> for LoadError {
     fn from(e: source::SourceError) -> Self {
         match e.limit_message() {
-            Some(m) => LoadError::Invalid(m.clone()),
+            Some(m) => LoadError::Invalid(Box::new(m.clone())),
             None => LoadError::Fail(e.to_string()),
         }
     }
@@ -59,7 +59,7 @@ fn load(
             .map_err(|e| LoadError::Fail(format!("{}: {e}", path.display())))?
             .len();
         if let Some(m) = limits.check_sizes([(name.as_str(), size)]) {
-            return Err(LoadError::Invalid(m));
+            return Err(LoadError::Invalid(Box::new(m)));
         }
         let bytes =
             std::fs::read(path).map_err(|e| LoadError::Fail(format!("{}: {e}", path.display())))?;
@@ -90,7 +90,7 @@ pub fn validate(
         Err(LoadError::Fail(e)) => return fail(&e),
         Err(LoadError::Invalid(m)) => {
             // Refused unread: reported like any validation, exit 1.
-            let messages = vec![m];
+            let messages = vec![*m];
             if json {
                 match serde_json::to_string_pretty(&design::Status::from_messages(&messages)) {
                     Ok(s) => println!("{s}"),

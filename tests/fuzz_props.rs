@@ -103,7 +103,10 @@ fn nesting() -> impl Strategy<Value = String> {
 fn site_lines() -> &'static [String] {
     static LINES: OnceLock<Vec<String>> = OnceLock::new();
     LINES.get_or_init(|| {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/designs/ok/gen-site-3-nodes.yaml");
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/designs/ok/gen-site-3-nodes.yaml"
+        );
         std::fs::read_to_string(p)
             .unwrap()
             .lines()
@@ -125,8 +128,26 @@ enum Edit {
 fn edits() -> impl Strategy<Value = Vec<Edit>> {
     let n = site_lines().len();
     let token = prop::sample::select(vec![
-        "~", "''", "[]", "{}", "-1", "0x10", "1e400", "yes", "*a", "&a x", "<<", "\"\\n\"", "/",
-        "../x", "4755", "8.8.8.8 8.8.4.4", "{{ node.x }}", "union", "UNION", "!!binary x",
+        "~",
+        "''",
+        "[]",
+        "{}",
+        "-1",
+        "0x10",
+        "1e400",
+        "yes",
+        "*a",
+        "&a x",
+        "<<",
+        "\"\\n\"",
+        "/",
+        "../x",
+        "4755",
+        "8.8.8.8 8.8.4.4",
+        "{{ node.x }}",
+        "union",
+        "UNION",
+        "!!binary x",
         "99999999999999999999",
     ]);
     let edit = prop_oneof![
@@ -175,11 +196,51 @@ fn located(v: &design::Validation) -> Result<(), TestCaseError> {
 /// Templates: Jinja-ish fragments over the names a boot-action template sees.
 fn template() -> impl Strategy<Value = String> {
     let piece = prop::sample::select(vec![
-        "{{ ", " }}", "{% ", " %}", "{# ", " #}", "node", ".", "hostname", "labels", "tags",
-        "network", "interfaces", "action", "action_key", "[0]", "['x']", " | ", "join(',')",
-        "upper", "default('d')", "tojson", "urlencode", "if ", "for x in ", " in ", "endif",
-        "endfor", "else", "x", " ~ ", "'s'", "1", "(", ")", "range(100000)", "loop.index",
-        "set y = ", "macro m()", "endmacro", "-", "\n", "text ", "}}", "{{",
+        "{{ ",
+        " }}",
+        "{% ",
+        " %}",
+        "{# ",
+        " #}",
+        "node",
+        ".",
+        "hostname",
+        "labels",
+        "tags",
+        "network",
+        "interfaces",
+        "action",
+        "action_key",
+        "[0]",
+        "['x']",
+        " | ",
+        "join(',')",
+        "upper",
+        "default('d')",
+        "tojson",
+        "urlencode",
+        "if ",
+        "for x in ",
+        " in ",
+        "endif",
+        "endfor",
+        "else",
+        "x",
+        " ~ ",
+        "'s'",
+        "1",
+        "(",
+        ")",
+        "range(100000)",
+        "loop.index",
+        "set y = ",
+        "macro m()",
+        "endmacro",
+        "-",
+        "\n",
+        "text ",
+        "}}",
+        "{{",
     ]);
     prop::collection::vec(piece, 0..30).prop_map(|v| v.concat())
 }
@@ -275,16 +336,32 @@ fn filter_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         (-3i64..3).prop_map(Value::from),
-        prop::sample::select(vec!["union", "intersection", "Union", "", "n00001", "rack01", "control"])
-            .prop_map(Value::from),
+        prop::sample::select(vec![
+            "union",
+            "intersection",
+            "Union",
+            "",
+            "n00001",
+            "rack01",
+            "control"
+        ])
+        .prop_map(Value::from),
     ];
     let value = leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
             prop::collection::btree_map(
                 prop::sample::select(vec![
-                    "filter_set_type", "filter_set", "filter_type", "node_names", "node_tags",
-                    "node_labels", "rack_names", "rack_labels", "role", "x",
+                    "filter_set_type",
+                    "filter_set",
+                    "filter_type",
+                    "node_names",
+                    "node_tags",
+                    "node_labels",
+                    "rack_names",
+                    "rack_labels",
+                    "role",
+                    "x",
                 ])
                 .prop_map(str::to_string),
                 inner,
@@ -295,7 +372,10 @@ fn filter_json() -> impl Strategy<Value = Value> {
     });
     prop_oneof![
         value.clone(),
-        (prop::sample::select(vec!["union", "intersection", "x"]), prop::collection::vec(value, 0..3))
+        (
+            prop::sample::select(vec!["union", "intersection", "x"]),
+            prop::collection::vec(value, 0..3)
+        )
             .prop_map(|(t, set)| json!({"filter_set_type": t, "filter_set": set})),
     ]
 }
@@ -304,15 +384,36 @@ fn filter_json() -> impl Strategy<Value = Value> {
 /// and text that is not JSON at all.
 fn body() -> impl Strategy<Value = String> {
     let keys = prop::sample::select(vec![
-        "status", "details", "message", "error", "href", "design_ref", "node_filter", "action",
-        "node_names", "filter_set_type", "filter_set", "filter_type", "x",
+        "status",
+        "details",
+        "message",
+        "error",
+        "href",
+        "design_ref",
+        "node_filter",
+        "action",
+        "node_names",
+        "filter_set_type",
+        "filter_set",
+        "filter_type",
+        "x",
     ]);
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        prop::sample::select(vec!["Success", "Failure", "union", "main", "HEAD", "", "n00001", "deploy_nodes", "\u{0}"])
-            .prop_map(Value::from),
+        prop::sample::select(vec![
+            "Success",
+            "Failure",
+            "union",
+            "main",
+            "HEAD",
+            "",
+            "n00001",
+            "deploy_nodes",
+            "\u{0}"
+        ])
+        .prop_map(Value::from),
     ];
     let value = leaf.prop_recursive(3, 20, 4, move |inner| {
         prop_oneof![
@@ -339,7 +440,12 @@ fn json_bodies_of_any_shape_get_a_status_never_a_server_error() {
     let commit = g.commit("site");
     let dir = tempfile::tempdir().unwrap();
     let s = rt.block_on(async {
-        let s = common::Server::start(g.path(), &dir.path().join("s.db"), std::time::Duration::from_secs(3600)).await;
+        let s = common::Server::start(
+            g.path(),
+            &dir.path().join("s.db"),
+            std::time::Duration::from_secs(3600),
+        )
+        .await;
         s.wait_status(&commit, "applied").await;
         s
     });

@@ -122,7 +122,8 @@ pub fn check_printable(text: &str, line_offset: u32) -> Result<(), SyntaxError> 
             (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0x7f
         } else {
             let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
-            let bad = matches!(ch, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}');
+            let bad =
+                matches!(ch, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}');
             if !bad {
                 i += ch.len_utf8();
                 continue;
@@ -1062,7 +1063,11 @@ mod tests {
         ] {
             for r in [parse_stream(text), parse_general(text, 0)] {
                 let e = r.unwrap_err();
-                assert_eq!((e.kind, e.line, e.col), (ErrorKind::Syntax, line, col), "{text:?}: {e:?}");
+                assert_eq!(
+                    (e.kind, e.line, e.col),
+                    (ErrorKind::Syntax, line, col),
+                    "{text:?}: {e:?}"
+                );
                 assert!(e.message.contains("unacceptable character"), "{e:?}");
             }
         }
