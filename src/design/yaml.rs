@@ -115,6 +115,13 @@ pub fn parse_stream_at(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>
 /// the stream and silently drop every document after it.
 pub fn check_printable(text: &str, line_offset: u32) -> Result<(), SyntaxError> {
     let b = text.as_bytes();
+    // Plain printable ASCII, the common case, in one vectorisable pass.
+    if b
+        .iter()
+        .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\n' | b'\t' | b'\r'))
+    {
+        return Ok(());
+    }
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
