@@ -19,6 +19,8 @@ need python3 || apt_install python3
 # step waits for the server's health with curl.
 need curl || apt_install curl
 need tar || apt_install tar
+# c++: the fuzz targets' libFuzzer is compiled by `cargo check` below.
+need c++ || apt_install g++
 if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then
     echo "error: ../shared/tools/gen-site not found (the shared folder must sit beside this checkout)" >&2
     exit 2
@@ -30,6 +32,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
+# The cargo-fuzz targets (fuzz/, their own workspace) are run with nightly by
+# hand; on stable they are only checked, so they keep compiling.
+echo "== cargo check --manifest-path fuzz/Cargo.toml"
+cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
 echo "== cargo test"
 mkdir -p target
 set +e
