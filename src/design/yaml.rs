@@ -116,8 +116,7 @@ pub fn parse_stream_at(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>
 pub fn check_printable(text: &str, line_offset: u32) -> Result<(), SyntaxError> {
     let b = text.as_bytes();
     // Plain printable ASCII, the common case, in one vectorisable pass.
-    if b
-        .iter()
+    if b.iter()
         .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\n' | b'\t' | b'\r'))
     {
         return Ok(());

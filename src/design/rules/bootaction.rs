@@ -142,7 +142,7 @@ fn check_asset(
 ) {
     let at = |field: &str| format!("/assets/{ai}{field}");
     let what = match &asset.path {
-        Some(p) => format!("asset {ai} (`{p}`)"),
+        Some(p) => format!("asset {ai} (`{}`)", p.escape_debug()),
         None => format!("asset {ai}"),
     };
     let err = |code: &str, field: &str, text: String, diag: &str| {
