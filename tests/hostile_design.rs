@@ -443,3 +443,51 @@ fn space_separated_dns_servers_validate_and_render() {
     );
     assert!(std::fs::metadata(&tar).unwrap().len() > 0);
 }
+
+/// The size cap is checked from the object header: a blob over the cap is
+/// never inflated. Shown with a blob whose header is intact but whose body is
+/// cut short: over the cap the commit is refused with SW113; read whole (no
+/// cap reached) the same blob is a git error.
+#[test]
+fn a_blob_over_the_cap_is_refused_from_its_header_without_being_inflated() {
+    use std::io::Write;
+    let g = GitRepo::new();
+    g.add_example_site();
+    let size = 3 << 20;
+    g.write(
+        "designs/zz-huge.yaml",
+        format!("#{}\n", "x".repeat(size - 2)),
+    );
+    g.commit("a 3 MiB file");
+    let oid = g.git(&["rev-parse", "HEAD:designs/zz-huge.yaml"]);
+    let object = g
+        .path()
+        .join(".git/objects")
+        .join(&oid[..2])
+        .join(&oid[2..]);
+    assert!(object.exists(), "the blob is a loose object");
+    // The same header, then only 100 bytes of the 3 MiB body.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(format!("blob {size}\0").as_bytes()).unwrap();
+    z.write_all(&[b'#'; 100]).unwrap();
+    let cut = z.finish().unwrap();
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&object, perms).unwrap();
+    std::fs::write(&object, cut).unwrap();
+    let root = g.path().to_str().unwrap();
+    let capped = slipway(
+        &["validate", root, "--rev", "HEAD", "--max-file-size", "2MiB"],
+        g.path(),
+    );
+    assert_eq!(capped.status.code(), Some(1), "{}", stdout(&capped));
+    assert!(stdout(&capped).contains("SW113"), "{}", stdout(&capped));
+    let whole = slipway(&["validate", root, "--rev", "HEAD"], g.path());
+    assert_eq!(
+        whole.status.code(),
+        Some(2),
+        "reading the blob whole must fail on the cut body: {}",
+        stdout(&whole)
+    );
+}
