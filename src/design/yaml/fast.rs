@@ -3,10 +3,13 @@
 //! It reads the common subset — block mappings and sequences, plain and quoted
 //! one-line scalars, literal block scalars (`|`, `|-`, `|+`), comments — and
 //! builds the same [`Node`] tree as the general parser, several times faster.
-//! On anything else (flow collections, anchors, tags, folded or multi-line
-//! scalars, tabs in indentation, odd indentation) it returns `None` and the
-//! caller uses the general parser, which also owns every syntax error message.
-//! A differential test holds the two parsers to the same output.
+//! On anything else (flow collections, anchors, tags, merge keys, folded or
+//! multi-line scalars, tabs in indentation, odd indentation) it declines and
+//! the caller uses the general parser, which also owns every syntax error
+//! message. It enforces the depth limit itself ([`MAX_DEPTH`], with the very
+//! error the general parser gives), so its recursion is bounded too; aliases
+//! it never expands. A differential test holds the two parsers to the same
+//! output and the same limit errors.
 
 use super::{resolve_plain, too_deep, Node, SyntaxError, Value, YamlDocument, MAX_DEPTH};
 
