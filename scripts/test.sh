@@ -15,6 +15,8 @@ apt_install() {
 # curl and tar (the real-client boot-data test).
 need git || apt_install git
 need python3 || apt_install python3
+# PyYAML: tests/pyyaml_differential.rs reads the same documents with it (as Drydock does).
+python3 -c 'import yaml' 2>/dev/null || apt_install python3-yaml
 # curl and tar: the real-client test drives the server with them; the schemathesis
 # step waits for the server's health with curl.
 need curl || apt_install curl
