@@ -114,8 +114,9 @@ fn document() -> impl Strategy<Value = String> {
         })
 }
 
-/// What PyYAML makes of each text: `Ok(json)` or `Err(message)`.
-fn pyyaml(texts: &[String]) -> Vec<Result<Value, String>> {
+/// What PyYAML makes of each text: `Ok(json)`, `Err(message)`, or `None`
+/// when PyYAML itself crashed (not a verdict).
+fn pyyaml(texts: &[String]) -> Vec<Option<Result<Value, String>>> {
     const SCRIPT: &str = r#"
 import json, sys, yaml
 out = []
@@ -124,6 +125,9 @@ for t in json.load(sys.stdin):
         out.append({"ok": yaml.safe_load(t)})
     except yaml.YAMLError as e:
         out.append({"err": str(e)})
+    except Exception as e:
+        # PyYAML itself failing (e.g. float('.') for `._`) is no verdict to compare.
+        out.append({"crash": repr(e)})
 json.dump(out, sys.stdout)
 "#;
     let mut child = Command::new("python3")
@@ -148,9 +152,10 @@ json.dump(out, sys.stdout)
     let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     results
         .into_iter()
-        .map(|r| match r.get("ok") {
-            Some(v) => Ok(v.clone()),
-            None => Err(r["err"].as_str().unwrap_or_default().to_string()),
+        .map(|r| match (r.get("ok"), r.get("err")) {
+            (Some(v), _) => Some(Ok(v.clone())),
+            (None, Some(e)) => Some(Err(e.as_str().unwrap_or_default().to_string())),
+            _ => None,
         })
         .collect()
 }
@@ -177,6 +182,7 @@ fn anchors_aliases_and_merge_keys_read_as_pyyaml_reads_them() {
     let mut failures = Vec::new();
     for (text, py) in texts.iter().zip(theirs) {
         let ours = slipway_json(text);
+        let py = py.expect("PyYAML reads every generated document");
         match (&ours, &py) {
             (Ok(a), Ok(b)) if a == b => same += 1,
             (Err(_), Err(_)) => errors += 1,
@@ -194,5 +200,57 @@ fn anchors_aliases_and_merge_keys_read_as_pyyaml_reads_them() {
     assert!(
         same > 100 && errors > 20,
         "{same} equal, {errors} errors in both"
+    );
+}
+
+/// Plain scalars that look like numbers, booleans or null: YAML 1.1's
+/// implicit resolution (ints in bases 2, 8, 10, 16 and 60, underscores,
+/// floats) must match PyYAML's. Timestamps and the special floats are left
+/// out (JSON has no date, and no NaN to compare).
+#[test]
+fn plain_scalars_resolve_as_pyyaml_resolves_them() {
+    let atom = prop::sample::select(vec![
+        "0", "1", "7", "9", "_", ":", ".", "e", "E", "+", "-", "x", "b", "o", "a", "f", "5", "59",
+        "60", "0x", "0b", "0o", "1_0", "y", "n", "Y", "true", "on", "~", "null",
+    ]);
+    let scalar = prop::collection::vec(atom, 1..6).prop_map(|v| v.concat());
+    let mut runner = TestRunner::deterministic();
+    let mut texts = Vec::new();
+    while texts.len() < 1500 {
+        let s = scalar.new_tree(&mut runner).unwrap().current();
+        let special =
+            s.contains("inf") || s.contains("nan") || s.contains("Inf") || s.contains("NaN");
+        // Not plain scalars (an indicator first, or `: `), or a timestamp: left out.
+        let indicator = s.starts_with(['-', ':', '?', '_']) && s.len() == 1
+            || s.starts_with("- ")
+            || s.ends_with(':')
+            || s.starts_with(": ");
+        if !special && !indicator {
+            texts.push(format!("v: {s}\n"));
+        }
+    }
+    let theirs = pyyaml(&texts);
+    let mut failures = Vec::new();
+    for (text, py) in texts.iter().zip(theirs) {
+        let Some(py) = py else { continue };
+        let ours = slipway_json(text);
+        let agree = match (&ours, &py) {
+            (Ok(a), Ok(b)) => match (&a["v"], &b["v"]) {
+                (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+                (x, y) => x == y,
+            },
+            (Err(_), Err(_)) => true,
+            _ => false,
+        };
+        if !agree {
+            failures.push(format!("{text:?}: slipway {ours:?}, PyYAML {py:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        texts.len(),
+        failures[..failures.len().min(10)].join("\n")
     );
 }

@@ -623,8 +623,12 @@ fn resolve_int(text: &str) -> Option<Value> {
     None
 }
 
+/// PyYAML's float resolver:
+/// `[-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?` | `\.[0-9_]+([eE][-+][0-9]+)?`
+/// (no sign) | `[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*` (base 60) | `[-+]?\.inf` | `\.nan`.
 fn resolve_float(text: &str) -> Option<f64> {
     let (neg, body) = split_sign(text);
+    let signed = body.len() != text.len();
     let sign = if neg { -1.0 } else { 1.0 };
     match body {
         ".inf" | ".Inf" | ".INF" => return Some(sign * f64::INFINITY),
@@ -633,7 +637,9 @@ fn resolve_float(text: &str) -> Option<f64> {
     if matches!(text, ".nan" | ".NaN" | ".NAN") {
         return Some(f64::NAN);
     }
-    // [0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?  |  \.[0-9_]+([eE][-+][0-9]+)?
+    if body.contains(':') {
+        return sexagesimal_float(body).map(|f| sign * f);
+    }
     let (mantissa, exp) = match body.find(['e', 'E']) {
         Some(i) => (&body[..i], Some(&body[i + 1..])),
         None => (body, None),
@@ -645,10 +651,12 @@ fn resolve_float(text: &str) -> Option<f64> {
         return None;
     }
     if int_part.is_empty() {
-        if frac.is_empty() || frac.starts_with('_') {
+        // `.5` is a float, `-.5` is not (the second form takes no sign), and
+        // `._` has no digit at all (PyYAML fails on it).
+        if signed || !frac.chars().any(|c| c.is_ascii_digit()) {
             return None;
         }
-    } else if int_part.starts_with('_') {
+    } else if !int_part.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
     if let Some(e) = exp {
@@ -667,6 +675,41 @@ fn resolve_float(text: &str) -> Option<f64> {
         clean
     };
     clean.parse::<f64>().ok().map(|f| sign * f)
+}
+
+/// A base-60 float (`1:30.5` is 90.5), unsigned: `[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*`,
+/// valued as PyYAML values it (underscores dropped, each part a float).
+fn sexagesimal_float(body: &str) -> Option<f64> {
+    let parts: Vec<&str> = body.split(':').collect();
+    let (head, rest) = parts.split_first()?;
+    let (last, middle) = rest.split_last()?;
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit() || c == '_');
+    let sixty = |s: &str| {
+        let b = s.as_bytes();
+        match b.len() {
+            1 => b[0].is_ascii_digit(),
+            2 => (b'0'..=b'5').contains(&b[0]) && b[1].is_ascii_digit(),
+            _ => false,
+        }
+    };
+    if !head.starts_with(|c: char| c.is_ascii_digit()) || !digits(head) {
+        return None;
+    }
+    if !middle.iter().all(|p| sixty(p)) {
+        return None;
+    }
+    let (whole, frac) = last.split_once('.')?;
+    if !sixty(whole) || !digits(frac) {
+        return None;
+    }
+    let mut value = 0.0;
+    let mut base = 1.0;
+    for p in parts.iter().rev() {
+        let p: String = p.chars().filter(|c| *c != '_').collect();
+        value += p.parse::<f64>().ok()? * base;
+        base *= 60.0;
+    }
+    Some(value)
 }
 
 impl Node {
@@ -967,6 +1010,11 @@ mod tests {
             Value::Str("aa:bb:cc:dd:ee:ff".into())
         );
         assert_eq!(plain("1.5"), Value::Float(1.5));
+        assert_eq!(plain(".5"), Value::Float(0.5));
+        assert_eq!(plain("-.5"), Value::Str("-.5".into()));
+        assert_eq!(plain("7:7."), Value::Float(427.0));
+        assert_eq!(plain("-1:30.5"), Value::Float(-90.5));
+        assert_eq!(plain("1:60.5"), Value::Str("1:60.5".into()));
         assert_eq!(plain("1e5"), Value::Str("1e5".into()));
         assert_eq!(plain("802.3ad"), Value::Str("802.3ad".into()));
         assert_eq!(plain("172.16.1.0/24"), Value::Str("172.16.1.0/24".into()));
