@@ -298,6 +298,22 @@ async fn hostile_commits_are_recorded_invalid_and_the_good_revision_keeps_servin
             "SW117",
         ),
         (
+            // yaml-rust2 alone ends the stream at a NUL: the nodes after it
+            // would have been dropped, and deleted by the apply.
+            "a NUL byte inside a document",
+            Box::new(|g: &GitRepo| {
+                let path = g.path().join("designs/racks.yaml");
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Before the last rack's location and labels: read up to the
+                // NUL, that rack would validate without them and be applied so.
+                let at = text.rfind("  location:").expect("a location in racks.yaml");
+                let mut cut = text.clone();
+                cut.insert(at, '\0');
+                std::fs::write(&path, cut).unwrap();
+            }),
+            "SW101",
+        ),
+        (
             "a file over the cap",
             add(
                 "designs/zz-huge.yaml",
