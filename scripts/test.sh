@@ -15,6 +15,8 @@ apt_install() {
 # curl and tar (the real-client boot-data test).
 need git || apt_install git
 need python3 || apt_install python3
+# PyYAML: tests/pyyaml_differential.rs reads the same documents with it (as Drydock does).
+python3 -c 'import yaml' 2>/dev/null || apt_install python3-yaml
 # curl and tar: the real-client test drives the server with them; the schemathesis
 # step waits for the server's health with curl.
 need curl || apt_install curl
@@ -33,6 +35,8 @@ if [ ! -x "$venv/bin/sushy-emulator" ] || ! "$venv/bin/python" -c 'import pyghmi
         || { echo "error: python3 -m venv failed (install python3-venv)" >&2; exit 2; }
     "$venv/bin/pip" install -q sushy-tools pyghmi || { echo "error: cannot install sushy-tools and pyghmi into $venv" >&2; exit 2; }
 fi
+# c++: the fuzz targets' libFuzzer is compiled by `cargo check` below.
+need c++ || apt_install g++
 if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then
     echo "error: ../shared/tools/gen-site not found (the shared folder must sit beside this checkout)" >&2
     exit 2
@@ -44,6 +48,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
+# The cargo-fuzz targets (fuzz/, their own workspace) are run with nightly by
+# hand; on stable they are only checked, so they keep compiling.
+echo "== cargo check --manifest-path fuzz/Cargo.toml"
+cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
 echo "== cargo test"
 mkdir -p target
 set +e

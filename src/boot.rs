@@ -54,6 +54,9 @@ pub struct BootConfig {
     pub design_dir: Option<String>,
     /// `action.report_url` of templates.
     pub report_url: String,
+    /// Byte caps the applied revision was read within, so a restart reads it
+    /// with the caps it was applied under.
+    pub limits: design::Limits,
 }
 
 /// Why a boot request failed.
@@ -1057,7 +1060,7 @@ fn read_design(
     };
     let repo = Repo::discover(&cfg.repo).map_err(|e| err(e.to_string()))?;
     let files = repo
-        .design_files(commit, cfg.design_dir.as_deref())
+        .design_files_within(commit, cfg.design_dir.as_deref(), &cfg.limits)
         .map_err(|e| err(e.to_string()))?;
     drop(repo);
     let v = match cache {

@@ -13,33 +13,56 @@ pub fn fail(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Why a design could not be loaded: a usage or I/O error (exit 2), or a
+/// design refused before it was read (over a byte cap: invalid, exit 1).
+enum LoadError {
+    Fail(String),
+    Invalid(Box<design::Message>),
+}
+
+impl From<source::SourceError> for LoadError {
+    fn from(e: source::SourceError) -> Self {
+        match e.limit_message() {
+            Some(m) => LoadError::Invalid(Box::new(m.clone())),
+            None => LoadError::Fail(e.to_string()),
+        }
+    }
+}
+
 /// Reads the design at `path`: a git repository's commit (`rev`, default HEAD)
 /// when `path` is a repository root or `rev` is given, else the directory.
 fn load(
     path: &Path,
     rev: Option<&str>,
     design_dir: Option<&str>,
-) -> Result<(String, Vec<DesignFile>), String> {
+    limits: &design::Limits,
+) -> Result<(String, Vec<DesignFile>), LoadError> {
     if !path.exists() {
-        return Err(format!("{}: no such file or directory", path.display()));
+        return Err(LoadError::Fail(format!(
+            "{}: no such file or directory",
+            path.display()
+        )));
     }
     let is_repo_root = path.join(".git").exists();
     if is_repo_root || rev.is_some() {
-        let repo = Repo::discover(path).map_err(|e| e.to_string())?;
-        let r = repo
-            .resolve(rev.unwrap_or("HEAD"))
-            .map_err(|e| e.to_string())?;
-        let files = repo
-            .design_files(&r.commit, design_dir)
-            .map_err(|e| e.to_string())?;
+        let repo = Repo::discover(path)?;
+        let r = repo.resolve(rev.unwrap_or("HEAD"))?;
+        let files = repo.design_files_within(&r.commit, design_dir, limits)?;
         return Ok((format!("commit {}", r.commit), files));
     }
     if path.is_file() {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let size = std::fs::metadata(path)
+            .map_err(|e| LoadError::Fail(format!("{}: {e}", path.display())))?
+            .len();
+        if let Some(m) = limits.check_sizes([(name.as_str(), size)]) {
+            return Err(LoadError::Invalid(Box::new(m)));
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| LoadError::Fail(format!("{}: {e}", path.display())))?;
         return Ok((
             path.display().to_string(),
             vec![DesignFile { path: name, bytes }],
@@ -50,20 +73,40 @@ fn load(
         None if path.join("designs").is_dir() => path.join("designs"),
         None => path.to_path_buf(),
     };
-    let files = source::read_dir_files(&root).map_err(|e| e.to_string())?;
+    let files = source::read_dir_files_within(&root, limits)?;
     Ok((root.display().to_string(), files))
 }
 
 /// `slipway validate`: exit 0 valid (warnings allowed), 1 invalid, 2 error.
-pub fn validate(path: &Path, rev: Option<&str>, design_dir: Option<&str>, json: bool) -> ExitCode {
-    let (what, files) = match load(path, rev, design_dir) {
+pub fn validate(
+    path: &Path,
+    rev: Option<&str>,
+    design_dir: Option<&str>,
+    json: bool,
+    limits: &design::Limits,
+) -> ExitCode {
+    let (what, files) = match load(path, rev, design_dir, limits) {
         Ok(x) => x,
-        Err(e) => return fail(&e),
+        Err(LoadError::Fail(e)) => return fail(&e),
+        Err(LoadError::Invalid(m)) => {
+            // Refused unread: reported like any validation, exit 1.
+            let messages = vec![*m];
+            if json {
+                match serde_json::to_string_pretty(&design::Status::from_messages(&messages)) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => return fail(&e.to_string()),
+                }
+            } else {
+                println!("{}", messages[0].to_text_line());
+                eprintln!("{}: INVALID, 1 error(s)", path.display());
+            }
+            return ExitCode::from(1);
+        }
     };
     if files.is_empty() {
         return fail(&format!("{what}: no *.yaml or *.yml design files found"));
     }
-    let v = design::validate(&files);
+    let v = design::validate_within(&files, limits);
     if json {
         match serde_json::to_string_pretty(&v.status()) {
             Ok(s) => println!("{s}"),
@@ -178,6 +221,7 @@ pub fn node_key(
             repo: root,
             design_dir: design_dir.map(str::to_string),
             report_url: slipway::render::context::DEFAULT_REPORT_URL.to_string(),
+            limits: Default::default(),
         },
         secret,
         store,

@@ -202,9 +202,88 @@ impl Validation {
     }
 }
 
+/// Byte caps on a design's files, checked by the parse stage and, before a
+/// file is read at all, by [`crate::source`]. Nesting depth and alias
+/// expansion have fixed limits in [`yaml`] ([`yaml::MAX_DEPTH`],
+/// [`yaml::alias_budget`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest design file, in bytes (SW113).
+    pub max_file_bytes: u64,
+    /// Largest design, all its files together, in bytes (SW114).
+    pub max_design_bytes: u64,
+}
+
+/// Default of [`Limits::max_file_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Default of [`Limits::max_design_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_DESIGN_BYTES: u64 = 256 << 20;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_design_bytes: DEFAULT_MAX_DESIGN_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// SW113: the file at `path` holds `size` bytes, more than the cap.
+    pub fn file_too_large(&self, path: &str, size: u64) -> Message {
+        Message::error(
+            "SW113",
+            format!(
+                "design file is {size} bytes; expected at most {} bytes (the per-file cap)",
+                self.max_file_bytes
+            ),
+            "Split the file, remove what is not design, or raise the cap (--max-file-size).",
+        )
+        .at(path, 1)
+    }
+
+    /// SW114: the files up to `path` hold `total` bytes together, more than the cap.
+    pub fn design_too_large(&self, path: &str, total: u64) -> Message {
+        Message::error(
+            "SW114",
+            format!(
+                "the design's files reach {total} bytes at this file; expected at most {} bytes in all (the per-design cap)",
+                self.max_design_bytes
+            ),
+            "Remove files that are not design from the design directory, or raise the cap (--max-design-size).",
+        )
+        .at(path, 1)
+    }
+
+    /// The cap the first file over it breaks, in path order, given each
+    /// file's path and size; `None` when all fit.
+    pub fn check_sizes<'a>(
+        &self,
+        sizes: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Option<Message> {
+        let mut total = 0u64;
+        for (path, size) in sizes {
+            if size > self.max_file_bytes {
+                return Some(self.file_too_large(path, size));
+            }
+            total = total.saturating_add(size);
+            if total > self.max_design_bytes {
+                return Some(self.design_too_large(path, total));
+            }
+        }
+        None
+    }
+}
+
 /// Runs all three stages over a design's files. Never panics.
 pub fn validate(files: &[DesignFile]) -> Validation {
-    validate_with(files, None)
+    validate_with(files, None, &Limits::default())
+}
+
+/// [`validate`] with byte caps other than the defaults.
+pub fn validate_within(files: &[DesignFile], limits: &Limits) -> Validation {
+    validate_with(files, None, limits)
 }
 
 /// Parse, schema and typing results of documents kept from one validation to
@@ -213,14 +292,13 @@ pub struct ValidationCache {
     chunks: parse::ChunkCache<Result<Typed, Vec<Message>>>,
     /// The compiled nodes of the last design the rules ran on.
     previous: Option<effective::Previous>,
+    /// The byte caps every validation through this cache applies.
+    limits: Limits,
 }
 
 impl Default for ValidationCache {
     fn default() -> Self {
-        ValidationCache {
-            chunks: parse::ChunkCache::new(Result::is_ok),
-            previous: None,
-        }
+        ValidationCache::with_limits(Limits::default())
     }
 }
 
@@ -235,6 +313,20 @@ impl std::fmt::Debug for ValidationCache {
 }
 
 impl ValidationCache {
+    /// An empty cache whose validations apply `limits`.
+    pub fn with_limits(limits: Limits) -> Self {
+        ValidationCache {
+            chunks: parse::ChunkCache::new(Result::is_ok),
+            previous: None,
+            limits,
+        }
+    }
+
+    /// The byte caps its validations apply.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// Document chunks the last validation reused, and chunks it parsed.
     pub fn last_counts(&self) -> (usize, usize) {
         self.chunks.last_counts()
@@ -248,10 +340,27 @@ impl ValidationCache {
 /// host profiles) changed. The cross-document rules still run over the whole
 /// design. Gives the same result as [`validate`].
 pub fn validate_cached(files: &[DesignFile], cache: &mut ValidationCache) -> Validation {
-    validate_with(files, Some(cache))
+    let limits = cache.limits;
+    validate_with(files, Some(cache), &limits)
 }
 
-fn validate_with(files: &[DesignFile], mut cache: Option<&mut ValidationCache>) -> Validation {
+fn validate_with(
+    files: &[DesignFile],
+    mut cache: Option<&mut ValidationCache>,
+    limits: &Limits,
+) -> Validation {
+    // Over a cap, nothing is parsed: the size alone makes the design invalid.
+    let mut order: Vec<&DesignFile> = files.iter().collect();
+    order.sort_by(|a, b| a.path.cmp(&b.path));
+    let sizes = order
+        .iter()
+        .map(|f| (f.path.as_str(), f.bytes.len() as u64));
+    if let Some(m) = limits.check_sizes(sizes) {
+        return Validation {
+            design: Some(Design::default()),
+            messages: vec![m, rules_not_run(1).at("-", 0)],
+        };
+    }
     // Each document is schema-checked and typed right after it is parsed, and
     // its JSON freed: a large design never holds every document's JSON at once.
     let parsed = parse::parse_files_cached(
@@ -260,6 +369,9 @@ fn validate_with(files: &[DesignFile], mut cache: Option<&mut ValidationCache>) 
         cache.as_deref_mut().map(|c| &mut c.chunks),
     );
     let mut messages = parsed.messages;
+    if parsed.documents.is_empty() && !messages.iter().any(|m| m.error) {
+        messages.push(no_drydock_document(files));
+    }
     let (design, typed_msgs) = assemble(parsed.documents);
     if let Some(c) = cache {
         let nodes = effective::compile_all(&design, c.previous.as_ref());
@@ -269,11 +381,7 @@ fn validate_with(files: &[DesignFile], mut cache: Option<&mut ValidationCache>) 
     messages.extend(typed_msgs);
     let blocking = messages.iter().filter(|m| m.error).count();
     if blocking > 0 {
-        messages.push(Message::info(
-            "SW300",
-            format!("semantic rules not run: the parse and schema stages found {blocking} error(s)"),
-            "Fix the errors above; the cross-document rules run once every document is well-formed.",
-        ));
+        messages.push(rules_not_run(blocking));
     } else {
         messages.extend(rules::check(&design));
     }
@@ -290,6 +398,33 @@ fn validate_with(files: &[DesignFile], mut cache: Option<&mut ValidationCache>) 
         design: Some(design),
         messages,
     }
+}
+
+/// SW300: the semantic stage was skipped because of earlier errors.
+fn rules_not_run(blocking: usize) -> Message {
+    Message::info(
+        "SW300",
+        format!("semantic rules not run: the parse and schema stages found {blocking} error(s)"),
+        "Fix the errors above; the cross-document rules run once every document is well-formed.",
+    )
+}
+
+/// SW112: the files hold no Drydock document, which would empty the site.
+fn no_drydock_document(files: &[DesignFile]) -> Message {
+    let mut names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    names.sort_unstable();
+    let shown = names.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+    let more = names.len().saturating_sub(5);
+    let read = match (names.len(), more) {
+        (0, _) => "no design files".to_string(),
+        (n, 0) => format!("{n} file(s): {shown}"),
+        (n, m) => format!("{n} file(s): {shown} and {m} more"),
+    };
+    Message::error(
+        "SW112",
+        format!("the design holds no Drydock document (expected at least one `schema: drydock/<Kind>/v1` document; read {read})"),
+        "Commit the Drydock documents under the design root, or point --design-dir at them: applying a design without any would delete every node.",
+    )
 }
 
 /// Orders messages by file, line, then code, so output is stable.

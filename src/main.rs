@@ -32,6 +32,50 @@ struct Cli {
     command: Command,
 }
 
+/// Byte caps on a design (`serve` and `validate`); see docs/validation.md SW113, SW114.
+#[derive(clap::Args, Clone, Copy)]
+struct SizeCaps {
+    /// Largest design file accepted (bytes, or with KiB/MiB/GiB); a larger one makes the
+    /// revision invalid (SW113) without being read.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64MiB")]
+    max_file_size: u64,
+    /// Largest design accepted, all files together (SW114).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256MiB")]
+    max_design_size: u64,
+}
+
+impl SizeCaps {
+    fn limits(self) -> slipway::design::Limits {
+        slipway::design::Limits {
+            max_file_bytes: self.max_file_size,
+            max_design_bytes: self.max_design_size,
+        }
+    }
+}
+
+/// `1048576`, `512KiB`, `64MiB`, `1GiB` (also `K`/`M`/`G`, binary multiples).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a size such as 64MiB, found `{s}`"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (expected KiB, MiB or GiB)"
+            ))
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size `{s}` is too large"))
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -97,6 +141,8 @@ enum Command {
         /// Apply revisions whatever share of the applied nodes they delete.
         #[arg(long)]
         allow_mass_delete: bool,
+        #[command(flatten)]
+        caps: SizeCaps,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -111,6 +157,8 @@ enum Command {
         design_dir: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        #[command(flatten)]
+        caps: SizeCaps,
     },
     /// Write a node's boot-data tarball (units or files) offline.
     Render {
@@ -230,6 +278,7 @@ fn main() -> ExitCode {
             idle_timeout,
             max_delete_share,
             allow_mass_delete,
+            caps,
         } => {
             let cfg = slipway::reconcile::ServeConfig {
                 repo,
@@ -249,6 +298,7 @@ fn main() -> ExitCode {
                 idle_timeout: Duration::from_secs(idle_timeout.max(1)),
                 max_delete_share,
                 allow_mass_delete,
+                limits: caps.limits(),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -270,11 +320,13 @@ fn main() -> ExitCode {
             rev,
             design_dir,
             format,
+            caps,
         } => cli::validate(
             &path,
             rev.as_deref(),
             design_dir.as_deref(),
             matches!(format, Format::Json),
+            &caps.limits(),
         ),
         Command::Render {
             hostname,

@@ -64,6 +64,9 @@ pub struct ServeConfig {
     pub max_delete_share: f64,
     /// Apply revisions whatever share of the nodes they delete (`--allow-mass-delete`).
     pub allow_mass_delete: bool,
+    /// Byte caps on a commit's design files (`--max-file-size`,
+    /// `--max-design-size`): a commit over them is recorded invalid unread.
+    pub limits: design::Limits,
 }
 
 /// Default of [`ServeConfig::max_in_flight`].
@@ -306,6 +309,7 @@ pub async fn run(
                 repo: root.clone(),
                 design_dir: cfg.design_dir.clone(),
                 report_url,
+                limits: cfg.limits,
             },
             secret,
             boot_store,
@@ -352,7 +356,7 @@ pub async fn run(
         boot: boot.clone(),
         metrics: metrics.clone(),
         snapshot: Default::default(),
-        validation: Default::default(),
+        validation: Arc::new(Mutex::new(design::ValidationCache::with_limits(cfg.limits))),
         db_file,
         max_delete_share: cfg.max_delete_share,
         allow_mass_delete: cfg.allow_mass_delete,
@@ -384,6 +388,7 @@ pub async fn run(
         design: api::DesignSource {
             repo: root.clone(),
             design_dir: cfg.design_dir.clone(),
+            limits: cfg.limits,
         },
         tokens,
         metrics,
@@ -406,8 +411,7 @@ pub async fn run(
         shutdown.await;
         let _ = stopping_tx.send(tokio::time::Instant::now() + SHUTDOWN_GRACE);
     };
-    let (served, deadline) =
-        serve_http(listener, limits, state, shutdown, stopping_rx).await;
+    let (served, deadline) = serve_http(listener, limits, state, shutdown, stopping_rx).await;
     let _ = stop_tx.send(true);
     // A pass in progress finishes its transaction first: stopping never leaves
     // half a revision (and a killed process leaves none, thanks to SQLite).
@@ -671,7 +675,12 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
     // A commit without a design is the commit's fault, not a transient error:
     // record it as invalid rather than applying an empty design, which would
     // delete every document and node.
-    let files = match repo.design_files(&commit, ctx.design_dir.as_deref()) {
+    let limits = ctx
+        .validation
+        .lock()
+        .map(|c| c.limits())
+        .unwrap_or_default();
+    let files = match repo.design_files_within(&commit, ctx.design_dir.as_deref(), &limits) {
         Ok(files) if !files.is_empty() => files,
         Ok(_) => {
             let where_ = ctx
@@ -686,6 +695,12 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
         }
         Err(e @ SourceError::NoDesignDir { .. }) => {
             return record_no_design(store, &head, e.to_string())
+        }
+        // Over a byte cap: the commit's fault, recorded invalid (its blobs unread).
+        Err(SourceError::TooLarge(m)) => {
+            store.record_invalid(&head, &[*m])?;
+            tracing::warn!(%commit, "revision is over a size cap; recorded, not applied");
+            return Ok(Outcome::Invalid { commit, errors: 1 });
         }
         Err(e) => return Err(e.into()),
     };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::design::DesignFile;
+use crate::design::{DesignFile, Limits, Message};
 use crate::revision::Revision;
 
 /// What can go wrong reading a design source.
@@ -35,6 +35,10 @@ pub enum SourceError {
         /// The directory asked for.
         dir: String,
     },
+    /// A design file, or the design as a whole, is over a byte cap; nothing
+    /// past the cap was read. Carries the validation message (SW113, SW114).
+    #[error("{}", .0.to_text_line())]
+    TooLarge(Box<Message>),
     /// Any other git failure, with what was being done.
     #[error("{0}")]
     Git(String),
@@ -46,6 +50,17 @@ pub enum SourceError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+impl SourceError {
+    /// The validation message when the design is refused for its size: the
+    /// revision is invalid (not unreadable).
+    pub fn limit_message(&self) -> Option<&Message> {
+        match self {
+            SourceError::TooLarge(m) => Some(m),
+            _ => None,
+        }
+    }
 }
 
 /// Adds what was being done to a git2 error.
@@ -143,11 +158,23 @@ impl Repo {
 
     /// The design files of a commit: every `*.yaml`/`*.yml` under `design_dir`
     /// (default: `designs/` when the tree has it, else the root), paths relative
-    /// to the design root, sorted.
+    /// to the design root, sorted; within the default [`Limits`].
     pub fn design_files(
         &self,
         commit: &str,
         design_dir: Option<&str>,
+    ) -> Result<Vec<DesignFile>, SourceError> {
+        self.design_files_within(commit, design_dir, &Limits::default())
+    }
+
+    /// [`Repo::design_files`] within `limits`: each blob's size is read from
+    /// its object header before it is inflated, so a file or design over a cap
+    /// is refused ([`SourceError::TooLarge`]) without being read.
+    pub fn design_files_within(
+        &self,
+        commit: &str,
+        design_dir: Option<&str>,
+        limits: &Limits,
     ) -> Result<Vec<DesignFile>, SourceError> {
         let rev = self.resolve(commit)?;
         let oid = git2::Oid::from_str(&rev.commit).map_err(git_err("parsing commit id"))?;
@@ -178,6 +205,22 @@ impl Repo {
             git2::TreeWalkResult::Ok
         })
         .map_err(git_err(format!("walking the tree of {}", rev.commit)))?;
+        blobs.sort_by(|a, b| a.0.cmp(&b.0));
+        let odb = self.repo.odb().map_err(git_err(format!(
+            "opening the object database for {}",
+            rev.commit
+        )))?;
+        let mut sizes = Vec::with_capacity(blobs.len());
+        for (path, id) in &blobs {
+            let (size, _) = odb.read_header(*id).map_err(git_err(format!(
+                "reading the size of {path} at {}",
+                rev.commit
+            )))?;
+            sizes.push((path.as_str(), size as u64));
+        }
+        if let Some(m) = limits.check_sizes(sizes) {
+            return Err(SourceError::TooLarge(Box::new(m)));
+        }
         let mut files = Vec::with_capacity(blobs.len());
         for (path, id) in blobs {
             let blob = self
@@ -374,13 +417,20 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Every `*.yaml`/`*.yml` file under a directory (recursively, sorted), with
-/// paths relative to `dir`. Hidden directories (`.git`, ...) are skipped.
+/// paths relative to `dir`, within the default [`Limits`]. Hidden directories
+/// (`.git`, ...) are skipped.
 pub fn read_dir_files(dir: &Path) -> Result<Vec<DesignFile>, SourceError> {
+    read_dir_files_within(dir, &Limits::default())
+}
+
+/// [`read_dir_files`] within `limits`: sizes are checked (`stat`) before any
+/// file is read.
+pub fn read_dir_files_within(dir: &Path, limits: &Limits) -> Result<Vec<DesignFile>, SourceError> {
     let io = |p: &Path| {
         let path = p.display().to_string();
         move |source| SourceError::Io { path, source }
     };
-    let mut files = Vec::new();
+    let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
         for entry in std::fs::read_dir(&d).map_err(io(&d))? {
@@ -396,7 +446,7 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<DesignFile>, SourceError> {
                     pending.push(path);
                 }
             } else if is_design_file(&name) {
-                let bytes = std::fs::read(&path).map_err(io(&path))?;
+                let size = std::fs::metadata(&path).map_err(io(&path))?.len();
                 let rel = path
                     .strip_prefix(dir)
                     .unwrap_or(&path)
@@ -404,11 +454,23 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<DesignFile>, SourceError> {
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                files.push(DesignFile { path: rel, bytes });
+                found.push((rel, path, size));
             }
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(m) = limits.check_sizes(found.iter().map(|(rel, _, size)| (rel.as_str(), *size))) {
+        return Err(SourceError::TooLarge(Box::new(m)));
+    }
+    let mut files = Vec::with_capacity(found.len());
+    for (rel, path, size) in found {
+        // Read no more than was measured: a file growing meanwhile stays within the cap.
+        let mut bytes = Vec::with_capacity(size as usize);
+        std::fs::File::open(&path)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, size), &mut bytes))
+            .map_err(io(&path))?;
+        files.push(DesignFile { path: rel, bytes });
+    }
     Ok(files)
 }
 

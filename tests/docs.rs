@@ -36,6 +36,14 @@ const NO_FIXTURE: &[(&str, &str)] = &[
         "about a revision with no files, which a fixture file cannot be; tests/serve.rs covers it",
     ),
     (
+        "SW113",
+        "needs a file over the 64 MiB default cap; tests/hostile_design.rs covers it with a small cap",
+    ),
+    (
+        "SW114",
+        "needs 256 MiB of files at the default cap; tests/hostile_design.rs covers it with a small cap",
+    ),
+    (
         "SW202",
         "defensive: the schemas admit only values the model can hold",
     ),

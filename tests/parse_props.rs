@@ -47,6 +47,10 @@ fn yamlish() -> impl Strategy<Value = String> {
         "~\n",
         "...\n",
         "\u{feff}",
+        "<<: *a\n",
+        "<<: [*a, {k: v}]\n",
+        "  <<:\n",
+        "'<<': x\n",
     ]);
     prop::collection::vec(atoms, 0..60).prop_map(|v| v.concat())
 }

@@ -186,6 +186,7 @@ mod tests {
                     repo: dir.to_path_buf(),
                     design_dir: None,
                     report_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
+                    limits: Default::default(),
                 },
                 crate::keys::Secret::from_bytes([7; crate::keys::SECRET_LEN]),
                 crate::state::Store::open(&dir.join("db")).unwrap(),
@@ -194,6 +195,7 @@ mod tests {
             design: super::super::DesignSource {
                 repo: dir.to_path_buf(),
                 design_dir: None,
+                limits: Default::default(),
             },
             tokens: tokens.map(std::sync::Arc::new),
             metrics: Default::default(),

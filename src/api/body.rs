@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppError;
 use crate::design::DesignFile;
-use crate::source::{read_dir_files, Repo};
+use crate::source::{read_dir_files_within, Repo};
 
 /// A 400 with reason `BadRequest`.
 pub fn bad_request(message: impl Into<String>) -> AppError {
@@ -35,6 +35,8 @@ pub struct DesignSource {
     pub repo: PathBuf,
     /// Design root inside the repository (`None`: `designs/` when present, else the root).
     pub design_dir: Option<String>,
+    /// Byte caps on the files a reference names (`--max-file-size`, `--max-design-size`).
+    pub limits: crate::design::Limits,
 }
 
 /// Reads the design files a reference names. Blocking (git, filesystem).
@@ -49,7 +51,7 @@ pub fn read_design(src: &DesignSource, href: &str) -> Result<Vec<DesignFile>, Ap
         return Err(bad_request("the design reference is empty"));
     }
     if let Some(path) = href.strip_prefix("file://") {
-        return read_path(Path::new(path), href);
+        return read_path(Path::new(path), href, &src.limits);
     }
     if let Some((scheme, _)) = href.split_once("://") {
         return Err(bad_request(format!(
@@ -72,12 +74,16 @@ pub fn read_design(src: &DesignSource, href: &str) -> Result<Vec<DesignFile>, Ap
             "design reference `{href}`: no such revision in the watched repository"
         ))
     })?;
-    repo.design_files(&rev.commit, src.design_dir.as_deref())
+    repo.design_files_within(&rev.commit, src.design_dir.as_deref(), &src.limits)
         .map_err(|e| bad_request(format!("design reference `{href}`: {e}")))
 }
 
 /// Reads a `file://` reference.
-fn read_path(path: &Path, href: &str) -> Result<Vec<DesignFile>, AppError> {
+fn read_path(
+    path: &Path,
+    href: &str,
+    limits: &crate::design::Limits,
+) -> Result<Vec<DesignFile>, AppError> {
     if !path.is_absolute() {
         return Err(bad_request(format!(
             "design reference `{href}`: a file:// path must be absolute"
@@ -86,7 +92,7 @@ fn read_path(path: &Path, href: &str) -> Result<Vec<DesignFile>, AppError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| bad_request(format!("design reference `{href}`: cannot read: {e}")))?;
     if meta.is_dir() {
-        let files = read_dir_files(path)
+        let files = read_dir_files_within(path, limits)
             .map_err(|e| bad_request(format!("design reference `{href}`: cannot read: {e}")))?;
         if files.is_empty() {
             return Err(bad_request(format!(
@@ -95,6 +101,14 @@ fn read_path(path: &Path, href: &str) -> Result<Vec<DesignFile>, AppError> {
         }
         Ok(files)
     } else {
+        // Sized before it is read, like the files of a revision (SW113).
+        if meta.len() > limits.max_file_bytes {
+            let m = limits.file_too_large(&path.display().to_string(), meta.len());
+            return Err(bad_request(format!(
+                "design reference `{href}`: {} ({})",
+                m.message, m.code
+            )));
+        }
         let bytes = std::fs::read(path)
             .map_err(|e| bad_request(format!("design reference `{href}`: cannot read: {e}")))?;
         let name = path

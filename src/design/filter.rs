@@ -5,7 +5,9 @@
 //! - no filter selects every node;
 //! - each `filter_set` entry combines its non-empty criteria by `filter_type`;
 //!   a `union` entry with no criteria selects nothing, an `intersection` entry
-//!   with none (or an entry with no `filter_type`) puts no constraint;
+//!   with none puts no constraint (an entry with no `filter_type`, or a filter
+//!   with no `filter_set_type`, never gets here: the schema refuses it, SW201,
+//!   as Drydock's objects do, and so does the nodefilter API's parser);
 //! - the entries are combined by `filter_set_type`; a filter whose result is
 //!   empty or unconstrained targets **no** node.
 //!

@@ -114,12 +114,46 @@ impl Message {
             }
             None => "-".to_string(),
         };
-        format!(
+        // One message, one line: a control character from the design (a
+        // newline in a name, a path or a key) is shown escaped, never written.
+        one_line(&format!(
             "{file}:{line}: {} {} {doc}: {}",
             self.level.as_str(),
             self.code,
             self.message
-        )
+        ))
+    }
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`).
+fn one_line(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_line_is_one_line_whatever_the_design_holds() {
+        let m = Message::error("SW388", "path `/etc/x\nroot::0:0` and \u{1b}[2J", "fix")
+            .about("drydock/BootAction/v1", "ba\rx")
+            .at("site\n.yaml", 3);
+        let line = m.to_text_line();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("/etc/x\\nroot::0:0"), "{line}");
     }
 }
 

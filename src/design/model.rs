@@ -99,7 +99,39 @@ pub struct AddressRange {
 #[serde(default)]
 pub struct Dns {
     pub domain: Option<String>,
-    pub servers: Option<String>,
+    /// Written as one string (Drydock's schema); Drydock hands it to MAAS,
+    /// which splits it at commas and whitespace (`8.8.8.8 8.8.4.4`,
+    /// `8.8.8.8,8.8.4.4`), and so is it read here.
+    #[serde(with = "maas_list")]
+    pub servers: Option<Vec<String>>,
+}
+
+/// A list MAAS reads from one string (its `IPListFormField`: items separated
+/// by commas and/or whitespace), written back space-separated as MAAS
+/// normalises it.
+pub mod maas_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// The items of `text`, in order, empty ones dropped.
+    pub fn split(text: &str) -> Vec<String> {
+        text.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Reads the string form.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(|s| split(&s)))
+    }
+
+    /// Writes the space-separated form.
+    pub fn serialize<S: Serializer>(v: &Option<Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(items) => s.serialize_some(&items.join(" ")),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -285,6 +317,9 @@ pub struct Asset {
     pub location_pipeline: Vec<String>,
     pub data_pipeline: Vec<String>,
     pub permissions: Option<String>,
+    /// slipway's opt-in for a mode with setuid, setgid or world-write bits
+    /// (SW398); not in Drydock's schema.
+    pub allow_unsafe_permissions: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -353,14 +353,7 @@ fn parse_chunk<T>(
     let docs = match yaml::parse_stream_at(chunk, start_line - 1) {
         Ok(d) => d,
         Err(e) => {
-            out.messages.push(
-                Message::error(
-                    "SW101",
-                    format!("YAML syntax error at column {}: {}", e.col, e.message),
-                    "Fix the YAML syntax at this line; `yamllint` shows the same position.",
-                )
-                .at(path, e.line),
-            );
+            out.messages.push(parse_error_message(&e).at(path, e.line));
             return out;
         }
     };
@@ -380,6 +373,36 @@ fn parse_chunk<T>(
         }));
     }
     out
+}
+
+/// The message for a parse that stopped: a syntax error or a parser limit.
+fn parse_error_message(e: &yaml::SyntaxError) -> Message {
+    use yaml::ErrorKind;
+    match e.kind {
+        ErrorKind::Syntax => Message::error(
+            "SW101",
+            format!("YAML syntax error at column {}: {}", e.col, e.message),
+            "Fix the YAML syntax at this line; `yamllint` shows the same position.",
+        ),
+        ErrorKind::TooDeep => Message::error(
+            "SW115",
+            format!("at column {}: {}", e.col, e.message),
+            "Flatten the structure: no Drydock document nests more than a few levels.",
+        ),
+        ErrorKind::AliasBudget => Message::error(
+            "SW116",
+            format!(
+                "at column {}: {} (a \"billion laughs\", or a large anchor aliased many times)",
+                e.col, e.message
+            ),
+            "Write the repeated content out, or alias it fewer times.",
+        ),
+        ErrorKind::Merge => Message::error(
+            "SW117",
+            format!("at column {}: {}", e.col, e.message),
+            "Give `<<` an alias of a mapping (`<<: *base`) or a list of them (`<<: [*a, *b]`).",
+        ),
+    }
 }
 
 /// Splits a stream at the `---` lines that start documents, so that large files

@@ -9,7 +9,7 @@ mod fast;
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A YAML node and the 1-based line and column where it starts.
@@ -41,9 +41,23 @@ pub struct YamlDocument {
     pub root: Node,
 }
 
-/// A syntax error with its position.
+/// Why a parse stopped: bad syntax, or input past one of the parser's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Not well-formed YAML (SW101).
+    Syntax,
+    /// Collections nested deeper than [`MAX_DEPTH`] (SW115).
+    TooDeep,
+    /// Aliases repeating more than the document's alias budget (SW116).
+    AliasBudget,
+    /// A merge key (`<<`) whose value is not a mapping or a list of mappings (SW117).
+    Merge,
+}
+
+/// A parse error with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
+    pub kind: ErrorKind,
     pub line: u32,
     pub col: u32,
     pub message: String,
@@ -56,8 +70,29 @@ pub enum KeyProblem {
     Duplicate { line: u32, key: String },
 }
 
-/// Deepest nesting accepted; deeper input is refused instead of risking the stack.
-const MAX_DEPTH: usize = 256;
+/// Deepest nesting of collections accepted (an alias counts with what it
+/// repeats). Real designs nest fewer than 15 levels; deeper input is refused
+/// before it can exhaust a thread's stack (parsing, dropping and converting a
+/// tree all recurse). Below yaml-rust2's own limit of 255 flow levels, so one
+/// rule and one message cover block and flow nesting.
+pub const MAX_DEPTH: usize = 200;
+
+/// What an alias may add to a document, at least: 1 MiB of tree.
+pub const ALIAS_BUDGET_MIN: usize = 1 << 20;
+
+/// What an alias may add to a document, as a multiple of the document's text:
+/// a "billion laughs" or one large anchor aliased many times is refused once
+/// its copies would outweigh the text this many times.
+pub const ALIAS_BUDGET_RATIO: usize = 8;
+
+/// The weight of one node in an alias budget, besides its scalar's bytes
+/// (about the size of a [`Node`], so the budget tracks memory).
+pub const NODE_WEIGHT: usize = 64;
+
+/// The alias budget of a text of `len` bytes (see [`ALIAS_BUDGET_RATIO`]).
+pub fn alias_budget(len: usize) -> usize {
+    ALIAS_BUDGET_MIN.max(len.saturating_mul(ALIAS_BUDGET_RATIO))
+}
 
 /// Parses a multi-document stream. Documents before a syntax error are not
 /// returned: a file is used whole or not at all.
@@ -67,72 +102,234 @@ pub fn parse_stream(text: &str) -> Result<Vec<YamlDocument>, SyntaxError> {
 
 /// Like [`parse_stream`], for text that starts after `line_offset` lines of its file.
 pub fn parse_stream_at(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>, SyntaxError> {
-    if let Some(docs) = fast::parse(text, line_offset) {
-        return Ok(docs);
+    check_printable(text, line_offset)?;
+    match fast::parse(text, line_offset) {
+        fast::Outcome::Parsed(docs) => Ok(docs),
+        fast::Outcome::TooDeep(e) => Err(e),
+        fast::Outcome::Declined => general(text, line_offset),
     }
-    parse_general(text, line_offset)
+}
+
+/// Refuses the characters YAML does not allow in a stream, as PyYAML's reader
+/// does ("unacceptable character"): yaml-rust2 would read a NUL as the end of
+/// the stream and silently drop every document after it.
+pub fn check_printable(text: &str, line_offset: u32) -> Result<(), SyntaxError> {
+    let b = text.as_bytes();
+    // Plain printable ASCII, the common case, in one vectorisable pass.
+    if b.iter()
+        .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\n' | b'\t' | b'\r'))
+    {
+        return Ok(());
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let bad = if c < 0x80 {
+            (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0x7f
+        } else {
+            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
+            let bad =
+                matches!(ch, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}');
+            if !bad {
+                i += ch.len_utf8();
+                continue;
+            }
+            true
+        };
+        if bad {
+            let before = &text[..i];
+            let line = before.bytes().filter(|x| *x == b'\n').count() as u32 + 1 + line_offset;
+            let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
+            return Err(SyntaxError {
+                kind: ErrorKind::Syntax,
+                line,
+                col,
+                message: format!(
+                    "unacceptable character #x{:04x}: special characters are not allowed in YAML (expected printable text; quote it as an escape such as \"\\x{:02x}\" in a double-quoted string)",
+                    ch as u32,
+                    ch as u32 & 0xff
+                ),
+            });
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// The general YAML parser (`yaml-rust2`), for everything the fast path declines.
+///
+/// Events are pulled one at a time (not through `Parser::load`, which
+/// recurses once per nesting level), so a limit stops the parse at the first
+/// event past it: deep or expanding input costs neither stack nor memory.
 pub fn parse_general(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>, SyntaxError> {
+    check_printable(text, line_offset)?;
+    general(text, line_offset)
+}
+
+/// [`parse_general`] on text already checked by [`check_printable`].
+fn general(text: &str, line_offset: u32) -> Result<Vec<YamlDocument>, SyntaxError> {
     let mut builder = Builder {
         line_offset,
+        budget: alias_budget(text.len()),
+        budget_total: alias_budget(text.len()),
         ..Builder::default()
     };
     let mut parser = Parser::new_from_str(text);
-    let res = parser.load(&mut builder, true);
-    if let Err(e) = res {
-        let m = e.marker();
-        return Err(SyntaxError {
-            line: m.line() as u32 + line_offset,
-            col: m.col() as u32 + 1,
-            message: e.info().to_string(),
-        });
-    }
-    if let Some(err) = builder.error {
-        return Err(err);
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => break,
+            Ok((ev, mark)) => builder.on_event(ev, mark)?,
+            Err(e) => {
+                let m = e.marker();
+                let (line, col) = (m.line() as u32 + line_offset, m.col() as u32 + 1);
+                // yaml-rust2 counts flow levels in a byte and looks ahead
+                // through a flow collection: past 255 is our depth problem.
+                if e.info() == "recursion limit exceeded" {
+                    return Err(too_deep(line, col));
+                }
+                return Err(SyntaxError {
+                    kind: ErrorKind::Syntax,
+                    line,
+                    col,
+                    message: e.info().to_string(),
+                });
+            }
+        }
     }
     Ok(builder.docs)
+}
+
+/// The error for a collection opened past [`MAX_DEPTH`].
+pub(crate) fn too_deep(line: u32, col: u32) -> SyntaxError {
+    SyntaxError {
+        kind: ErrorKind::TooDeep,
+        line,
+        col,
+        message: format!(
+            "mappings and lists nested more than {MAX_DEPTH} levels deep; expected at most {MAX_DEPTH}"
+        ),
+    }
+}
+
+/// A node under construction with what the limits need to know of it.
+struct Built {
+    node: Node,
+    /// Its weight in the alias budget (see [`NODE_WEIGHT`]).
+    weight: usize,
+    /// Levels of collections in it, its own included (a scalar: 0).
+    height: usize,
+}
+
+/// An open collection.
+struct Open {
+    built: Built,
+    /// For a mapping: the key waiting for its value, and whether it is a merge key.
+    pending_key: Option<(Node, bool)>,
+    /// Indices (into the mapping's entries) of the `<<` entries.
+    merges: Vec<usize>,
+    anchor: usize,
 }
 
 #[derive(Default)]
 struct Builder {
     docs: Vec<YamlDocument>,
     doc_line: u32,
-    /// Open collections: the node being built and, for maps, a pending key.
-    stack: Vec<(Node, Option<Node>, usize)>,
-    anchors: HashMap<usize, Node>,
-    error: Option<SyntaxError>,
+    stack: Vec<Open>,
+    /// Anchored nodes, with their weight and height.
+    anchors: HashMap<usize, (Node, usize, usize)>,
     line_offset: u32,
+    /// What aliases (and the copies anchors keep) may still add to the text.
+    budget: usize,
+    /// The whole budget, for the message.
+    budget_total: usize,
 }
 
 impl Builder {
-    fn push_value(&mut self, node: Node, anchor: usize) {
+    fn error(&self, kind: ErrorKind, line: u32, col: u32, message: String) -> SyntaxError {
+        SyntaxError {
+            kind,
+            line,
+            col,
+            message,
+        }
+    }
+
+    /// Spends `weight` of the alias budget for a copy made at `line`/`col`.
+    fn spend(&mut self, weight: usize, line: u32, col: u32) -> Result<(), SyntaxError> {
+        if weight > self.budget {
+            return Err(self.error(
+                ErrorKind::AliasBudget,
+                line,
+                col,
+                format!(
+                    "aliases here repeat more than {} bytes of tree; expected at most {ALIAS_BUDGET_RATIO} times the document's size (at least {} MiB)",
+                    self.budget_total,
+                    ALIAS_BUDGET_MIN >> 20
+                ),
+            ));
+        }
+        self.budget -= weight;
+        Ok(())
+    }
+
+    fn push_value(
+        &mut self,
+        b: Built,
+        anchor: usize,
+        is_merge_key: bool,
+    ) -> Result<(), SyntaxError> {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            // The anchor keeps a copy for its aliases: that copy is memory too.
+            self.spend(b.weight, b.node.line, b.node.col)?;
+            self.anchors
+                .insert(anchor, (b.node.clone(), b.weight, b.height));
         }
         match self.stack.last_mut() {
             None => self.docs.push(YamlDocument {
                 line: self.doc_line,
-                root: node,
+                root: b.node,
             }),
-            Some((parent, pending_key, _)) => match &mut parent.value {
-                Value::Seq(items) => items.push(node),
-                Value::Map(entries) => match pending_key.take() {
-                    None => *pending_key = Some(node),
-                    Some(key) => entries.push((key, node)),
-                },
-                _ => unreachable!("only collections are pushed on the stack"),
-            },
+            Some(open) => {
+                open.built.weight = open.built.weight.saturating_add(b.weight);
+                open.built.height = open.built.height.max(b.height + 1);
+                match &mut open.built.node.value {
+                    Value::Seq(items) => items.push(b.node),
+                    Value::Map(entries) => match open.pending_key.take() {
+                        None => open.pending_key = Some((b.node, is_merge_key)),
+                        Some((key, merge)) => {
+                            if merge {
+                                open.merges.push(entries.len());
+                            }
+                            entries.push((key, b.node));
+                        }
+                    },
+                    _ => unreachable!("only collections are pushed on the stack"),
+                }
+            }
         }
+        Ok(())
     }
-}
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        if self.error.is_some() {
-            return;
-        }
+    /// True when the next scalar is a mapping key.
+    fn expecting_key(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Open {
+                built: Built {
+                    node: Node {
+                        value: Value::Map(_),
+                        ..
+                    },
+                    ..
+                },
+                pending_key: None,
+                ..
+            })
+        )
+    }
+
+    fn on_event(&mut self, ev: Event, mark: Marker) -> Result<(), SyntaxError> {
         let line = mark.line() as u32 + self.line_offset;
         let col = mark.col() as u32 + 1;
         match ev {
@@ -141,76 +338,177 @@ impl MarkedEventReceiver for Builder {
                 self.anchors.clear();
             }
             Event::Scalar(text, style, anchor, tag) => {
+                let plain = style == TScalarStyle::Plain;
                 // PyYAML refuses a `: value` line with no key; so do we.
-                if text.is_empty() && style == TScalarStyle::Plain && tag.is_none() {
-                    if let Some((
-                        Node {
-                            value: Value::Map(_),
-                            ..
-                        },
-                        None,
-                        _,
-                    )) = self.stack.last()
-                    {
-                        self.error = Some(SyntaxError {
-                            line,
-                            col,
-                            message: "expected a key before ':' (a mapping value with no key)"
-                                .into(),
-                        });
-                        return;
-                    }
+                if text.is_empty() && plain && tag.is_none() && self.expecting_key() {
+                    return Err(self.error(
+                        ErrorKind::Syntax,
+                        line,
+                        col,
+                        "expected a key before ':' (a mapping value with no key)".into(),
+                    ));
                 }
-                let value = if style == TScalarStyle::Plain && tag.is_none() {
+                let yaml_tag = tag
+                    .as_ref()
+                    .filter(|t| t.handle == "tag:yaml.org,2002:" || t.handle == "!!")
+                    .map(|t| t.suffix.as_str());
+                // PyYAML's merge key: a plain `<<`, or one tagged `!!merge`.
+                let is_merge_key = self.expecting_key()
+                    && ((plain && tag.is_none() && text == "<<") || yaml_tag == Some("merge"));
+                let value = if plain && tag.is_none() {
                     resolve_plain(text)
                 } else {
-                    match tag {
-                        Some(t) if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" => {
-                            resolve_tagged(&t.suffix, text)
-                        }
-                        _ => Value::Str(text),
+                    match yaml_tag {
+                        Some(suffix) => resolve_tagged(suffix, text),
+                        None => Value::Str(text),
                     }
                 };
-                self.push_value(Node { value, line, col }, anchor);
+                let weight = NODE_WEIGHT + scalar_len(&value);
+                let built = Built {
+                    node: Node { value, line, col },
+                    weight,
+                    height: 0,
+                };
+                self.push_value(built, anchor, is_merge_key)?;
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if self.stack.len() >= MAX_DEPTH {
-                    self.error = Some(SyntaxError {
-                        line,
-                        col,
-                        message: format!("nesting deeper than {MAX_DEPTH} levels"),
-                    });
-                    return;
+                    return Err(too_deep(line, col));
                 }
                 let value = if matches!(ev, Event::SequenceStart(..)) {
                     Value::Seq(Vec::new())
                 } else {
                     Value::Map(Vec::new())
                 };
-                self.stack.push((Node { value, line, col }, None, anchor));
+                self.stack.push(Open {
+                    built: Built {
+                        node: Node { value, line, col },
+                        weight: NODE_WEIGHT,
+                        height: 1,
+                    },
+                    pending_key: None,
+                    merges: Vec::new(),
+                    anchor,
+                });
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((node, _, anchor)) = self.stack.pop() {
-                    self.push_value(node, anchor);
+                if let Some(open) = self.stack.pop() {
+                    let mut built = open.built;
+                    if !open.merges.is_empty() {
+                        merge_keys(&mut built.node, &open.merges)?;
+                    }
+                    self.push_value(built, open.anchor, false)?;
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
-                    let mut node = node.clone();
-                    node.line = line;
-                    node.col = col;
-                    self.push_value(node, 0);
-                }
-                None => {
-                    self.error = Some(SyntaxError {
+            Event::Alias(id) => {
+                let Some(&(_, weight, height)) = self.anchors.get(&id) else {
+                    return Err(self.error(
+                        ErrorKind::Syntax,
                         line,
                         col,
-                        message: "alias to an unknown anchor".into(),
-                    })
+                        "alias to an unknown anchor".into(),
+                    ));
+                };
+                if height > 0 && self.stack.len() + height > MAX_DEPTH {
+                    return Err(too_deep(line, col));
                 }
-            },
+                // Checked before the copy is made: a refused alias costs nothing.
+                self.spend(weight, line, col)?;
+                let mut node = self.anchors[&id].0.clone();
+                node.line = line;
+                node.col = col;
+                let built = Built {
+                    node,
+                    weight,
+                    height,
+                };
+                self.push_value(built, 0, false)?;
+            }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
+        Ok(())
+    }
+}
+
+/// The bytes of a scalar's text (0 for collections).
+fn scalar_len(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => s.len(),
+        _ => 0,
+    }
+}
+
+/// Resolves the merge keys (`<<`) of a mapping the way PyYAML's
+/// `flatten_mapping` does: the merged entries come first and the mapping's own
+/// keys win over them; of a list of mappings, an earlier one wins over a later
+/// one; of two `<<` keys, the later wins. Entries a winner hides are dropped,
+/// so they are not reported as duplicate keys.
+fn merge_keys(map: &mut Node, merges: &[usize]) -> Result<(), SyntaxError> {
+    let Value::Map(entries) = &mut map.value else {
+        return Ok(());
+    };
+    let mut merged: Vec<(Node, Node)> = Vec::new();
+    let mut own: Vec<(Node, Node)> = Vec::new();
+    // `merges` is in ascending order: one pass, even with thousands of `<<`.
+    let mut next_merge = merges.iter().copied().peekable();
+    for (i, (k, v)) in std::mem::take(entries).into_iter().enumerate() {
+        if next_merge.peek() != Some(&i) {
+            own.push((k, v));
+            continue;
+        }
+        next_merge.next();
+        match v.value {
+            // Its own merge keys were resolved when it ended.
+            Value::Map(e) => merged.extend(e),
+            Value::Seq(items) => {
+                let mut maps = Vec::with_capacity(items.len());
+                for item in items {
+                    match item.value {
+                        Value::Map(e) => maps.push(e),
+                        other => {
+                            return Err(merge_error(&other, item.line, item.col, true));
+                        }
+                    }
+                }
+                for e in maps.into_iter().rev() {
+                    merged.extend(e);
+                }
+            }
+            other => return Err(merge_error(&other, v.line, v.col, false)),
+        }
+    }
+    // Later entries win: keep a merged entry only if no later merged entry
+    // and no own entry has its key.
+    let mut seen: std::collections::HashSet<String> =
+        own.iter().map(|(k, _)| key_text(k)).collect();
+    let mut kept: Vec<(Node, Node)> = Vec::with_capacity(merged.len() + own.len());
+    for (k, v) in merged.into_iter().rev() {
+        if seen.insert(key_text(&k)) {
+            kept.push((k, v));
+        }
+    }
+    kept.reverse();
+    kept.extend(own);
+    *entries = kept;
+    Ok(())
+}
+
+fn merge_error(found: &Value, line: u32, col: u32, in_list: bool) -> SyntaxError {
+    let what = match found {
+        Value::Seq(_) => "a sequence",
+        Value::Map(_) => "a mapping",
+        _ => "a scalar",
+    };
+    let expected = if in_list {
+        "a mapping in the list of a merge key (<<)"
+    } else {
+        "a mapping or a list of mappings as the value of a merge key (<<)"
+    };
+    SyntaxError {
+        kind: ErrorKind::Merge,
+        line,
+        col,
+        message: format!("expected {expected}, found {what}"),
     }
 }
 
@@ -325,8 +623,12 @@ fn resolve_int(text: &str) -> Option<Value> {
     None
 }
 
+/// PyYAML's float resolver:
+/// `[-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?` | `\.[0-9_]+([eE][-+][0-9]+)?`
+/// (no sign) | `[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*` (base 60) | `[-+]?\.inf` | `\.nan`.
 fn resolve_float(text: &str) -> Option<f64> {
     let (neg, body) = split_sign(text);
+    let signed = body.len() != text.len();
     let sign = if neg { -1.0 } else { 1.0 };
     match body {
         ".inf" | ".Inf" | ".INF" => return Some(sign * f64::INFINITY),
@@ -335,7 +637,9 @@ fn resolve_float(text: &str) -> Option<f64> {
     if matches!(text, ".nan" | ".NaN" | ".NAN") {
         return Some(f64::NAN);
     }
-    // [0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?  |  \.[0-9_]+([eE][-+][0-9]+)?
+    if body.contains(':') {
+        return sexagesimal_float(body).map(|f| sign * f);
+    }
     let (mantissa, exp) = match body.find(['e', 'E']) {
         Some(i) => (&body[..i], Some(&body[i + 1..])),
         None => (body, None),
@@ -347,10 +651,12 @@ fn resolve_float(text: &str) -> Option<f64> {
         return None;
     }
     if int_part.is_empty() {
-        if frac.is_empty() || frac.starts_with('_') {
+        // `.5` is a float, `-.5` is not (the second form takes no sign), and
+        // `._` has no digit at all (PyYAML fails on it).
+        if signed || !frac.chars().any(|c| c.is_ascii_digit()) {
             return None;
         }
-    } else if int_part.starts_with('_') {
+    } else if !int_part.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
     if let Some(e) = exp {
@@ -369,6 +675,41 @@ fn resolve_float(text: &str) -> Option<f64> {
         clean
     };
     clean.parse::<f64>().ok().map(|f| sign * f)
+}
+
+/// A base-60 float (`1:30.5` is 90.5), unsigned: `[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*`,
+/// valued as PyYAML values it (underscores dropped, each part a float).
+fn sexagesimal_float(body: &str) -> Option<f64> {
+    let parts: Vec<&str> = body.split(':').collect();
+    let (head, rest) = parts.split_first()?;
+    let (last, middle) = rest.split_last()?;
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit() || c == '_');
+    let sixty = |s: &str| {
+        let b = s.as_bytes();
+        match b.len() {
+            1 => b[0].is_ascii_digit(),
+            2 => (b'0'..=b'5').contains(&b[0]) && b[1].is_ascii_digit(),
+            _ => false,
+        }
+    };
+    if !head.starts_with(|c: char| c.is_ascii_digit()) || !digits(head) {
+        return None;
+    }
+    if !middle.iter().all(|p| sixty(p)) {
+        return None;
+    }
+    let (whole, frac) = last.split_once('.')?;
+    if !sixty(whole) || !digits(frac) {
+        return None;
+    }
+    let mut value = 0.0;
+    let mut base = 1.0;
+    for p in parts.iter().rev() {
+        let p: String = p.chars().filter(|c| *c != '_').collect();
+        value += p.parse::<f64>().ok()? * base;
+        base *= 60.0;
+    }
+    Some(value)
 }
 
 impl Node {
@@ -526,7 +867,11 @@ mod tests {
 
     /// Asserts the fast path, when it accepts `text`, agrees with the general parser.
     pub(crate) fn assert_same(name: &str, text: &str) -> bool {
-        let Some(fast) = fast::parse(text, 0) else {
+        // Text with a forbidden character never reaches the fast path.
+        if check_printable(text, 0).is_err() {
+            return false;
+        }
+        let Some(fast) = fast::parse(text, 0).parsed() else {
             return false;
         };
         let general = parse_general(text, 0)
@@ -608,7 +953,7 @@ mod tests {
             "# only\n",
             "---\n",
         ] {
-            let docs = fast::parse(text, 0);
+            let docs = fast::parse(text, 0).parsed();
             assert!(docs.is_some(), "fast path declined {text:?}");
             assert_same(text, text);
         }
@@ -633,7 +978,7 @@ mod tests {
             "a: |\nb: 2\n",
         ] {
             assert!(
-                fast::parse(text, 0).is_none(),
+                fast::parse(text, 0).parsed().is_none(),
                 "fast path accepted {text:?}"
             );
         }
@@ -665,6 +1010,11 @@ mod tests {
             Value::Str("aa:bb:cc:dd:ee:ff".into())
         );
         assert_eq!(plain("1.5"), Value::Float(1.5));
+        assert_eq!(plain(".5"), Value::Float(0.5));
+        assert_eq!(plain("-.5"), Value::Str("-.5".into()));
+        assert_eq!(plain("7:7."), Value::Float(427.0));
+        assert_eq!(plain("-1:30.5"), Value::Float(-90.5));
+        assert_eq!(plain("1:60.5"), Value::Str("1:60.5".into()));
         assert_eq!(plain("1e5"), Value::Str("1e5".into()));
         assert_eq!(plain("802.3ad"), Value::Str("802.3ad".into()));
         assert_eq!(plain("172.16.1.0/24"), Value::Str("172.16.1.0/24".into()));
@@ -707,6 +1057,226 @@ mod tests {
         assert_eq!(p.len(), 2);
     }
 
+    fn json(text: &str) -> (serde_json::Value, Vec<KeyProblem>) {
+        let docs = parse_stream(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
+        let mut p = Vec::new();
+        let j = docs[0].root.to_json(&mut p);
+        (j, p)
+    }
+
+    #[test]
+    fn merge_keys_resolve_as_pyyaml_resolves_them() {
+        // Each expected value is what PyYAML 6's safe_load gives for the text.
+        let cases = [
+            // The mapping's own keys win over merged ones, wherever `<<` stands.
+            (
+                "base: &b {a: 1, b: 2}\nm:\n  <<: *b\n  b: 3\n",
+                r#"{"a":1,"b":3}"#,
+            ),
+            ("x: &x {a: 1}\nm:\n  a: 5\n  <<: *x\n", r#"{"a":5}"#),
+            // In the list form, an earlier mapping wins over a later one.
+            (
+                "x: &x {a: 1}\ny: &y {a: 2, c: 3}\nm: {<<: [*x, *y]}\n",
+                r#"{"a":1,"c":3}"#,
+            ),
+            // Of two merge keys, the later wins.
+            (
+                "x: &x {a: 1}\ny: &y {a: 2, c: 3}\nm:\n  <<: *x\n  <<: *y\n",
+                r#"{"a":2,"c":3}"#,
+            ),
+            // A merged mapping's own merges are resolved first.
+            (
+                "x: &x {a: 1, d: 0}\ny: &y {<<: *x, a: 2}\nm: {<<: *y, c: 3}\n",
+                r#"{"a":2,"c":3,"d":0}"#,
+            ),
+            // An inline block mapping, and the `!!merge` tag.
+            ("m:\n  <<:\n    a: 1\n  b: 2\n", r#"{"a":1,"b":2}"#),
+            ("x: &x {a: 1}\nm: {!!merge foo: *x}\n", r#"{"a":1}"#),
+            // A quoted `<<` is an ordinary key.
+            ("m: {'<<': 1}\n", r#"{"<<":1}"#),
+        ];
+        for (text, want) in cases {
+            let (j, problems) = json(text);
+            let want: serde_json::Value = serde_json::from_str(want).unwrap();
+            assert_eq!(j["m"], want, "{text:?}");
+            // Keys a merge hides are not duplicates of the mapping's own.
+            assert!(problems.is_empty(), "{text:?}: {problems:?}");
+        }
+    }
+
+    /// Found by `cargo fuzz run yaml`: yaml-rust2 ends the stream at a NUL,
+    /// so the general parser returned the documents before it and dropped the
+    /// rest without a word, while the fast path read them all.
+    #[test]
+    fn a_nul_or_other_control_character_is_a_syntax_error_not_the_end_of_the_stream() {
+        for (text, line, col) in [
+            ("a: 1\n---\nb: x\0y\n---\nc: 3\n", 3, 5),
+            ("a: 1\nb: \u{1b}[2J\n", 2, 4),
+            ("a: \u{7f}\n", 1, 4),
+            ("a: '\u{85}ok\u{9f}'\n", 1, 8),
+        ] {
+            for r in [parse_stream(text), parse_general(text, 0)] {
+                let e = r.unwrap_err();
+                assert_eq!(
+                    (e.kind, e.line, e.col),
+                    (ErrorKind::Syntax, line, col),
+                    "{text:?}: {e:?}"
+                );
+                assert!(e.message.contains("unacceptable character"), "{e:?}");
+            }
+        }
+        // Tabs, line ends, NEL and the rest of Unicode are fine.
+        assert!(parse_stream("a: \"x\ty\"\r\nb: caf\u{e9} \u{85} \u{1F600}\n").is_ok());
+    }
+
+    #[test]
+    fn many_merge_keys_in_one_mapping_cost_linear_time() {
+        // 200,000 `<<` entries: a quadratic resolution would not finish.
+        let mut text = String::from("x: &x {a: 1}\nm:\n");
+        for i in 0..200_000 {
+            text.push_str(&format!("  <<: {{k{i}: 1}}\n"));
+        }
+        let (j, _) = json(&text);
+        assert_eq!(j["m"].as_object().unwrap().len(), 200_000);
+    }
+
+    #[test]
+    fn merging_a_non_mapping_is_an_error_at_the_value() {
+        for (text, line, col) in [
+            ("m: {<<: 1}\n", 1, 9),
+            ("x: &x {a: 1}\nm: {<<: [*x, 1]}\n", 2, 14),
+            ("m:\n  <<: [a, b]\n", 2, 8),
+            ("m:\n  <<: [[]]\n", 2, 8),
+        ] {
+            let e = parse_stream(text).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Merge, "{text:?}: {e:?}");
+            // PyYAML's positions (1-based) for the same texts.
+            assert_eq!((e.line, e.col), (line, col), "{text:?}: {e:?}");
+            assert!(e.message.contains("expected a mapping"), "{e:?}");
+        }
+    }
+
+    /// Nested block YAML: one level per entry of `kinds` (`m` a mapping key,
+    /// `s` a sequence entry on its own line, `c` a compact `- ` entry), then `leaf`.
+    fn nested(kinds: &[u8], leaf: &str) -> String {
+        let mut out = String::new();
+        let mut indent = 0;
+        let mut line = String::new();
+        for (i, k) in kinds.iter().enumerate() {
+            match k {
+                b'm' => {
+                    out.push_str(&format!("{}{line}k{i}:\n", " ".repeat(indent)));
+                    indent += line.len() + 1;
+                    line.clear();
+                }
+                b's' => {
+                    out.push_str(&format!("{}{line}-\n", " ".repeat(indent)));
+                    indent += line.len() + 2;
+                    line.clear();
+                }
+                _ => line.push_str("- "),
+            }
+        }
+        out.push_str(&format!("{}{line}{leaf}\n", " ".repeat(indent)));
+        out
+    }
+
+    /// Both parsers on `text`: the same documents, or the same limit error.
+    fn assert_same_limits(text: &str) {
+        let general = parse_general(text, 0);
+        match fast::parse(text, 0) {
+            fast::Outcome::Parsed(_) => {
+                assert!(
+                    general.is_ok(),
+                    "general refused what fast read: {general:?}"
+                );
+                assert_same("nested", text);
+            }
+            fast::Outcome::TooDeep(e) => {
+                assert_eq!(e.kind, ErrorKind::TooDeep);
+                assert_eq!(
+                    general.as_ref().err(),
+                    Some(&e),
+                    "general vs fast on {} bytes",
+                    text.len()
+                );
+            }
+            fast::Outcome::Declined => {}
+        }
+    }
+
+    #[test]
+    fn both_parsers_refuse_nesting_past_the_limit_with_the_same_error() {
+        for depth in [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 1000] {
+            for pattern in ["m", "s", "ms", "msc", "mcc"] {
+                let kinds: Vec<u8> = pattern.bytes().cycle().take(depth).collect();
+                for leaf in ["x", "a: 1", "a: {}", "[]"] {
+                    let text = nested(&kinds, leaf);
+                    assert_same_limits(&text);
+                    let deeper = depth
+                        + usize::from(leaf.contains(':'))
+                        + usize::from(leaf.contains('{') || leaf == "[]");
+                    let r = parse_stream(&text);
+                    if deeper > MAX_DEPTH {
+                        assert_eq!(
+                            r.unwrap_err().kind,
+                            ErrorKind::TooDeep,
+                            "{pattern} {depth} {leaf}"
+                        );
+                    } else {
+                        assert!(r.is_ok(), "{pattern} {depth} {leaf}: {r:?}");
+                    }
+                }
+            }
+        }
+        // Flow nesting, which only the general parser reads.
+        let flow = format!("a: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+        assert_eq!(parse_stream(&flow).unwrap_err().kind, ErrorKind::TooDeep);
+        let ok = format!(
+            "a: {}{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse_stream(&ok).is_ok());
+    }
+
+    #[test]
+    fn an_alias_counts_with_the_depth_of_what_it_repeats() {
+        let inner = format!("{}{}", "[".repeat(150), "]".repeat(150));
+        let text = format!("a: &x {inner}\nb: {}*x{}\n", "[".repeat(60), "]".repeat(60));
+        assert_eq!(parse_stream(&text).unwrap_err().kind, ErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn a_billion_laughs_is_refused_before_it_is_expanded() {
+        let mut text = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string();
+        let mut prev = 'a';
+        for c in "bcdefghi".chars() {
+            text.push_str(&format!(
+                "{c}: &{c} [{}]\n",
+                vec![format!("*{prev}"); 9].join(", ")
+            ));
+            prev = c;
+        }
+        let e = parse_stream(&text).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::AliasBudget, "{e:?}");
+        // Refused at an alias of the first levels that outgrow the budget, not at the end.
+        assert!(e.line < 9, "{e:?}");
+    }
+
+    #[test]
+    fn a_large_anchor_aliased_many_times_is_refused_and_a_few_aliases_are_not() {
+        let big = "x".repeat(100_000);
+        let few: String = (0..5).map(|i| format!("b{i}: *a\n")).collect();
+        assert!(parse_stream(&format!("a: &a {big}\n{few}")).is_ok());
+        let many: String = (0..100).map(|i| format!("b{i}: *a\n")).collect();
+        let e = parse_stream(&format!("a: &a {big}\n{many}")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::AliasBudget, "{e:?}");
+        // The budget scales with the text: 8 copies of a 100 kB anchor fit
+        // into a 900 kB text's budget, whatever its floor.
+        assert!(alias_budget(900_000) >= 9 * (100_000 + NODE_WEIGHT));
+    }
+
     mod differential {
         use proptest::prelude::*;
 
@@ -745,6 +1315,11 @@ mod tests {
                 "s:  ",
                 "- - x",
                 "t: \"a",
+                "<<:",
+                "<<: {}",
+                "- <<: 1",
+                "'<<': 1",
+                "u: <<",
             ]);
             prop::collection::vec((0usize..7, body), 0..25).prop_map(|lines| {
                 lines

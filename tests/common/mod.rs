@@ -202,6 +202,7 @@ impl Server {
             idle_timeout: slipway::reconcile::DEFAULT_IDLE_TIMEOUT,
             max_delete_share: slipway::reconcile::DEFAULT_MAX_DELETE_SHARE,
             allow_mass_delete: false,
+            limits: Default::default(),
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

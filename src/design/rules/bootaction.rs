@@ -142,7 +142,7 @@ fn check_asset(
 ) {
     let at = |field: &str| format!("/assets/{ai}{field}");
     let what = match &asset.path {
-        Some(p) => format!("asset {ai} (`{p}`)"),
+        Some(p) => format!("asset {ai} (`{}`)", p.escape_debug()),
         None => format!("asset {ai}"),
     };
     let err = |code: &str, field: &str, text: String, diag: &str| {
@@ -162,6 +162,15 @@ fn check_asset(
                 format!("has permissions `{mode}`; expected an octal mode of 3 or 4 digits 0-7, such as `0644`"),
                 "Quote the mode as a string of octal digits, e.g. '0755' or '644'.",
             ));
+        } else if let Some(bits) = unsafe_mode_bits(mode) {
+            if asset.allow_unsafe_permissions != Some(true) {
+                out.push(err(
+                    "SW398",
+                    "/permissions",
+                    format!("has permissions `{mode}`, which {bits}; expected a mode without setuid (4000), setgid (2000) or world-write (0002) bits"),
+                    "Drop those bits (e.g. '0755', '0644'), or, if the node really needs them, set `allow_unsafe_permissions: true` on this asset.",
+                ));
+            }
         }
     }
 
@@ -183,7 +192,8 @@ fn check_asset(
                     "SW388",
                     "/path",
                     format!(
-                        "has path `{p}`, which {why}; expected a normalised absolute file path"
+                        "has path `{}`, which {why}; expected a normalised absolute file path",
+                        p.escape_debug()
                     ),
                     "Write the path as /dir/file, without `.`, `..`, `//` or a trailing `/`.",
                 ));
@@ -407,6 +417,19 @@ fn b64decode(input: &[u8]) -> Result<Vec<u8>, String> {
     ENGINE.decode(&clean).map_err(|e| e.to_string())
 }
 
+/// What makes a valid octal mode dangerous on a node: setuid or setgid (a
+/// file that runs as its owner or group, root in a boot-data tarball) or
+/// world-write (anyone on the node may change it), if any.
+fn unsafe_mode_bits(mode: &str) -> Option<&'static str> {
+    let m = u32::from_str_radix(mode, 8).ok()?;
+    match (m & 0o4000 != 0, m & 0o2000 != 0, m & 0o0002 != 0) {
+        (false, false, false) => None,
+        (true, _, _) => Some("sets the setuid bit"),
+        (_, true, _) => Some("sets the setgid bit"),
+        _ => Some("makes the file world-writable"),
+    }
+}
+
 /// Why a path is not a normalised absolute file path, if it is not.
 fn path_problem(p: &str) -> Option<&'static str> {
     if !p.starts_with('/') {
@@ -417,6 +440,11 @@ fn path_problem(p: &str) -> Option<&'static str> {
     }
     if p.contains('\0') {
         return Some("contains a NUL byte");
+    }
+    // A newline or other control character would reach the tarball's member
+    // name and every tool that lists or logs it.
+    if p.chars().any(|c| c.is_control()) {
+        return Some("contains a control character (a newline, tab, escape or DEL)");
     }
     for part in p[1..].split('/') {
         match part {
@@ -768,6 +796,42 @@ mod tests {
         assert_eq!(path_problem("/etc/x.conf"), None);
         for bad in ["etc/x", "/etc/", "/etc//x", "/etc/../x", "/./x"] {
             assert!(path_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_with_control_characters_are_refused() {
+        for bad in [
+            "/etc/x\nroot",
+            "/etc/\tx",
+            "/etc/x\u{1b}[2J",
+            "/etc/x\u{7f}",
+            "/etc/\rx",
+        ] {
+            assert!(
+                path_problem(bad).is_some_and(|w| w.contains("control")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(path_problem("/etc/caf\u{e9}.conf"), None);
+    }
+
+    #[test]
+    fn setuid_setgid_and_world_write_bits_are_unsafe() {
+        for (mode, unsafe_) in [
+            ("0644", false),
+            ("755", false),
+            ("1755", false),
+            ("0600", false),
+            ("4755", true),
+            ("2755", true),
+            ("6755", true),
+            ("0666", true),
+            ("777", true),
+            ("0642", true),
+            ("0640", false),
+        ] {
+            assert_eq!(unsafe_mode_bits(mode).is_some(), unsafe_, "{mode}");
         }
     }
 }

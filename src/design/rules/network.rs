@@ -179,9 +179,9 @@ fn compile_network(d: &Design, n: &Entity<NetworkData>, out: &mut Vec<Message>) 
         }
     }
     // DNS servers and the DHCP relay are handed to MAAS as addresses; Drydock
-    // passes the text through unchecked.
+    // passes the text through unchecked (the list is split as MAAS splits it).
     if let Some(servers) = data.dns.as_ref().and_then(|d| d.servers.as_deref()) {
-        for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for server in servers {
             if parse_ip(server).is_none() {
                 out.push(d.msg_at(not_an_ip("dns server", Some(server)), n.doc, "/dns/servers"));
             }

@@ -3,12 +3,15 @@
 //! It reads the common subset — block mappings and sequences, plain and quoted
 //! one-line scalars, literal block scalars (`|`, `|-`, `|+`), comments — and
 //! builds the same [`Node`] tree as the general parser, several times faster.
-//! On anything else (flow collections, anchors, tags, folded or multi-line
-//! scalars, tabs in indentation, odd indentation) it returns `None` and the
-//! caller uses the general parser, which also owns every syntax error message.
-//! A differential test holds the two parsers to the same output.
+//! On anything else (flow collections, anchors, tags, merge keys, folded or
+//! multi-line scalars, tabs in indentation, odd indentation) it declines and
+//! the caller uses the general parser, which also owns every syntax error
+//! message. It enforces the depth limit itself ([`MAX_DEPTH`], with the very
+//! error the general parser gives), so its recursion is bounded too; aliases
+//! it never expands. A differential test holds the two parsers to the same
+//! output and the same limit errors.
 
-use super::{resolve_plain, Node, Value, YamlDocument};
+use super::{resolve_plain, too_deep, Node, SyntaxError, Value, YamlDocument, MAX_DEPTH};
 
 #[derive(Clone, Copy)]
 struct Line<'a> {
@@ -23,18 +26,46 @@ struct Line<'a> {
 struct P<'a> {
     lines: Vec<Line<'a>>,
     pos: usize,
+    /// Collections open around the current line.
+    depth: usize,
 }
 
-/// Marker for "not in the subset": fall back to the general parser.
-struct Bail;
+/// Why the fast path stopped early.
+enum Stop {
+    /// Not in the subset: fall back to the general parser.
+    Bail,
+    /// Nested past [`MAX_DEPTH`]: the same error the general parser gives.
+    TooDeep(SyntaxError),
+}
 
-type R<T> = Result<T, Bail>;
+type R<T> = Result<T, Stop>;
 
-/// Parses `text` (starting after `line_offset` lines of its file), or `None`
+/// What the fast path made of a text.
+pub enum Outcome {
+    /// The documents, as the general parser reads them.
+    Parsed(Vec<YamlDocument>),
+    /// Nested deeper than [`MAX_DEPTH`] (the general parser agrees).
+    TooDeep(SyntaxError),
+    /// Outside the subset: the general parser must read it.
+    Declined,
+}
+
+impl Outcome {
+    /// The documents, when the fast path read them.
+    #[cfg(test)]
+    pub fn parsed(self) -> Option<Vec<YamlDocument>> {
+        match self {
+            Outcome::Parsed(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Parses `text` (starting after `line_offset` lines of its file), declining
 /// when it uses YAML outside the subset.
-pub fn parse(text: &str, line_offset: u32) -> Option<Vec<YamlDocument>> {
+pub fn parse(text: &str, line_offset: u32) -> Outcome {
     if text.contains('\r') || text.starts_with('\u{feff}') {
-        return None;
+        return Outcome::Declined;
     }
     let mut lines = Vec::with_capacity(text.len() / 24);
     for (i, raw) in text.split('\n').enumerate() {
@@ -43,7 +74,7 @@ pub fn parse(text: &str, line_offset: u32) -> Option<Vec<YamlDocument>> {
         if trimmed.starts_with('\t') {
             // A tab before content: only harmless on a blank line.
             if !trimmed.trim().is_empty() {
-                return None;
+                return Outcome::Declined;
             }
         }
         lines.push(Line {
@@ -53,8 +84,16 @@ pub fn parse(text: &str, line_offset: u32) -> Option<Vec<YamlDocument>> {
             raw,
         });
     }
-    let mut p = P { lines, pos: 0 };
-    p.documents().ok()
+    let mut p = P {
+        lines,
+        pos: 0,
+        depth: 0,
+    };
+    match p.documents() {
+        Ok(docs) => Outcome::Parsed(docs),
+        Err(Stop::TooDeep(e)) => Outcome::TooDeep(e),
+        Err(Stop::Bail) => Outcome::Declined,
+    }
 }
 
 fn is_blank_or_comment(t: &str) -> bool {
@@ -95,7 +134,7 @@ impl<'a> P<'a> {
                 return Ok(docs);
             };
             if l.indent == 0 && l.text.starts_with('%') {
-                return Err(Bail);
+                return Err(Stop::Bail);
             }
             if is_doc_end(&l) {
                 if let Some(line) = explicit_line.take() {
@@ -113,7 +152,7 @@ impl<'a> P<'a> {
             }
             if is_doc_start(&l) {
                 if !is_blank_or_comment(&l.text[3..]) {
-                    return Err(Bail);
+                    return Err(Stop::Bail);
                 }
                 if let Some(line) = explicit_line {
                     docs.push(YamlDocument {
@@ -138,7 +177,7 @@ impl<'a> P<'a> {
             self.skip_blank();
             if let Some(l) = self.peek() {
                 if !is_doc_start(&l) && !is_doc_end(&l) {
-                    return Err(Bail);
+                    return Err(Stop::Bail);
                 }
             }
         }
@@ -167,7 +206,7 @@ impl<'a> P<'a> {
 
     /// A block node whose first line is the current one, at `indent`.
     fn node(&mut self, indent: usize, parent: usize) -> R<Node> {
-        let l = self.peek().ok_or(Bail)?;
+        let l = self.peek().ok_or(Stop::Bail)?;
         if is_seq_entry(l.text) {
             return self.sequence(indent);
         }
@@ -179,8 +218,20 @@ impl<'a> P<'a> {
         Ok(node)
     }
 
+    /// Opens a collection starting at `line`/`col`, refusing one past [`MAX_DEPTH`].
+    fn enter(&mut self, line: u32, col: u32) -> R<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err(Stop::TooDeep(too_deep(line, col)));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
     fn mapping(&mut self, indent: usize) -> R<Node> {
-        let first = self.peek().ok_or(Bail)?;
+        let first = self.peek().ok_or(Stop::Bail)?;
+        // The general parser places a block mapping at its first key's colon.
+        let (_, rest) = split_key(first.text)?.ok_or(Stop::Bail)?;
+        self.enter(first.no, (first.raw.len() - rest.len()) as u32)?;
         let mut entries = Vec::new();
         loop {
             self.skip_blank();
@@ -189,10 +240,10 @@ impl<'a> P<'a> {
                 break;
             }
             if l.indent > indent {
-                return Err(Bail);
+                return Err(Stop::Bail);
             }
             let Some((key_text, rest)) = split_key(l.text)? else {
-                return Err(Bail);
+                return Err(Stop::Bail);
             };
             let key = Node {
                 value: scalar_key(key_text)?,
@@ -210,6 +261,7 @@ impl<'a> P<'a> {
             };
             entries.push((key, value));
         }
+        self.depth -= 1;
         Ok(Node {
             value: Value::Map(entries),
             line: first.no,
@@ -234,24 +286,25 @@ impl<'a> P<'a> {
     }
 
     fn sequence(&mut self, indent: usize) -> R<Node> {
-        let first = self.peek().ok_or(Bail)?;
+        let first = self.peek().ok_or(Stop::Bail)?;
+        self.enter(first.no, indent as u32 + 1)?;
         let mut items = Vec::new();
         loop {
             self.skip_blank();
             let Some(l) = self.peek() else { break };
             if l.indent < indent || is_doc_start(&l) || is_doc_end(&l) || !is_seq_entry(l.text) {
                 if l.indent > indent {
-                    return Err(Bail);
+                    return Err(Stop::Bail);
                 }
                 break;
             }
             if l.indent > indent {
-                return Err(Bail);
+                return Err(Stop::Bail);
             }
             let after = &l.text[1..];
             let rest = after.trim_start_matches(' ');
             if rest.starts_with('\t') {
-                return Err(Bail);
+                return Err(Stop::Bail);
             }
             let col = indent + 1 + (after.len() - rest.len());
             if is_blank_or_comment(rest) {
@@ -274,6 +327,7 @@ impl<'a> P<'a> {
             self.pos += 1;
             items.push(self.inline(rest, l.no, col as u32 + 1, indent)?);
         }
+        self.depth -= 1;
         Ok(Node {
             value: Value::Seq(items),
             line: first.no,
@@ -290,7 +344,14 @@ impl<'a> P<'a> {
         }
         let value = match text.as_bytes()[0] {
             b'|' => return self.literal(text, no, col, parent),
-            b'{' | b'[' => empty_flow(text)?,
+            b'{' | b'[' => {
+                let v = empty_flow(text)?;
+                // An empty collection is a level too.
+                if self.depth >= MAX_DEPTH {
+                    return Err(Stop::TooDeep(too_deep(no, col)));
+                }
+                v
+            }
             b'\'' => single_quoted(text)?,
             b'"' => double_quoted(text)?,
             _ => Value::from_plain(plain(text)?),
@@ -298,7 +359,7 @@ impl<'a> P<'a> {
         // A following, more indented line would continue the scalar: not ours.
         if let Some(n) = self.next_at_least(parent + 1) {
             if n.indent > parent {
-                return Err(Bail);
+                return Err(Stop::Bail);
             }
         }
         Ok(Node {
@@ -317,13 +378,13 @@ impl<'a> P<'a> {
             _ => (' ', h),
         };
         if !is_blank_or_comment(rest) || rest.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(Bail);
+            return Err(Stop::Bail);
         }
         if !rest.is_empty() && !rest.starts_with(' ') && !rest.starts_with('#') {
-            return Err(Bail);
+            return Err(Stop::Bail);
         }
         if rest.starts_with('#') {
-            return Err(Bail);
+            return Err(Stop::Bail);
         }
         // Content indentation: that of the first non-empty line.
         let mut content_indent = None;
@@ -341,7 +402,7 @@ impl<'a> P<'a> {
         }
         // A leading blank line longer than the content's indentation is an error.
         if content_indent.is_some_and(|ci| longest_leading_blank > ci) {
-            return Err(Bail);
+            return Err(Stop::Bail);
         }
         let mut body: Vec<&str> = Vec::new();
         let mut trailing_blank = 0usize;
@@ -364,7 +425,7 @@ impl<'a> P<'a> {
                     break;
                 }
                 if l.raw[..ci].contains('\t') {
-                    return Err(Bail);
+                    return Err(Stop::Bail);
                 }
                 body.resize(body.len() + trailing_blank, "");
                 trailing_blank = 0;
@@ -376,7 +437,7 @@ impl<'a> P<'a> {
             while let Some(l) = self.lines.get(self.pos) {
                 if l.raw.trim_matches(' ').is_empty() && self.pos + 1 < self.lines.len() {
                     if l.raw.len() > parent + 1 {
-                        return Err(Bail);
+                        return Err(Stop::Bail);
                     }
                     trailing_blank += 1;
                     self.pos += 1;
@@ -392,11 +453,11 @@ impl<'a> P<'a> {
         } else if at_eof && trailing_blank == 0 && !body.is_empty() {
             // Content runs to the end of the text without a final line break:
             // YAML readers disagree on the last newline; leave it to the general one.
-            return Err(Bail);
+            return Err(Stop::Bail);
         }
         if body.is_empty() {
             // An empty block scalar: readers disagree (PyYAML '', yaml-rust2 "\n").
-            return Err(Bail);
+            return Err(Stop::Bail);
         }
         let mut s = body.join("\n");
         match chomp {
@@ -440,12 +501,12 @@ fn empty_flow(t: &str) -> R<Value> {
     } else if let Some(r) = t.strip_prefix("[]") {
         (Value::Seq(Vec::new()), r)
     } else {
-        return Err(Bail);
+        return Err(Stop::Bail);
     };
     if rest.is_empty() || (rest.starts_with(' ') && is_blank_or_comment(rest)) {
         Ok(v)
     } else {
-        Err(Bail)
+        Err(Stop::Bail)
     }
 }
 
@@ -467,7 +528,7 @@ fn plain(t: &str) -> R<&str> {
                 end = i - 1;
                 break;
             }
-            b':' if b.get(i + 1) == Some(&b' ') => return Err(Bail),
+            b':' if b.get(i + 1) == Some(&b' ') => return Err(Stop::Bail),
             b'\t' if first_tab == usize::MAX => first_tab = i,
             _ => {}
         }
@@ -477,12 +538,12 @@ fn plain(t: &str) -> R<&str> {
         end -= 1;
     }
     if end == 0 || first_tab < end || b[end - 1] == b':' {
-        return Err(Bail);
+        return Err(Stop::Bail);
     }
     match b[0] {
         b'[' | b']' | b'{' | b'}' | b',' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\''
-        | b'"' | b'%' | b'@' | b'`' => return Err(Bail),
-        b'-' | b'?' | b':' if end == 1 || b[1] == b' ' => return Err(Bail),
+        | b'"' | b'%' | b'@' | b'`' => return Err(Stop::Bail),
+        b'-' | b'?' | b':' if end == 1 || b[1] == b' ' => return Err(Stop::Bail),
         _ => {}
     }
     Ok(&t[..end])
@@ -495,20 +556,26 @@ fn split_key(t: &str) -> R<Option<(&str, &str)>> {
     match b.first() {
         None => return Ok(None),
         Some(b'\'') | Some(b'"') => {
-            let end = quoted_end(t).ok_or(Bail)?;
+            let end = quoted_end(t).ok_or(Stop::Bail)?;
             let after = &t[end..];
             return if let Some(rest) = after.strip_prefix(':') {
                 if rest.is_empty() || rest.starts_with(' ') {
                     Ok(Some((&t[..end], rest)))
                 } else {
-                    Err(Bail)
+                    Err(Stop::Bail)
                 }
             } else {
                 Ok(None)
             };
         }
         Some(b'?') | Some(b'[') | Some(b'{') | Some(b'&') | Some(b'*') | Some(b'!')
-        | Some(b'|') | Some(b'>') => return if t.contains(':') { Err(Bail) } else { Ok(None) },
+        | Some(b'|') | Some(b'>') => {
+            return if t.contains(':') {
+                Err(Stop::Bail)
+            } else {
+                Ok(None)
+            }
+        }
         _ => {}
     }
     let mut i = 0;
@@ -518,7 +585,7 @@ fn split_key(t: &str) -> R<Option<(&str, &str)>> {
         }
         if b[i] == b':' && (i + 1 == b.len() || b[i + 1] == b' ') {
             if i == 0 {
-                return Err(Bail);
+                return Err(Stop::Bail);
             }
             let key = t[..i].trim_end_matches(' ');
             return Ok(Some((key, &t[i + 1..])));
@@ -529,6 +596,10 @@ fn split_key(t: &str) -> R<Option<(&str, &str)>> {
 }
 
 fn scalar_key(k: &str) -> R<Value> {
+    // A merge key (`<<`) is resolved by the general parser.
+    if k == "<<" {
+        return Err(Stop::Bail);
+    }
     match k.as_bytes()[0] {
         b'\'' => single_quoted(k),
         b'"' => double_quoted(k),
@@ -569,18 +640,18 @@ fn check_tail(t: &str, end: usize) -> R<()> {
     if tail.is_empty() || (tail.starts_with('#') && t[end..].starts_with(' ')) {
         Ok(())
     } else {
-        Err(Bail)
+        Err(Stop::Bail)
     }
 }
 
 fn single_quoted(t: &str) -> R<Value> {
-    let end = quoted_end(t).ok_or(Bail)?;
+    let end = quoted_end(t).ok_or(Stop::Bail)?;
     check_tail(t, end)?;
     Ok(Value::Str(t[1..end - 1].replace("''", "'")))
 }
 
 fn double_quoted(t: &str) -> R<Value> {
-    let end = quoted_end(t).ok_or(Bail)?;
+    let end = quoted_end(t).ok_or(Stop::Bail)?;
     check_tail(t, end)?;
     let inner = &t[1..end - 1];
     if !inner.contains('\\') {
@@ -593,14 +664,14 @@ fn double_quoted(t: &str) -> R<Value> {
             out.push(c);
             continue;
         }
-        let e = chars.next().ok_or(Bail)?;
+        let e = chars.next().ok_or(Stop::Bail)?;
         let hex = |n: usize, chars: &mut std::str::Chars| -> R<char> {
             let s: String = chars.take(n).collect();
             if s.len() != n {
-                return Err(Bail);
+                return Err(Stop::Bail);
             }
-            let v = u32::from_str_radix(&s, 16).map_err(|_| Bail)?;
-            char::from_u32(v).ok_or(Bail)
+            let v = u32::from_str_radix(&s, 16).map_err(|_| Stop::Bail)?;
+            char::from_u32(v).ok_or(Stop::Bail)
         };
         out.push(match e {
             '0' => '\0',
@@ -623,7 +694,7 @@ fn double_quoted(t: &str) -> R<Value> {
             'x' => hex(2, &mut chars)?,
             'u' => hex(4, &mut chars)?,
             'U' => hex(8, &mut chars)?,
-            _ => return Err(Bail),
+            _ => return Err(Stop::Bail),
         });
     }
     Ok(Value::Str(out))
