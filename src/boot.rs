@@ -33,16 +33,17 @@ use bytes::Bytes;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::clock::now;
 use crate::design::{self, filter, Design, Message};
 use crate::keys::{self, KeyCheck, Secret};
 use crate::metrics::Metrics;
-use crate::plan::Plan;
+use crate::plan::{Plan, Snapshot};
 use crate::render::bootdata::{self, BootDataKind, CompiledActions, NodeAction, RenderError};
 use crate::render::context::{ActionValues, ContextBuilder};
 use crate::source::Repo;
 use crate::state::{
     BootActionDetail, BootActionRecord, DatabaseFile, DeploymentInputs, DeploymentRecord,
-    NewDeployment, ReportOutcome, Snapshot, StateError, Store,
+    NewDeployment, ReportOutcome, StateError, Store,
 };
 
 /// Where the service finds designs and what it tells nodes.
@@ -266,13 +267,6 @@ struct Served {
     generation: u64,
     design: Serving,
     nodes: HashMap<String, Arc<Entry>>,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Boot data rendered for a new deployment (the kinds its node had asked

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod boot;
+pub mod clock;
 pub mod design;
 pub mod keys;
 pub mod metrics;

@@ -24,7 +24,63 @@ use sha2::{Digest, Sha256};
 
 use crate::design::model::HostData;
 use crate::design::{filter, Design, Document, EffectiveNode, Entity, Kind};
-use crate::state::{Snapshot, StoredDocument};
+
+/// A stored document's identity and hash, enough for planning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// The document's kind.
+    pub kind: Kind,
+    /// `metadata.name`.
+    pub name: String,
+    /// sha256 of the document's canonical JSON.
+    pub hash: String,
+}
+
+/// The applied state that `plan` compares a design against.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Commit of the applied revision.
+    pub revision: Option<String>,
+    /// Every stored document by (kind, name).
+    pub documents: HashMap<(Kind, String), StoredDocument>,
+    /// Node name to the hash of everything its boot data depends on.
+    pub nodes: HashMap<String, String>,
+    /// Node name to its `source_hash` (inputs but boot-action targeting), which
+    /// lets `plan` skip compiling nodes whose sources did not change.
+    pub node_sources: HashMap<String, String>,
+}
+
+impl Snapshot {
+    /// The snapshot `Store::snapshot` (the state module) reads once `plan` is applied as
+    /// revision `commit` over this one, computed without reading the
+    /// database: the reconciler keeps it for the next pass.
+    pub fn after(mut self, plan: &Plan, commit: &str) -> Snapshot {
+        self.revision = Some(commit.to_string());
+        for d in plan.creates.iter().chain(&plan.updates) {
+            self.documents.insert(
+                (d.kind, d.name.clone()),
+                StoredDocument {
+                    kind: d.kind,
+                    name: d.name.clone(),
+                    hash: d.hash.clone(),
+                },
+            );
+        }
+        for key in &plan.deletes {
+            self.documents.remove(key);
+        }
+        for n in &plan.node_writes {
+            self.nodes.insert(n.name.clone(), n.inputs_hash.clone());
+            self.node_sources
+                .insert(n.name.clone(), n.source_hash.clone());
+        }
+        for n in &plan.node_deletes {
+            self.nodes.remove(n);
+            self.node_sources.remove(n);
+        }
+        self
+    }
+}
 
 /// One document to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

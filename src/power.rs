@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
@@ -366,7 +366,7 @@ impl Inner {
                     .await
                     .expect("the semaphore is never closed");
                 self.journal.update(id, |r| {
-                    r.started.get_or_insert_with(SystemTime::now);
+                    r.started.get_or_insert_with(crate::clock::system_now);
                     r.attempts = attempt;
                     r.outcome = Outcome::Running;
                     r.message = format!("attempt {attempt}");
@@ -413,7 +413,7 @@ impl Inner {
         };
         tracing::info!(node = %target.node, driver = %target.driver, %op, attempts = attempt, outcome = ?outcome, %message, "power operation finished");
         self.journal.update(id, |r| {
-            r.finished = Some(SystemTime::now());
+            r.finished = Some(crate::clock::system_now());
             r.outcome = outcome;
             r.power = power;
             r.message = message;

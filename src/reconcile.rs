@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::api::{self, AppState};
+use crate::clock::now;
 use crate::design;
 use crate::plan;
 use crate::source::{Repo, SourceError};
@@ -497,7 +498,7 @@ struct PassContext {
     metrics: Arc<crate::metrics::Metrics>,
     /// The applied state as the last apply left it, so a pass need not read
     /// it back from the database (`None`: read it).
-    snapshot: Arc<Mutex<Option<crate::state::Snapshot>>>,
+    snapshot: Arc<Mutex<Option<crate::plan::Snapshot>>>,
     /// Parse and typing results of the documents of the last commit read, so
     /// a pass parses only the documents a commit changed.
     validation: Arc<Mutex<design::ValidationCache>>,
@@ -890,7 +891,7 @@ fn mass_delete(
     repo: &Repo,
     head: &crate::revision::Revision,
     p: &plan::Plan,
-    applied: &crate::state::Snapshot,
+    applied: &crate::plan::Snapshot,
 ) -> Result<Option<design::Message>, ServeError> {
     let (deleted, total) = (p.node_deletes.len(), applied.nodes.len());
     if deleted == 0 || total == 0 || ctx.allow_mass_delete {
@@ -976,11 +977,3 @@ fn record_no_design(
 
 /// Message code for a commit without design files (a source-stage error).
 const NO_DESIGN: &str = "SW100";
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}

@@ -28,8 +28,9 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now;
 use crate::design::{Kind, Message};
-use crate::plan::Plan;
+use crate::plan::{Plan, Snapshot, StoredDocument};
 use crate::revision::Revision;
 
 pub use boot_actions::{
@@ -136,63 +137,6 @@ pub struct RevisionRecord {
     pub messages: Vec<Message>,
 }
 
-/// A stored document's identity and hash, enough for planning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredDocument {
-    /// The document's kind.
-    pub kind: Kind,
-    /// `metadata.name`.
-    pub name: String,
-    /// sha256 of the document's canonical JSON.
-    pub hash: String,
-}
-
-/// The applied state that `plan` compares a design against.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshot {
-    /// Commit of the applied revision.
-    pub revision: Option<String>,
-    /// Every stored document by (kind, name).
-    pub documents: HashMap<(Kind, String), StoredDocument>,
-    /// Node name to the hash of everything its boot data depends on.
-    pub nodes: HashMap<String, String>,
-    /// Node name to its `source_hash` (inputs but boot-action targeting), which
-    /// lets `plan` skip compiling nodes whose sources did not change.
-    pub node_sources: HashMap<String, String>,
-}
-
-impl Snapshot {
-    /// The snapshot [`Store::snapshot`] reads once `plan` is applied as
-    /// revision `commit` over this one, computed without reading the
-    /// database: the reconciler keeps it for the next pass.
-    pub fn after(mut self, plan: &crate::plan::Plan, commit: &str) -> Snapshot {
-        self.revision = Some(commit.to_string());
-        for d in plan.creates.iter().chain(&plan.updates) {
-            self.documents.insert(
-                (d.kind, d.name.clone()),
-                StoredDocument {
-                    kind: d.kind,
-                    name: d.name.clone(),
-                    hash: d.hash.clone(),
-                },
-            );
-        }
-        for key in &plan.deletes {
-            self.documents.remove(key);
-        }
-        for n in &plan.node_writes {
-            self.nodes.insert(n.name.clone(), n.inputs_hash.clone());
-            self.node_sources
-                .insert(n.name.clone(), n.source_hash.clone());
-        }
-        for n in &plan.node_deletes {
-            self.nodes.remove(n);
-            self.node_sources.remove(n);
-        }
-        self
-    }
-}
-
 /// How many rows an apply wrote, so callers and tests can see its cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ApplyStats {
@@ -257,14 +201,6 @@ impl<T> Context<T> for rusqlite::Result<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StateError> {
         self.map_err(|e| StateError::Sql(format!("{}: {e}", what())))
     }
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// How long a writer waits for another connection's lock before failing.

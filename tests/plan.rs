@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use slipway::design::{self, filter, Design, DesignFile, Kind};
+use slipway::plan::Snapshot;
 use slipway::plan::{plan, snapshot_of, Plan};
 use slipway::revision::Revision;
-use slipway::state::{Snapshot, Store};
+use slipway::state::Store;
 
 /// A design as a list of YAML documents, each written to its own file so that
 /// file order is document order.

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::{client, wait_for, GitRepo, Server, BAD_YAML};
 use slipway::design::Kind;
-use slipway::state::{Snapshot, Store};
+use slipway::plan::Snapshot;
+use slipway::state::Store;
 
 /// Long enough that a test passing proves something other than the poll acted.
 const NEVER: Duration = Duration::from_secs(3600);

@@ -228,7 +228,7 @@ trait WithRevision {
     fn with_revision(self, rev: &Revision) -> Self;
 }
 
-impl WithRevision for slipway::state::Snapshot {
+impl WithRevision for slipway::plan::Snapshot {
     fn with_revision(mut self, rev: &Revision) -> Self {
         self.revision = Some(rev.commit.clone());
         self

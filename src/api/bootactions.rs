@@ -13,6 +13,7 @@ use super::admission::Gate;
 use super::bootdata::{blocking, for_node, forbidden, key_rejected, presented_key, unauthorized};
 use super::revisions::rfc3339;
 use super::{AppError, AppState};
+use crate::clock::now;
 use crate::state::{BootActionDetail, BootActionRecord, ReportOutcome};
 
 /// A parsed report: the final status, if any, and the details.
@@ -144,13 +145,6 @@ fn record_view(r: &BootActionRecord, details: &[BootActionDetail]) -> Value {
             "extra": d.extra,
         })).collect::<Vec<_>>(),
     })
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn unknown(action_id: &str) -> AppError {

@@ -6,7 +6,6 @@
 //! message naming what is missing, never as a fake success.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::body::{bad_request, parse_json, read_design, RawBody};
 use super::nodes::parse_filter;
 use super::{AppError, AppState};
+use crate::clock::now;
 use crate::design::{self, Message};
 use crate::plan;
 use crate::state::{TaskMessage, TaskRecord};
@@ -74,20 +74,10 @@ pub struct CreateTask {
     node_filter: Option<Value>,
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// A random-looking UUID (version 4 layout) from time, pid and a counter.
 fn new_task_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = crate::clock::now_nanos();
     let mut h = Sha256::new();
     h.update(nanos.to_le_bytes());
     h.update(std::process::id().to_le_bytes());

@@ -107,7 +107,7 @@ impl Journal {
             node: node.to_string(),
             driver,
             op,
-            requested: SystemTime::now(),
+            requested: crate::clock::system_now(),
             started: None,
             finished: None,
             attempts: 0,
