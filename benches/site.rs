@@ -1,7 +1,7 @@
 //! `cargo bench --bench site`: every figure of the performance issue, in one command.
 //!
 //! In process, per size of `SLIPWAY_BENCH_NODES` (comma-separated, default
-//! `1000,10000,100000`): `design::validate` and `boot::render_site` (every node's
+//! `1000,10000,100000`): `design::validate` and `services::render_site` (every node's
 //! boot data), medians of several runs. Then, against the release server binary on
 //! a git repository holding a site of `SLIPWAY_BENCH_HTTP_NODES` nodes (default
 //! 10000), with `wrk` as the load generator, `SLIPWAY_BENCH_SECS` seconds per run
@@ -24,10 +24,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use slipway::boot;
 use slipway::design::{self, Design, DesignFile};
 use slipway::keys::{Secret, SECRET_LEN};
 use slipway::render::bootdata::BootDataKind;
+use slipway::services;
 
 use table::{secs, Row, Table};
 
@@ -133,7 +133,7 @@ fn in_process(nodes: usize, table: &mut Table) -> InProcess {
     let report_url = "http://127.0.0.1:9000/api/v1.0/bootactions/";
     let render_runs = if nodes >= 100_000 { 1 } else { 5 };
     let (render, rendered) = median_of(render_runs, || {
-        boot::render_site(&design, &secret, report_url, BootDataKind::All, 0)
+        services::render_site(&design, &secret, report_url, BootDataKind::All, 0)
             .expect("gen-site boot actions render")
     });
     println!(

@@ -200,7 +200,7 @@ pub fn node_key(
     secret: Option<&Path>,
     host: &str,
 ) -> ExitCode {
-    use slipway::boot::{BootConfig, BootService};
+    use slipway::services::{BootConfig, BootService};
     let secret_path = secret
         .map(Path::to_path_buf)
         .unwrap_or_else(|| slipway::keys::default_secret_path(db));
@@ -338,7 +338,7 @@ pub fn render(a: &RenderArgs<'_>) -> ExitCode {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
     };
-    let bytes = match slipway::boot::render_offline(
+    let bytes = match slipway::services::render_offline(
         d,
         a.host,
         a.kind,

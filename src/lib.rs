@@ -15,7 +15,6 @@
 //! - [`power`]: power and BMC control over IPMI (ipmitool) and Redfish (only user of reqwest).
 
 pub mod api;
-pub mod boot;
 pub mod clock;
 pub mod design;
 pub mod keys;
@@ -25,5 +24,7 @@ pub mod power;
 pub mod reconcile;
 pub mod render;
 pub mod revision;
+pub mod server;
+pub mod services;
 pub mod source;
 pub mod state;

@@ -116,22 +116,22 @@ enum Command {
         tokens: Option<PathBuf>,
         /// Node requests (boot data, status reports) answered at once; beyond it they get
         /// 429 with Retry-After, so a boot storm queues at the nodes instead of in memory.
-        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_MAX_IN_FLIGHT)]
+        #[arg(long, default_value_t = slipway::server::DEFAULT_MAX_IN_FLIGHT)]
         max_in_flight: usize,
         /// Connections open at once; beyond it clients wait in the kernel's backlog, so
         /// 10,000 nodes connecting together cannot grow the server's memory without bound.
-        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_MAX_CONNECTIONS)]
+        #[arg(long, default_value_t = slipway::server::DEFAULT_MAX_CONNECTIONS)]
         max_connections: usize,
         /// Seconds a client has to send a request's whole header (from its first byte, or the
         /// connection's start); then the connection is closed.
-        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_HEADER_TIMEOUT.as_secs())]
+        #[arg(long, default_value_t = slipway::server::DEFAULT_HEADER_TIMEOUT.as_secs())]
         header_timeout: u64,
         /// Seconds a client has to send a request's whole body; then 408 and the connection closes.
-        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_BODY_TIMEOUT.as_secs())]
+        #[arg(long, default_value_t = slipway::server::DEFAULT_BODY_TIMEOUT.as_secs())]
         body_timeout: u64,
         /// Seconds a keep-alive connection may wait for its next request (or a client take to
         /// read more of a response) before it is closed.
-        #[arg(long, default_value_t = slipway::reconcile::DEFAULT_IDLE_TIMEOUT.as_secs())]
+        #[arg(long, default_value_t = slipway::server::DEFAULT_IDLE_TIMEOUT.as_secs())]
         idle_timeout: u64,
         /// Largest share of the applied nodes a revision may delete, as a fraction (0.25) or
         /// a percentage (25%); a revision deleting every applied node is refused whatever the
@@ -280,7 +280,7 @@ fn main() -> ExitCode {
             allow_mass_delete,
             caps,
         } => {
-            let cfg = slipway::reconcile::ServeConfig {
+            let cfg = slipway::server::ServeConfig {
                 repo,
                 branch,
                 design_dir,
@@ -304,7 +304,7 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return cli::fail(&format!("cannot start the runtime: {e}")),
             };
-            let served = rt.block_on(slipway::reconcile::serve(cfg));
+            let served = rt.block_on(slipway::server::serve(cfg));
             // `serve` has already waited its shutdown grace for requests and
             // a pass in flight; a blocking task still running (a pass past the
             // deadline) must not hold the process: dropping the runtime would

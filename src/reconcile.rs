@@ -2,514 +2,67 @@
 //! plan -> apply. Each pass starts from "what is the newest head?", never from
 //! "what event did I get?", so a burst of commits is coalesced to the newest.
 
-mod watch;
+pub mod watch;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::api::{self, AppState};
 use crate::clock::now;
 use crate::design;
 use crate::plan;
+use crate::services::{PassReport, SharedStatus};
 use crate::source::{Repo, SourceError};
-use crate::state::{DatabaseFile, DatabaseLock, StateError, Store};
+use crate::state::{DatabaseLock, StateError, Store};
 
-/// Everything `slipway serve` needs.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    /// A path inside the design repository.
-    pub repo: PathBuf,
-    /// Branch to follow (`None`: the checked-out branch).
-    pub branch: Option<String>,
-    /// Design root inside the repository (`None`: `designs/` when present, else the root).
-    pub design_dir: Option<String>,
-    /// SQLite database file.
-    pub db: PathBuf,
-    /// Address `serve` listens on (`run` takes a bound listener instead).
-    pub listen: SocketAddr,
-    /// Time between polls of the branch head; the watcher and webhook act at once.
-    pub poll: Duration,
-    /// Operator tokens file (`None`: operator routes are loopback-only).
-    pub tokens: Option<PathBuf>,
-    /// Watch the repository's refs and reconcile at once when they move.
-    /// Off only in tests that must show the webhook or poll acting alone.
-    pub watch: bool,
-    /// The server secret file (`None`: `<db>.secret`), created 0600 on first start.
-    pub secret: Option<PathBuf>,
-    /// `action.report_url` of templates (`None`: `http://<listen>/api/v1.0/bootactions/`).
-    pub report_url: Option<String>,
-    /// Node requests (boot data, signals) answered at once; beyond it a
-    /// request gets 429 with `Retry-After` (`--max-in-flight`).
-    pub max_in_flight: usize,
-    /// Connections open at once; beyond it clients wait in the kernel's
-    /// backlog, and the connection waiting longest on its client (idle, or
-    /// with half a request) is closed to make room (`--max-connections`).
-    pub max_connections: usize,
-    /// Longest wait for a request's complete header, from the connection's
-    /// start or the request's first byte (`--header-timeout`).
-    pub header_timeout: Duration,
-    /// Longest wait for a request's complete body; 408 after it (`--body-timeout`).
-    pub body_timeout: Duration,
-    /// Longest wait for the next request on a keep-alive connection, or for
-    /// a client to read more of a response (`--idle-timeout`).
-    pub idle_timeout: Duration,
-    /// The largest share (0 to 1) of the applied nodes a revision may delete
-    /// (`--max-delete-share`); a revision deleting every applied node is
-    /// refused whatever the share. Either is allowed by `allow_mass_delete`
-    /// or the commit trailer `Slipway-Allow-Delete: true`.
-    pub max_delete_share: f64,
-    /// Apply revisions whatever share of the nodes they delete (`--allow-mass-delete`).
-    pub allow_mass_delete: bool,
-    /// Byte caps on a commit's design files (`--max-file-size`,
-    /// `--max-design-size`): a commit over them is recorded invalid unread.
-    pub limits: design::Limits,
-}
-
-/// Default of [`ServeConfig::max_in_flight`].
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
-
-/// Default of [`ServeConfig::max_connections`].
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-
-/// Default of [`ServeConfig::header_timeout`] (nginx: 60 s; hyper: 30 s;
-/// a node sends its header in one packet).
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Default of [`ServeConfig::body_timeout`]: 1 MiB at 35 KB/s.
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Default of [`ServeConfig::idle_timeout`] (nginx's keep-alive: 75 s).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long a shutdown waits for the requests being answered.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Default of [`ServeConfig::max_delete_share`]: only a revision deleting
-/// every applied node is refused.
-pub const DEFAULT_MAX_DELETE_SHARE: f64 = 1.0;
-
-/// The commit trailer that lets a revision delete more nodes than
-/// [`ServeConfig::max_delete_share`] allows (value `true`).
+/// The commit trailer that lets a revision delete more nodes than the
+/// server's `--max-delete-share` allows (value `true`).
 pub const ALLOW_DELETE_TRAILER: &str = "Slipway-Allow-Delete";
 
-/// How long a stop waits for requests and a reconcile pass in flight before
-/// the process ends without them (an interrupted pass leaves nothing: its
-/// transaction is atomic).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// How long a boot-data request waits for the applied revision to be loaded
-/// after a start before it gets 503 with `Retry-After`.
-pub const LOAD_WAIT: Duration = Duration::from_secs(10);
-
-/// Errors that stop the server from starting or running.
+/// Why a pass failed (logged, kept in the status, retried on the next trigger).
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub enum PassError {
     /// The repository or a revision could not be read.
     #[error(transparent)]
-    Source(#[from] crate::source::SourceError),
-    /// The database could not be opened or written.
+    Source(#[from] SourceError),
+    /// The database could not be read or written.
     #[error(transparent)]
-    State(#[from] crate::state::StateError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// Why binding failed.
-        source: std::io::Error,
-    },
-    /// The server secret could not be read or created.
-    #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
-    /// Anything else (a failed task, the HTTP server).
+    State(#[from] StateError),
+    /// Anything else (a poisoned lock, a panicked pass).
     #[error("{0}")]
     Other(String),
 }
 
-/// What the last reconcile pass did, for `/health/extended`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PassReport {
-    /// When the pass finished, seconds since the Unix epoch.
-    pub finished_at: i64,
-    /// `unchanged`, `applied`, `invalid` or `error`.
-    pub result: String,
-    /// The head commit the pass looked at, when it got that far.
-    pub commit: Option<String>,
-    /// Human-readable detail (counts, or the error).
-    pub detail: String,
-    /// How long the pass took.
-    pub duration_ms: u64,
-}
-
-/// What the server is serving, shared by the loop (writer) and the API (reader).
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ServeStatus {
-    /// The applied revision's commit; `None` until a good revision is loaded.
-    pub applied: Option<String>,
-    /// Documents of the applied design.
-    pub documents: usize,
-    /// Nodes of the applied design.
-    pub nodes: usize,
-    /// The last pass, if one finished.
-    pub last_pass: Option<PassReport>,
-    /// The last pass that applied a revision (kept when later passes find
-    /// nothing to do), if one did since start.
-    pub last_applied: Option<PassReport>,
-    /// Passes finished since start.
-    pub passes: u64,
-}
-
-/// Shared handle on [`ServeStatus`].
-pub type SharedStatus = Arc<RwLock<ServeStatus>>;
-
-/// Runs the server until Ctrl-C / SIGTERM.
-pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: cfg.listen,
-            source,
-        })?;
-    run(cfg, listener, shutdown_signal()).await
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown requested");
-}
-
-/// Serves on `listener` and reconciles until `shutdown` completes. The entry
-/// point tests use (bind `127.0.0.1:0`, pass a oneshot as `shutdown`).
-pub async fn run(
-    cfg: ServeConfig,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let tokens = match &cfg.tokens {
-        Some(p) => Some(Arc::new(api::Tokens::load(p).map_err(ServeError::Other)?)),
-        None => None,
-    };
-    if tokens.is_none() {
-        if let Ok(addr) = listener.local_addr() {
-            if !api::is_loopback(addr.ip()) {
-                tracing::warn!(
-                    %addr,
-                    "NO --tokens FILE: listening on a non-loopback address, but operator routes \
-                     will answer loopback clients only (403 to everyone else); pass --tokens"
-                );
-            }
-        }
-    }
-    // A missing repository is not fatal when the database has a revision to
-    // serve: what it holds is served (health says why boot data is not)
-    // and each pass tries the repository again.
-    let found = Repo::discover(&cfg.repo).map(|repo| {
-        (
-            repo.root(),
-            cfg.branch.clone().or_else(|| repo.current_branch()),
-            repo.watch_paths(),
-        )
-    });
-
-    // One server per database, before anything is written.
-    let db = cfg.db.clone();
-    let lock = tokio::task::spawn_blocking(move || DatabaseLock::acquire(&db))
-        .await
-        .map_err(|e| ServeError::Other(format!("locking the database: {e}")))??;
-    let lock = Arc::new(lock);
-
-    // Two connections: the loop writes while the API reads (WAL), so a long
-    // apply never blocks `/revisions`.
-    let db = cfg.db.clone();
-    let (writer, reader, boot_store, status, deployments, db_file) =
-        tokio::task::spawn_blocking(move || {
-            let mut writer = Store::open(&db)?;
-            let db_file = DatabaseFile::pin(&db)?;
-            let ended = api::tasks::recover_interrupted(&mut writer)?;
-            if ended > 0 {
-                tracing::warn!(
-                    tasks = ended,
-                    "ended tasks interrupted by the previous stop as failures"
-                );
-            }
-            let reader = Store::open(&db)?;
-            let boot_store = Store::open(&db)?;
-            let status = resume(&reader)?;
-            let deployments = reader.deployment_count()?;
-            Ok::<_, StateError>((writer, reader, boot_store, status, deployments, db_file))
-        })
-        .await
-        .map_err(|e| ServeError::Other(format!("opening the database: {e}")))??;
-    let db_file = Arc::new(db_file);
-    let (root, branch, watch_paths) = match found {
-        Ok(f) => f,
-        Err(e) if status.applied.is_some() => {
-            tracing::error!(
-                error = %e,
-                "the repository cannot be opened; serving the applied state of the database, \
-                 retrying the repository on every pass"
-            );
-            (cfg.repo.clone(), cfg.branch.clone(), Vec::new())
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let secret_path = cfg
-        .secret
-        .clone()
-        .unwrap_or_else(|| crate::keys::default_secret_path(&cfg.db));
-    // A new secret beside deployments made with the old one would change
-    // every node's keys: refuse, unless nothing depends on it yet.
-    if deployments > 0 && std::fs::symlink_metadata(&secret_path).is_err() {
-        return Err(crate::keys::KeyError::Missing {
-            path: secret_path.display().to_string(),
-            db: cfg.db.display().to_string(),
-            deployments,
-        }
-        .into());
-    }
-    let secret = crate::keys::Secret::load_or_create(&secret_path)?;
-    let report_url = match &cfg.report_url {
-        Some(u) => u.clone(),
-        None => {
-            let addr = listener.local_addr().unwrap_or(cfg.listen);
-            format!("http://{addr}/api/v1.0/bootactions/")
-        }
-    };
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    if let Some(c) = &status.applied {
-        metrics.revision_applied(c, status.nodes, now());
-    }
-    let boot = Arc::new(
-        crate::boot::BootService::new(
-            crate::boot::BootConfig {
-                repo: root.clone(),
-                design_dir: cfg.design_dir.clone(),
-                report_url,
-                limits: cfg.limits,
-            },
-            secret,
-            boot_store,
-            metrics.clone(),
-        )
-        .with_database_file(db_file.clone()),
-    );
-    match &status.applied {
-        Some(c) => {
-            // The reconciler's first pass reads it again, on its own thread;
-            // boot-data requests wait for it (bounded) meanwhile.
-            boot.begin_loading(c);
-            tracing::info!(
-                commit = %c,
-                documents = status.documents,
-                nodes = status.nodes,
-                "resuming: serving the applied revision from the database"
-            )
-        }
-        None => tracing::info!("no applied revision yet; health is 503 until one is"),
-    }
-
-    let status: SharedStatus = Arc::new(RwLock::new(status));
-    let trigger = Arc::new(Notify::new());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-
-    // The watcher is a convenience: without it the poll timer still works.
-    let _watcher = match cfg
-        .watch
-        .then(|| watch::spawn(&watch_paths, trigger.clone()))
-    {
-        None => None,
-        Some(Ok(w)) => Some(w),
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "cannot watch the repository; relying on the poll timer");
-            None
-        }
-    };
-
-    let ctx = PassContext {
-        repo: root.clone(),
-        branch,
-        design_dir: cfg.design_dir.clone(),
-        boot: boot.clone(),
-        metrics: metrics.clone(),
-        snapshot: Default::default(),
-        validation: Arc::new(Mutex::new(design::ValidationCache::with_limits(cfg.limits))),
-        db_file,
-        max_delete_share: cfg.max_delete_share,
-        allow_mass_delete: cfg.allow_mass_delete,
-        _lock: lock.clone(),
-    };
-    tracing::info!(
-        repo = %root.display(),
-        branch = ctx.branch.as_deref().unwrap_or("HEAD"),
-        db = %cfg.db.display(),
-        poll_secs = cfg.poll.as_secs_f64(),
-        "reconciler starting"
-    );
-    let reconciler = tokio::spawn(reconcile_loop(
-        ctx,
-        Arc::new(Mutex::new(writer)),
-        status.clone(),
-        trigger.clone(),
-        cfg.poll,
-        stop_rx,
-    ));
-
-    let state = AppState {
-        store: Arc::new(Mutex::new(reader)),
-        status,
-        trigger,
-        db_path: cfg.db.display().to_string(),
-        started: Instant::now(),
-        boot,
-        design: api::DesignSource {
-            repo: root.clone(),
-            design_dir: cfg.design_dir.clone(),
-            limits: cfg.limits,
-        },
-        tokens,
-        metrics,
-        max_in_flight: cfg.max_in_flight.max(1),
-        body_timeout: cfg.body_timeout,
-    };
-    let limits = api::ConnLimits {
-        max_connections: cfg.max_connections.max(1),
-        header_timeout: cfg.header_timeout,
-        idle_timeout: cfg.idle_timeout,
-        drain_timeout: DRAIN_TIMEOUT,
-    };
-    match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, "listening"),
-        Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
-    }
-    // Everything after the shutdown request shares one deadline.
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stopping_tx.send(tokio::time::Instant::now() + SHUTDOWN_GRACE);
-    };
-    let (served, deadline) = serve_http(listener, limits, state, shutdown, stopping_rx).await;
-    let _ = stop_tx.send(true);
-    // A pass in progress finishes its transaction first: stopping never leaves
-    // half a revision (and a killed process leaves none, thanks to SQLite).
-    // Past the deadline the process goes without it: SQLite rolls an
-    // unfinished transaction back.
-    let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
-    match tokio::time::timeout_at(deadline, reconciler).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "reconciler task failed"),
-        Err(_) => tracing::warn!(
-            grace_secs = SHUTDOWN_GRACE.as_secs(),
-            "a reconcile pass is still running at the shutdown deadline; stopping without it \
-             (its transaction is atomic)"
-        ),
-    }
-    drop(lock);
-    served
-}
-
-/// Runs the HTTP server until `shutdown`, then drains requests in flight
-/// until the deadline `stopping` gives (a client that never finishes its
-/// request cannot hold the process); returns with that deadline.
-async fn serve_http(
-    listener: tokio::net::TcpListener,
-    limits: api::ConnLimits,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    stopping: tokio::sync::oneshot::Receiver<tokio::time::Instant>,
-) -> (Result<(), ServeError>, Option<tokio::time::Instant>) {
-    let server = api::serve(listener, limits, state, shutdown);
-    tokio::pin!(server);
-    let mut stopping = stopping;
-    let deadline = tokio::select! {
-        r = &mut server => {
-            return (r.map_err(|e| ServeError::Other(format!("http server: {e}"))), None)
-        }
-        d = &mut stopping => match d {
-            Ok(d) => d,
-            // The shutdown future was dropped without firing: serve on.
-            Err(_) => {
-                let r = server.await;
-                return (r.map_err(|e| ServeError::Other(format!("http server: {e}"))), None);
-            }
-        },
-    };
-    match tokio::time::timeout_at(deadline, &mut server).await {
-        Ok(r) => (
-            r.map_err(|e| ServeError::Other(format!("http server: {e}"))),
-            Some(deadline),
-        ),
-        Err(_) => {
-            tracing::warn!(
-                grace_secs = SHUTDOWN_GRACE.as_secs(),
-                "requests still in flight at the shutdown deadline; stopping without them"
-            );
-            (Ok(()), Some(deadline))
-        }
-    }
-}
-
-/// The status to start from: whatever the database says is applied.
-fn resume(store: &Store) -> Result<ServeStatus, StateError> {
-    let applied = store.applied_revision()?;
-    let mut status = ServeStatus::default();
-    if let Some(rec) = applied {
-        let snap = store.snapshot()?;
-        status.applied = Some(rec.revision.commit);
-        status.documents = snap.documents.len();
-        status.nodes = snap.nodes.len();
-    }
-    Ok(status)
-}
-
-/// What a pass needs to find and read the newest head.
+/// What a pass needs to find and read the newest head (built by the server).
 #[derive(Debug, Clone)]
-struct PassContext {
-    repo: PathBuf,
-    branch: Option<String>,
-    design_dir: Option<String>,
+pub struct PassContext {
+    /// A path inside the design repository.
+    pub repo: PathBuf,
+    /// Branch to follow (`None`: the checked-out branch).
+    pub branch: Option<String>,
+    /// Design root inside the repository.
+    pub design_dir: Option<String>,
     /// Given each applied design, so boot data is ready without re-reading it.
-    boot: Arc<crate::boot::BootService>,
+    pub boot: Arc<crate::services::BootService>,
     /// Pass durations and outcomes.
-    metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The applied state as the last apply left it, so a pass need not read
     /// it back from the database (`None`: read it).
-    snapshot: Arc<Mutex<Option<crate::plan::Snapshot>>>,
+    pub snapshot: Arc<Mutex<Option<crate::plan::Snapshot>>>,
     /// Parse and typing results of the documents of the last commit read, so
     /// a pass parses only the documents a commit changed.
-    validation: Arc<Mutex<design::ValidationCache>>,
+    pub validation: Arc<Mutex<design::ValidationCache>>,
     /// The database file the server opened: no apply once it changed.
-    db_file: Arc<crate::state::DatabaseFile>,
-    /// See [`ServeConfig::max_delete_share`].
-    max_delete_share: f64,
-    /// See [`ServeConfig::allow_mass_delete`].
-    allow_mass_delete: bool,
-    /// Held while a pass may still be writing, even past `run`'s return.
-    _lock: Arc<DatabaseLock>,
+    pub db_file: Arc<crate::state::DatabaseFile>,
+    /// The largest share of the applied nodes a revision may delete
+    /// (`--max-delete-share`).
+    pub max_delete_share: f64,
+    /// Apply revisions whatever share of the nodes they delete (`--allow-mass-delete`).
+    pub allow_mass_delete: bool,
+    /// Held while a pass may still be writing, even past the server's return.
+    pub lock: Arc<DatabaseLock>,
 }
 
 /// What one pass did.
@@ -532,7 +85,7 @@ enum Outcome {
 /// Passes until `stop`: one at start, then one per trigger or poll tick.
 /// Several triggers during a pass leave one stored permit in the `Notify`, so
 /// they coalesce into a single next pass that reads the newest head.
-async fn reconcile_loop(
+pub async fn reconcile_loop(
     ctx: PassContext,
     writer: Arc<Mutex<Store>>,
     status: SharedStatus,
@@ -553,11 +106,11 @@ async fn reconcile_loop(
         let result = tokio::task::spawn_blocking(move || {
             let mut store = writer2
                 .lock()
-                .map_err(|_| ServeError::Other("database lock poisoned".into()))?;
+                .map_err(|_| PassError::Other("database lock poisoned".into()))?;
             pass(&ctx2, &mut store)
         })
         .await
-        .unwrap_or_else(|e| Err(ServeError::Other(format!("reconcile pass panicked: {e}"))));
+        .unwrap_or_else(|e| Err(PassError::Other(format!("reconcile pass panicked: {e}"))));
         record(&status, &ctx.metrics, result, started.elapsed());
 
         cause = tokio::select! {
@@ -574,7 +127,7 @@ async fn reconcile_loop(
 fn record(
     status: &SharedStatus,
     metrics: &crate::metrics::Metrics,
-    result: Result<Outcome, ServeError>,
+    result: Result<Outcome, PassError>,
     took: Duration,
 ) {
     let now = now();
@@ -647,7 +200,7 @@ fn record(
 /// One idempotent pass: (the applied revision served? else load it) ->
 /// newest head -> (already handled? stop) -> validate -> record invalid, or
 /// plan + guard + prepare deployments + apply in one transaction.
-fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, ServeError> {
+fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, PassError> {
     let applied = store.applied_revision()?;
     serve_applied(ctx, applied.as_ref().map(|r| r.revision.commit.as_str()));
     // Reopened per pass so packed refs and new objects are always seen fresh.
@@ -892,7 +445,7 @@ fn mass_delete(
     head: &crate::revision::Revision,
     p: &plan::Plan,
     applied: &crate::plan::Snapshot,
-) -> Result<Option<design::Message>, ServeError> {
+) -> Result<Option<design::Message>, PassError> {
     let (deleted, total) = (p.node_deletes.len(), applied.nodes.len());
     if deleted == 0 || total == 0 || ctx.allow_mass_delete {
         return Ok(None);
@@ -960,7 +513,7 @@ fn record_no_design(
     store: &mut Store,
     head: &crate::revision::Revision,
     why: String,
-) -> Result<Outcome, ServeError> {
+) -> Result<Outcome, PassError> {
     let message = design::Message::new(
         NO_DESIGN,
         design::Level::Error,

@@ -674,7 +674,7 @@ async fn openapi_spec_and_router_agree() {
     assert_eq!(code, 404);
     assert_status_json(&v, 404);
     // The router is built from the same table as the spec.
-    let table: std::collections::BTreeSet<String> = slipway::api::openapi::routes()
+    let table: std::collections::BTreeSet<String> = slipway::api::drydock::openapi::routes()
         .iter()
         .map(|r| r.path.to_string())
         .collect();

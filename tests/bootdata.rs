@@ -618,7 +618,7 @@ fn example() -> slipway::design::Design {
 }
 
 fn render(d: &slipway::design::Design, node: &str, kind: BootDataKind) -> Vec<u8> {
-    slipway::boot::render_offline(d, node, kind, 1_700_000_000, "abc", "http://x/", &|_| None)
+    slipway::services::render_offline(d, node, kind, 1_700_000_000, "abc", "http://x/", &|_| None)
         .unwrap()
 }
 
@@ -648,8 +648,8 @@ fn pipelines_run_and_repeated_renders_give_same_bytes() {
     let other = members(&render(&d, "n00001", BootDataKind::Files));
     assert!(other.iter().all(|x| !x.0.contains("gensite-compute")));
     assert!(matches!(
-        slipway::boot::render_offline(&d, "nope", BootDataKind::Units, 0, "", "", &|_| None),
-        Err(slipway::boot::BootError::UnknownNode(_))
+        slipway::services::render_offline(&d, "nope", BootDataKind::Units, 0, "", "", &|_| None),
+        Err(slipway::services::BootError::UnknownNode(_))
     ));
 }
 

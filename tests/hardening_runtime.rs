@@ -257,7 +257,7 @@ async fn sigterm_ends_the_process_in_bounded_time_with_a_request_stuck_in_flight
     .await;
     p.signal("-TERM");
     assert_eq!(
-        p.wait_exit(slipway::reconcile::SHUTDOWN_GRACE + TIMEOUT),
+        p.wait_exit(slipway::server::SHUTDOWN_GRACE + TIMEOUT),
         Some(0),
         "{}",
         p.log()
@@ -531,7 +531,7 @@ async fn a_commit_deleting_every_node_is_refused_unless_its_trailer_allows_it() 
 async fn max_delete_share_caps_deletes_and_allow_mass_delete_lifts_the_cap_after_a_restart() {
     let (repo, dir, c1) = example_repo();
     let db = dir.path().join("s.db");
-    let half = |cfg: &mut slipway::reconcile::ServeConfig| cfg.max_delete_share = 0.5;
+    let half = |cfg: &mut slipway::server::ServeConfig| cfg.max_delete_share = 0.5;
     let s = Server::start_with(repo.path(), &db, half).await.unwrap();
     s.wait_status(&c1, "applied").await;
 

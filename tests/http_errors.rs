@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A server on the example site; what must outlive it comes along.
 async fn site(
-    adjust: impl FnOnce(&mut slipway::reconcile::ServeConfig),
+    adjust: impl FnOnce(&mut slipway::server::ServeConfig),
 ) -> (GitRepo, tempfile::TempDir, Server) {
     let repo = GitRepo::new();
     repo.add_example_site();

@@ -159,7 +159,7 @@ async fn bootdata(s: &Server, host: &str, key: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_and_show_the_applied_revision() {
-    let (_repo, _dir, s, commit) = start(slipway::reconcile::DEFAULT_MAX_IN_FLIGHT).await;
+    let (_repo, _dir, s, commit) = start(slipway::server::DEFAULT_MAX_IN_FLIGHT).await;
     assert_eq!(s.health().await, 204);
     let key = identity(&s, "n00001").await["identity_key"]
         .as_str()
@@ -328,7 +328,7 @@ fn slipway_retry_after() -> &'static str {
 
 #[tokio::test]
 async fn signal_outcomes_are_counted() {
-    let (_repo, _dir, s, _) = start(slipway::reconcile::DEFAULT_MAX_IN_FLIGHT).await;
+    let (_repo, _dir, s, _) = start(slipway::server::DEFAULT_MAX_IN_FLIGHT).await;
     let id = identity(&s, "n00001").await;
     let key = id["identity_key"].as_str().unwrap().to_string();
     let aid = id["actions"][0]["action_id"].as_str().unwrap().to_string();

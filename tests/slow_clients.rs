@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{client, GitRepo, Server, TIMEOUT};
-use slipway::reconcile::ServeConfig;
+use slipway::server::ServeConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

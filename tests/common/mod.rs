@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use slipway::reconcile::{run, ServeConfig, ServeError};
+use slipway::server::{run, ServeConfig, ServeError};
 
 /// The longest any test waits for something to happen.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -195,12 +195,12 @@ impl Server {
             secret: None,
             report_url: None,
             tokens: None,
-            max_in_flight: slipway::reconcile::DEFAULT_MAX_IN_FLIGHT,
-            max_connections: slipway::reconcile::DEFAULT_MAX_CONNECTIONS,
-            header_timeout: slipway::reconcile::DEFAULT_HEADER_TIMEOUT,
-            body_timeout: slipway::reconcile::DEFAULT_BODY_TIMEOUT,
-            idle_timeout: slipway::reconcile::DEFAULT_IDLE_TIMEOUT,
-            max_delete_share: slipway::reconcile::DEFAULT_MAX_DELETE_SHARE,
+            max_in_flight: slipway::server::DEFAULT_MAX_IN_FLIGHT,
+            max_connections: slipway::server::DEFAULT_MAX_CONNECTIONS,
+            header_timeout: slipway::server::DEFAULT_HEADER_TIMEOUT,
+            body_timeout: slipway::server::DEFAULT_BODY_TIMEOUT,
+            idle_timeout: slipway::server::DEFAULT_IDLE_TIMEOUT,
+            max_delete_share: slipway::server::DEFAULT_MAX_DELETE_SHARE,
             allow_mass_delete: false,
             limits: Default::default(),
         };

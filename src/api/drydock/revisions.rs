@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::{AppError, AppState};
+use super::{AppState, HttpError};
 use crate::design::Message;
-use crate::state::{RevisionRecord, RevisionStatus};
+use crate::services::{RevisionRecord, RevisionStatus};
 
 /// Query parameters.
 #[derive(Debug, Deserialize)]
@@ -52,10 +52,10 @@ impl From<RevisionRecord> for RevisionView {
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<RevisionView>>, AppError> {
+) -> Result<Json<Vec<RevisionView>>, HttpError> {
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
-        return Err(AppError::new(
+        return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "InvalidLimit",
             format!("limit must be between 1 and 1000, got {limit}"),

@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::AppError;
+use super::HttpError;
 use crate::metrics::Metrics;
 
 /// Seconds a refused node is told to wait (`Retry-After`).
@@ -79,17 +79,17 @@ impl Gate {
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Gate {
-    type Rejection = AppError;
+    type Rejection = HttpError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         _: &S,
-    ) -> Result<Gate, AppError> {
+    ) -> Result<Gate, HttpError> {
         parts
             .extensions
             .get::<Gate>()
             .cloned()
-            .ok_or_else(|| AppError::internal("a node route is not behind the admission gate"))
+            .ok_or_else(|| HttpError::internal("a node route is not behind the admission gate"))
     }
 }
 
@@ -105,7 +105,7 @@ impl IntoResponse for Full {
 
 /// The 429 of a full server: Drydock's Status and `Retry-After`.
 fn too_many_requests() -> Response {
-    let mut r = AppError::new(
+    let mut r = HttpError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "TooManyRequests",
         format!(

@@ -28,23 +28,26 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::clock::now;
 use crate::design::{self, filter, Design, Message};
 use crate::keys::{self, KeyCheck, Secret};
 use crate::metrics::Metrics;
 use crate::plan::{Plan, Snapshot};
-use crate::render::bootdata::{self, BootDataKind, CompiledActions, NodeAction, RenderError};
-use crate::render::context::{ActionValues, ContextBuilder};
+use crate::render::bootdata::{self, BootDataKind, RenderError};
 use crate::source::Repo;
 use crate::state::{
     BootActionDetail, BootActionRecord, DatabaseFile, DeploymentInputs, DeploymentRecord,
     NewDeployment, ReportOutcome, StateError, Store,
 };
+
+use super::render_cache::{
+    check_assets, render_with, serving_error, Entry, Index, Loaded, Rendered, RenderedKinds,
+    Served, Serving, ServingState,
+};
+use super::reports::ReportWriter;
+use super::workers::Workers;
 
 /// Where the service finds designs and what it tells nodes.
 #[derive(Debug, Clone)]
@@ -119,14 +122,6 @@ pub struct NodeDeployment {
     loaded: Option<Arc<Loaded>>,
 }
 
-/// A deployment as served from memory, with its rendered boot data (one
-/// slot per kind, filled on first request or by the pass that made it).
-struct Entry {
-    record: DeploymentRecord,
-    actions: Vec<BootActionRecord>,
-    rendered: [OnceLock<Arc<Rendered>>; 4],
-}
-
 impl NodeDeployment {
     /// The deployment row.
     pub fn record(&self) -> &DeploymentRecord {
@@ -150,81 +145,6 @@ impl std::fmt::Debug for NodeDeployment {
     }
 }
 
-/// Rendered boot data and its ETag.
-#[derive(Debug)]
-pub struct Rendered {
-    /// The bytes served (shared, not copied, per response).
-    pub bytes: Bytes,
-    /// sha256 of the bytes as hex (quote it for the `ETag` header).
-    pub sha256: String,
-    /// The `ETag` header value: the quoted sha256.
-    pub etag: String,
-}
-
-impl Rendered {
-    fn of(bytes: Vec<u8>) -> Arc<Rendered> {
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        Arc::new(Rendered {
-            bytes: Bytes::from(bytes),
-            etag: format!("\"{sha256}\""),
-            sha256,
-        })
-    }
-}
-
-/// What rendering needs of a design: nodes by name, targets, templates.
-struct Index {
-    by_name: HashMap<String, usize>,
-    /// Node index to the indices of the BootActions that target it.
-    targets: Vec<Vec<usize>>,
-    compiled: CompiledActions,
-}
-
-/// The design of one applied commit, compiled for rendering.
-struct Loaded {
-    commit: String,
-    design: Design,
-    index: Index,
-}
-
-/// Which design is being served.
-#[derive(Clone)]
-enum Serving {
-    /// No applied revision (yet).
-    Nothing,
-    /// The applied revision `commit` is being read after a start.
-    Loading(String),
-    /// The applied revision, ready.
-    Ready(Arc<Loaded>),
-    /// The applied revision cannot be read or validated again.
-    Unavailable { commit: String, reason: String },
-}
-
-/// What the service serves, for health checks.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
-pub enum ServingState {
-    /// No applied revision.
-    Nothing,
-    /// The applied revision is being read after a start.
-    Loading {
-        /// Its commit.
-        commit: String,
-    },
-    /// The applied revision's design is loaded.
-    Ready {
-        /// Its commit.
-        commit: String,
-    },
-    /// The applied revision cannot be served (boot data answers 503).
-    Unavailable {
-        /// Its commit.
-        commit: String,
-        /// Why.
-        reason: String,
-    },
-}
-
 /// See the module docs.
 pub struct BootService {
     cfg: BootConfig,
@@ -239,15 +159,10 @@ pub struct BootService {
     /// The database file's identity; writes are refused once it changed.
     db: Option<Arc<DatabaseFile>>,
     /// The report writer (group commit), started on the first report.
-    reports: Mutex<Option<std::sync::mpsc::Sender<ReportJob>>>,
-    /// The threads that run blocking work (database, rendering) for requests:
-    /// a fixed few, so a boot storm queues here instead of starting a thread
-    /// (with its stack, allocator cache and deflate tables) per request.
-    workers: rayon::ThreadPool,
+    reports: ReportWriter,
+    /// The threads that run blocking work (database, rendering) for requests.
+    workers: Workers,
 }
-
-/// Worker threads per CPU (see [`BootService::run`]).
-const WORKERS_PER_CPU: usize = 4;
 
 impl std::fmt::Debug for BootService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -256,22 +171,6 @@ impl std::fmt::Debug for BootService {
             .finish_non_exhaustive()
     }
 }
-
-/// The design being served and the deployments served from memory, by
-/// node; they change together, under one write lock. An entry is valid as
-/// long as its node's inputs are unchanged: an applied revision drops the
-/// entries of the nodes it affects (and only those), a redeploy or revoke
-/// drops the node's. `generation` counts those drops, so a database read that
-/// raced one is not cached.
-struct Served {
-    generation: u64,
-    design: Serving,
-    nodes: HashMap<String, Arc<Entry>>,
-}
-
-/// Boot data rendered for a new deployment (the kinds its node had asked
-/// for), by kind.
-type RenderedKinds = [Option<Arc<Rendered>>; 4];
 
 /// A valid revision made ready to serve before it is applied (see
 /// [`BootService::prepare_revision`]).
@@ -327,20 +226,8 @@ impl BootService {
             changes: tokio::sync::watch::channel(0).0,
             metrics,
             db: None,
-            reports: Mutex::new(None),
-            workers: rayon::ThreadPoolBuilder::new()
-                .num_threads(
-                    WORKERS_PER_CPU
-                        * std::thread::available_parallelism()
-                            .map(usize::from)
-                            .unwrap_or(2),
-                )
-                .thread_name(|i| format!("boot-worker-{i}"))
-                // A panicking job drops its reply: the request gets a 500, the
-                // worker goes on.
-                .panic_handler(|_| tracing::error!("a boot-data job panicked"))
-                .build()
-                .expect("boot workers start"),
+            reports: ReportWriter::default(),
+            workers: Workers::new(),
         }
     }
 
@@ -358,12 +245,8 @@ impl BootService {
         self: &Arc<Self>,
         f: impl FnOnce(&BootService) -> T + Send + 'static,
     ) -> Option<T> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let me = self.clone();
-        self.workers.spawn(move || {
-            let _ = tx.send(f(&me));
-        });
-        rx.await.ok()
+        self.workers.run(move || f(&me)).await
     }
 
     /// The metrics this service counts renders and reports in.
@@ -981,31 +864,8 @@ impl BootService {
         status: Option<&str>,
         details: &[BootActionDetail],
     ) -> Result<tokio::sync::oneshot::Receiver<Result<ReportOutcome, BootError>>, BootError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send_report(ReportJob {
-            action_id: action_id.to_string(),
-            status: status.map(str::to_string),
-            details: details.to_vec(),
-            reply: Reply::Async(reply),
-        })?;
-        Ok(answer)
-    }
-
-    fn send_report(&self, job: ReportJob) -> Result<(), BootError> {
-        let mut w = self.reports.lock().unwrap_or_else(|p| p.into_inner());
-        if w.is_none() {
-            let path = self.with_store(|s| Ok(s.path().to_string()))?;
-            *w = Some(spawn_report_writer(
-                std::path::Path::new(&path),
-                self.db.clone(),
-            )?);
-        }
-        let tx = w.as_ref().expect("writer just started");
-        if tx.send(job).is_err() {
-            *w = None;
-            return Err(writer_gone());
-        }
-        Ok(())
+        self.reports
+            .submit(action_id, status, details, || self.report_writer_target())
     }
 
     /// Records a status report; returns once it is committed (durable).
@@ -1018,27 +878,15 @@ impl BootService {
         status: Option<&str>,
         details: &[BootActionDetail],
     ) -> Result<ReportOutcome, BootError> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.send_report(ReportJob {
-            action_id: action_id.to_string(),
-            status: status.map(str::to_string),
-            details: details.to_vec(),
-            reply: Reply::Blocking(reply),
-        })?;
-        answer.recv().map_err(|_| writer_gone())?
+        self.reports
+            .report(action_id, status, details, || self.report_writer_target())
     }
-}
 
-/// The design of `serving`, or the error a request gets without one.
-fn serving_error(serving: &Serving) -> Result<Arc<Loaded>, BootError> {
-    match serving {
-        Serving::Ready(l) => Ok(l.clone()),
-        Serving::Nothing => Err(BootError::NotServing),
-        Serving::Loading(c) => Err(BootError::Loading { commit: c.clone() }),
-        Serving::Unavailable { commit, reason } => Err(BootError::Unavailable {
-            commit: commit.clone(),
-            reason: reason.clone(),
-        }),
+    /// Where the report writer opens its own connection, and the file
+    /// identity it checks around each batch.
+    fn report_writer_target(&self) -> Result<(String, Option<Arc<DatabaseFile>>), BootError> {
+        let path = self.with_store(|s| Ok(s.path().to_string()))?;
+        Ok((path, self.db.clone()))
     }
 }
 
@@ -1155,321 +1003,4 @@ fn render_failure_messages(design: &Design, failures: Vec<(String, RenderError)>
             }
         })
         .collect()
-}
-
-/// The error of a report the writer could not take or answer.
-pub fn writer_gone() -> BootError {
-    BootError::State(StateError::Sql(
-        "the boot-action report writer stopped".into(),
-    ))
-}
-
-/// Where a report's outcome goes.
-enum Reply {
-    Blocking(std::sync::mpsc::SyncSender<Result<ReportOutcome, BootError>>),
-    Async(tokio::sync::oneshot::Sender<Result<ReportOutcome, BootError>>),
-}
-
-impl Reply {
-    fn send(self, r: Result<ReportOutcome, BootError>) {
-        match self {
-            Reply::Blocking(tx) => {
-                let _ = tx.send(r);
-            }
-            Reply::Async(tx) => {
-                let _ = tx.send(r);
-            }
-        }
-    }
-}
-
-/// A report waiting for the writer, and where its outcome goes.
-struct ReportJob {
-    action_id: String,
-    status: Option<String>,
-    details: Vec<BootActionDetail>,
-    reply: Reply,
-}
-
-/// Most reports committed in one transaction.
-const REPORT_BATCH: usize = 512;
-
-/// Starts the report writer on its own connection to the database at
-/// `path`: it takes whatever reports are waiting (up to [`REPORT_BATCH`]),
-/// commits them in one transaction, answers each, and repeats; it ends when
-/// the service is dropped.
-fn spawn_report_writer(
-    path: &std::path::Path,
-    db: Option<Arc<DatabaseFile>>,
-) -> Result<std::sync::mpsc::Sender<ReportJob>, BootError> {
-    let mut store = Store::open(path)?;
-    let (tx, rx) = std::sync::mpsc::channel::<ReportJob>();
-    std::thread::Builder::new()
-        .name("report-writer".into())
-        .spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut jobs = vec![first];
-                while jobs.len() < REPORT_BATCH {
-                    match rx.try_recv() {
-                        Ok(j) => jobs.push(j),
-                        Err(_) => break,
-                    }
-                }
-                let reports: Vec<crate::state::Report<'_>> = jobs
-                    .iter()
-                    .map(|j| crate::state::Report {
-                        action_id: &j.action_id,
-                        status: j.status.as_deref(),
-                        details: &j.details,
-                    })
-                    .collect();
-                // The file is looked at before the batch and again before
-                // anything is acknowledged: a report committed into a file
-                // removed or replaced meanwhile is lost, so it gets a 503.
-                let check = || db.as_ref().map_or(Ok(()), |d| d.check());
-                let result = check()
-                    .and_then(|()| store.report_boot_actions(&reports, now()))
-                    .and_then(|outcomes| check().map(|()| outcomes));
-                drop(reports);
-                match result {
-                    Ok(outcomes) => {
-                        for (j, o) in jobs.into_iter().zip(outcomes) {
-                            j.reply.send(o.map_err(BootError::from));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, reports = jobs.len(), "recording boot-action reports failed");
-                        for j in jobs {
-                            let e = match &e {
-                                StateError::Replaced { path, why } => StateError::Replaced {
-                                    path: path.clone(),
-                                    why: why.clone(),
-                                },
-                                other => StateError::Sql(other.to_string()),
-                            };
-                            j.reply.send(Err(BootError::State(e)));
-                        }
-                    }
-                }
-            }
-        })
-        .map_err(|e| BootError::State(StateError::Sql(format!("starting the report writer: {e}"))))?;
-    Ok(tx)
-}
-
-impl Index {
-    /// Compiles a valid design for rendering: nodes, targets, templates.
-    fn build(design: &Design) -> Result<Index, RenderError> {
-        let nodes = design.effective_nodes();
-        let mut targets = vec![Vec::new(); nodes.len()];
-        for (bi, ba) in design.boot_actions.iter().enumerate() {
-            for n in filter::select(design, nodes, ba.data.node_filter.as_ref()) {
-                targets[n].push(bi);
-            }
-        }
-        let by_name = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.clone(), i))
-            .collect();
-        let compiled = CompiledActions::compile(design)?;
-        Ok(Index {
-            by_name,
-            targets,
-            compiled,
-        })
-    }
-
-    /// `(action name, signaling)` of every BootAction targeting node `idx`.
-    fn actions_of(&self, idx: usize) -> Vec<(String, bool)> {
-        self.targets[idx]
-            .iter()
-            .map(|&b| {
-                (
-                    self.compiled.name(b).to_string(),
-                    self.compiled.signaling(b),
-                )
-            })
-            .collect()
-    }
-
-    /// Node `idx`'s BootActions with the values of `actions` (its deployment's).
-    fn node_actions(
-        &self,
-        idx: usize,
-        record: &DeploymentRecord,
-        actions: &[BootActionRecord],
-        secret: &Secret,
-        report_url: &str,
-    ) -> Vec<NodeAction> {
-        self.targets[idx]
-            .iter()
-            .filter_map(|&b| {
-                let name = self.compiled.name(b);
-                let rec = actions.iter().find(|a| a.action == name)?;
-                Some(NodeAction {
-                    index: b,
-                    values: ActionValues {
-                        action_id: rec.action_id.clone(),
-                        action_key: secret.action_key(&rec.action_id),
-                        report_url: report_url.to_string(),
-                        design_ref: record.design_ref.clone(),
-                    },
-                })
-            })
-            .collect()
-    }
-
-    fn node_index(&self, node: &str) -> Result<usize, BootError> {
-        self.by_name
-            .get(node)
-            .copied()
-            .ok_or_else(|| BootError::UnknownNode(node.to_string()))
-    }
-}
-
-/// Renders one node's boot data with its deployment's action values.
-fn render_with(
-    design: &Design,
-    index: &Index,
-    record: &DeploymentRecord,
-    actions: &[BootActionRecord],
-    secret: &Secret,
-    report_url: &str,
-    kind: BootDataKind,
-) -> Result<Vec<u8>, BootError> {
-    let idx = index.node_index(&record.node)?;
-    let node = &design.effective_nodes()[idx];
-    let ctx = ContextBuilder::new(design).node(node);
-    let actions = index.node_actions(idx, record, actions, secret, report_url);
-    let mtime = record.committed_at.max(0) as u64;
-    Ok(bootdata::render_node(
-        &index.compiled,
-        &ctx,
-        &actions,
-        kind,
-        mtime,
-    )?)
-}
-
-/// Renders every unit and file asset of a deployment once, keeping nothing:
-/// whether its boot data of any kind renders (packing a tarball or the
-/// package list cannot fail on the values).
-fn check_assets(
-    design: &Design,
-    index: &Index,
-    record: &DeploymentRecord,
-    actions: &[BootActionRecord],
-    secret: &Secret,
-    report_url: &str,
-) -> Result<(), RenderError> {
-    let Some(&idx) = index.by_name.get(&record.node) else {
-        return Ok(());
-    };
-    let node = &design.effective_nodes()[idx];
-    let ctx = ContextBuilder::new(design).node(node);
-    let actions = index.node_actions(idx, record, actions, secret, report_url);
-    index
-        .compiled
-        .render_files(&ctx, &actions, BootDataKind::All)
-        .map(|_| ())
-}
-
-/// Renders a node's boot data offline (`slipway render`): `actions` gives
-/// the action values per BootAction name; a name missing gets placeholder
-/// values (`ActionValues::placeholder`) with `design_ref` and `report_url` set.
-pub fn render_offline(
-    design: &Design,
-    node: &str,
-    kind: BootDataKind,
-    mtime: u64,
-    design_ref: &str,
-    report_url: &str,
-    action_values: &dyn Fn(&str) -> Option<ActionValues>,
-) -> Result<Vec<u8>, BootError> {
-    let nodes = design.effective_nodes();
-    let idx = nodes
-        .iter()
-        .position(|n| n.name == node)
-        .ok_or_else(|| BootError::UnknownNode(node.into()))?;
-    let compiled = CompiledActions::compile(design)?;
-    let actions: Vec<NodeAction> = design
-        .boot_actions
-        .iter()
-        .enumerate()
-        .filter(|(_, ba)| {
-            filter::select(design, nodes, ba.data.node_filter.as_ref()).contains(&idx)
-        })
-        .map(|(b, ba)| NodeAction {
-            index: b,
-            values: action_values(&ba.name).unwrap_or_else(|| ActionValues {
-                design_ref: design_ref.to_string(),
-                report_url: report_url.to_string(),
-                ..ActionValues::placeholder()
-            }),
-        })
-        .collect();
-    let ctx = ContextBuilder::new(design).node(&nodes[idx]);
-    Ok(bootdata::render_node(
-        &compiled, &ctx, &actions, kind, mtime,
-    )?)
-}
-
-/// What [`render_site`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SiteRender {
-    /// Nodes rendered.
-    pub nodes: usize,
-    /// Bytes of boot data produced, all nodes.
-    pub bytes: u64,
-}
-
-/// Renders every node's boot data of `kind` from a valid design, the work a
-/// server does when every node of a site asks once: compile the templates,
-/// then per node derive its action keys (HMAC with `secret`) and render and
-/// pack its data, nodes in parallel. Action ids are placeholders numbered per
-/// node. Used by the site benchmark; the server renders the same way per node.
-pub fn render_site(
-    design: &Design,
-    secret: &Secret,
-    report_url: &str,
-    kind: BootDataKind,
-    mtime: u64,
-) -> Result<SiteRender, BootError> {
-    use rayon::prelude::*;
-    let nodes = design.effective_nodes();
-    let mut targets = vec![Vec::new(); nodes.len()];
-    for (bi, ba) in design.boot_actions.iter().enumerate() {
-        for n in filter::select(design, nodes, ba.data.node_filter.as_ref()) {
-            targets[n].push(bi);
-        }
-    }
-    let compiled = CompiledActions::compile(design)?;
-    let bytes = nodes
-        .par_iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let ctx = ContextBuilder::new(design).node(node);
-            let actions: Vec<NodeAction> = targets[i]
-                .iter()
-                .map(|&b| {
-                    let action_id = format!("{:026}", i * 64 + b);
-                    NodeAction {
-                        index: b,
-                        values: ActionValues {
-                            action_key: secret.action_key(&action_id),
-                            action_id,
-                            report_url: report_url.to_string(),
-                            design_ref: "bench".to_string(),
-                        },
-                    }
-                })
-                .collect();
-            bootdata::render_node(&compiled, &ctx, &actions, kind, mtime).map(|b| b.len() as u64)
-        })
-        .collect::<Result<Vec<u64>, _>>()?;
-    Ok(SiteRender {
-        nodes: nodes.len(),
-        bytes: bytes.iter().sum(),
-    })
 }

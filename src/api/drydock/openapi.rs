@@ -1,50 +1,15 @@
-//! The route table `app()` is built from, and the OpenAPI 3 document
+//! Drydock's route table (its routes are built from it by
+//! [`crate::api::http::routes::router`]), and the OpenAPI 3 document
 //! generated from it (`GET /api/v1.0/openapi.json`): the spec cannot list a
 //! route the router lacks, nor miss one it has.
 
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post};
 use serde_json::{json, Map, Value};
 
 use super::{
     bootactions, bootdata, builddata, health, hooks, metrics, nodes, revisions, tasks, validation,
-    AppState,
 };
-
-/// Which group a route belongs to (see `app()`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Group {
-    /// No authentication.
-    Public,
-    /// Behind the operator token layer.
-    Operator,
-}
-
-/// One method on one path.
-pub struct Route {
-    /// `GET`, `POST`, ...
-    pub method: &'static str,
-    /// The axum path (`{param}` segments, as OpenAPI writes them).
-    pub path: &'static str,
-    /// Public or operator.
-    pub group: Group,
-    /// One line for the spec.
-    pub summary: &'static str,
-    /// The JSON body schema, for routes that take one.
-    pub body: Option<Value>,
-    /// Success codes (errors are added from the group).
-    pub ok: &'static [u16],
-    /// Error codes beyond the group's (e.g. 401/403/409 of the node routes).
-    pub extra: &'static [u16],
-    /// The route is authenticated by the node's `X-Bootaction-Key` header.
-    pub bootaction_key: bool,
-    /// Behind the admission limit (`--max-in-flight`, 429 beyond it): the
-    /// routes nodes call during a boot storm.
-    pub limited: bool,
-    /// The media type of the success responses.
-    pub produces: &'static str,
-    /// The handler.
-    pub handler: MethodRouter<AppState>,
-}
+use crate::api::http::routes::{Group, Route};
 
 fn filter_schema() -> Value {
     json!({
@@ -294,7 +259,7 @@ pub fn routes() -> Vec<Route> {
             "create a task",
             Some(
                 json!({"type": "object", "required": ["action"], "properties": {
-                "action": {"type": "string", "enum": tasks::ACTIONS},
+                "action": {"type": "string", "enum": crate::services::tasks::ACTIONS},
                 "design_ref": {"type": "string", "nullable": true}, "node_filter": nullable(filter_schema())}}),
             ),
             &[201],

@@ -1,22 +1,25 @@
-//! The one error type of the API, rendered as Drydock's Status object.
+//! The one error type of every dialect, [`HttpError`] (a code, a reason word
+//! and a message safe to show), and how a dialect shows it: each dialect
+//! implements [`Presenter`] (dropshot style), and [`answers`] turns every
+//! error answer of the dialect's routes — a handler's `HttpError`, a
+//! plain-text rejection, a panic, an over-long target — into the dialect's
+//! own body, built in that one place.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
 
 /// An API failure: the HTTP code, a reason word and a message safe to show.
-#[derive(Debug)]
-pub struct AppError {
+#[derive(Debug, Clone)]
+pub struct HttpError {
     code: StatusCode,
     reason: &'static str,
     message: String,
 }
 
-impl AppError {
+impl HttpError {
     /// A failure with an explicit code and reason.
     pub fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        AppError {
+        HttpError {
             code,
             reason,
             message: message.into(),
@@ -28,6 +31,11 @@ impl AppError {
         self.code
     }
 
+    /// The reason word (`NotFound`, `Unauthorized`, ...).
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
     /// The message sent to the client.
     pub fn message(&self) -> &str {
         &self.message
@@ -37,7 +45,7 @@ impl AppError {
     /// generic message so internals (paths, SQL) do not leak.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error serving a request");
-        AppError::new(
+        HttpError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
             "internal error; see the server log",
@@ -45,30 +53,87 @@ impl AppError {
     }
 }
 
-impl From<crate::state::StateError> for AppError {
-    fn from(e: crate::state::StateError) -> Self {
-        AppError::internal(e)
+impl From<crate::services::ServiceError> for HttpError {
+    fn from(e: crate::services::ServiceError) -> Self {
+        use crate::services::ServiceError;
+        match e {
+            ServiceError::Boot(e) => HttpError::from(e),
+            ServiceError::State(e) => HttpError::internal(e),
+            ServiceError::Internal(m) => HttpError::internal(m),
+        }
     }
 }
 
-impl IntoResponse for AppError {
+/// The codes and reasons of a service's failures, shared by every dialect.
+impl From<crate::services::BootError> for HttpError {
+    fn from(e: crate::services::BootError) -> Self {
+        let unavailable = |reason, message: String| {
+            HttpError::new(StatusCode::SERVICE_UNAVAILABLE, reason, message)
+        };
+        match e {
+            crate::services::BootError::UnknownNode(n) => HttpError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("node {n} is not in the applied design"),
+            ),
+            crate::services::BootError::NotServing => HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NotServing",
+                "no applied revision is being served yet",
+            ),
+            e @ crate::services::BootError::Loading { .. } => unavailable("Loading", e.to_string()),
+            crate::services::BootError::Unavailable { commit, reason } => {
+                tracing::warn!(%commit, %reason, "boot data asked for while the applied revision cannot be served");
+                unavailable(
+                    "RevisionUnavailable",
+                    format!(
+                        "the applied revision {commit} cannot be read from the repository, so its \
+                         boot data cannot be rendered; GET /api/v1.0/health/extended says why"
+                    ),
+                )
+            }
+            crate::services::BootError::State(e @ crate::state::StateError::Replaced { .. }) => {
+                unavailable("DatabaseReplaced", e.to_string())
+            }
+            e @ crate::services::BootError::DoesNotRender { .. } => {
+                tracing::error!(error = %e, "a new deployment was not made");
+                unavailable(
+                    "DeploymentNotMade",
+                    "the node's boot data does not render with a new deployment's ids and keys, \
+                     so none was made; see the server log"
+                        .to_string(),
+                )
+            }
+            other => HttpError::internal(other),
+        }
+    }
+}
+
+/// How a dialect shows an error: its body for an [`HttpError`] (with the
+/// error's code). The one place a dialect's error shape is built.
+pub trait Presenter: Clone + Send + Sync + 'static {
+    /// The whole response for `e` (code, content type, body).
+    fn present(&self, e: &HttpError) -> Response;
+}
+
+/// An [`HttpError`] on its way to the dialect's [`Presenter`]: a handler's
+/// error becomes a bodiless response carrying it, which [`answers`] (on
+/// every dialect's routes) replaces with the dialect's body. Headers a
+/// handler adds (`Retry-After`, `WWW-Authenticate`) stay.
+#[derive(Clone)]
+struct Unpresented(HttpError);
+
+impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "kind": "Status",
-            "apiVersion": "v1.0",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code.as_u16(),
-        });
-        (self.code, Json(body)).into_response()
+        let mut r = self.code.into_response();
+        r.extensions_mut().insert(Unpresented(self));
+        r
     }
 }
 
 /// Fallback for unknown routes.
-pub async fn not_found(uri: axum::http::Uri) -> AppError {
-    AppError::new(
+pub async fn not_found(uri: axum::http::Uri) -> HttpError {
+    HttpError::new(
         StatusCode::NOT_FOUND,
         "NotFound",
         format!("no such resource: {}", uri.path()),
@@ -76,8 +141,8 @@ pub async fn not_found(uri: axum::http::Uri) -> AppError {
 }
 
 /// Fallback for a known route with the wrong method (axum adds `Allow`).
-pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> AppError {
-    AppError::new(
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> HttpError {
+    HttpError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",
         format!("method {method} not allowed on {}", uri.path()),
@@ -85,13 +150,23 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
 }
 
 /// Wraps every route of `routes` so that whatever goes wrong is answered
-/// as a Status: an over-long request target ([`uri_limit`]), a panic
-/// ([`panicked`]), a plain-text rejection ([`status_bodies`]).
-pub fn answers<S: Clone + Send + Sync + 'static>(routes: axum::Router<S>) -> axum::Router<S> {
+/// in the dialect's shape (`presenter`): an over-long request target
+/// ([`uri_limit`]), a panic ([`panicked`]), a handler's [`HttpError`] or a
+/// plain-text rejection ([`present`]).
+pub fn answers<S, P>(routes: axum::Router<S>, presenter: P) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    P: Presenter,
+{
     routes
         .layer(axum::middleware::from_fn(uri_limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
-        .layer(axum::middleware::from_fn(status_bodies))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let presenter = presenter.clone();
+                async move { present(&presenter, next.run(req).await).await }
+            },
+        ))
 }
 
 /// The reason word of a Status for an HTTP code.
@@ -130,39 +205,45 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 /// The longest plain-text error body kept as a Status message.
 const MESSAGE_LIMIT: usize = 4096;
 
-/// Middleware on every route: an error answer that is not JSON — an
-/// extractor's plain-text rejection (path segments that are not UTF-8 or do
-/// not percent-decode, a query string that does not parse), or anything a
-/// later layer adds — becomes a Status with the same code and headers (so
-/// `Allow`, `Retry-After`, `WWW-Authenticate` stay). The message is the
-/// original text for a 4xx; a 5xx says only that it happened.
-pub async fn status_bodies(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let resp = next.run(req).await;
+/// Every error answer in the dialect's shape: a handler's [`HttpError`] as
+/// it is; an error answer that is not JSON — an extractor's plain-text
+/// rejection (path segments that are not UTF-8 or do not percent-decode, a
+/// query string that does not parse), or anything a later layer adds — as
+/// an `HttpError` with the same code. Headers stay (`Allow`, `Retry-After`,
+/// `WWW-Authenticate`). The message is the original text for a 4xx; a 5xx
+/// says only that it happened.
+async fn present<P: Presenter>(presenter: &P, resp: Response) -> Response {
     let code = resp.status();
-    if code.as_u16() < 400 || is_json(resp.headers()) {
-        return resp;
-    }
-    let (parts, body) = resp.into_parts();
-    let message = if code.is_server_error() {
-        tracing::error!(
-            code = code.as_u16(),
-            "a non-Status server error was answered"
-        );
-        "internal error; see the server log".to_string()
-    } else {
-        let text = axum::body::to_bytes(body, MESSAGE_LIMIT)
-            .await
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-            .unwrap_or_default();
-        if text.is_empty() {
-            code.canonical_reason()
-                .unwrap_or("request failed")
-                .to_string()
-        } else {
-            text
+    let (mut parts, body) = resp.into_parts();
+    let error = match parts.extensions.remove::<Unpresented>() {
+        Some(Unpresented(e)) => e,
+        None if code.as_u16() < 400 || is_json(&parts.headers) => {
+            return Response::from_parts(parts, body)
+        }
+        None => {
+            let message = if code.is_server_error() {
+                tracing::error!(
+                    code = code.as_u16(),
+                    "a non-Status server error was answered"
+                );
+                "internal error; see the server log".to_string()
+            } else {
+                let text = axum::body::to_bytes(body, MESSAGE_LIMIT)
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                    .unwrap_or_default();
+                if text.is_empty() {
+                    code.canonical_reason()
+                        .unwrap_or("request failed")
+                        .to_string()
+                } else {
+                    text
+                }
+            };
+            HttpError::new(code, reason_for(code), message)
         }
     };
-    let mut out = AppError::new(code, reason_for(code), message).into_response();
+    let mut out = presenter.present(&error);
     for (name, value) in parts.headers.iter() {
         if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
             out.headers_mut().append(name.clone(), value.clone());
@@ -180,7 +261,7 @@ pub const URI_LIMIT: usize = 8 * 1024;
 pub async fn uri_limit(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if len > URI_LIMIT {
-        return AppError::new(
+        return HttpError::new(
             StatusCode::URI_TOO_LONG,
             "UriTooLong",
             format!("the request target is {len} bytes; at most {URI_LIMIT} are accepted"),
@@ -198,7 +279,7 @@ pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into());
-    AppError::internal(format!("a handler panicked: {detail}")).into_response()
+    HttpError::internal(format!("a handler panicked: {detail}")).into_response()
 }
 
 #[cfg(test)]
@@ -239,6 +320,7 @@ mod tests {
                     "/text500",
                     get(|| async { (StatusCode::BAD_GATEWAY, "upstream at 10.0.0.1 said no") }),
                 ),
+            crate::api::drydock::Status,
         )
     }
 

@@ -1,26 +1,24 @@
-//! Tasks (`/api/v1.0/tasks`): Drydock's asynchronous actions, persisted in
+//! The task engine: Drydock's asynchronous actions as tasks persisted in
 //! SQLite with real status transitions (`queued` -> `running` -> `complete`).
+//! A dialect creates, lists and shows tasks through [`TaskEngine`]; it never
+//! runs one itself.
 //!
 //! What each action really does is in `docs/api.md`: slipway validates and
 //! plans; it has no hardware control, so node actions end as `failure` with a
 //! message naming what is missing, never as a fake success.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::body::{bad_request, parse_json, read_design, RawBody};
-use super::nodes::parse_filter;
-use super::{AppError, AppState};
+use super::designs::{read_design, DesignSource};
+use super::{BootService, ServiceError, SharedStatus};
 use crate::clock::now;
 use crate::design::{self, Message};
 use crate::plan;
-use crate::state::{TaskMessage, TaskRecord};
+use crate::state::{StateError, Store, TaskMessage, TaskRecord};
 
 /// Actions slipway can carry out (validation and planning).
 const DESIGN_ACTIONS: [&str; 3] = ["validate_design", "verify_site", "prepare_site"];
@@ -66,14 +64,6 @@ pub fn known_action(a: &str) -> bool {
         || NODE_ACTIONS.iter().any(|(n, _)| *n == a)
 }
 
-/// The body of `POST /tasks`.
-#[derive(Debug, Deserialize)]
-pub struct CreateTask {
-    action: Option<Value>,
-    design_ref: Option<Value>,
-    node_filter: Option<Value>,
-}
-
 /// A random-looking UUID (version 4 layout) from time, pid and a counter.
 fn new_task_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -96,127 +86,147 @@ fn new_task_id() -> String {
     )
 }
 
-fn rfc3339_or_null(t: Option<i64>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(super::revisions::rfc3339(t)))
+/// Creates, runs, lists and shows tasks. Cheap to clone.
+#[derive(Clone)]
+pub struct TaskEngine {
+    /// The API's connection (tasks are the few writes the API makes itself;
+    /// SQLite serialises them with the reconciler's, WAL and busy timeout).
+    store: Arc<Mutex<Store>>,
+    boot: Arc<BootService>,
+    status: SharedStatus,
+    design: DesignSource,
 }
 
-/// A task in Drydock's JSON shape.
-fn task_json(t: &TaskRecord, messages: &[TaskMessage]) -> Value {
-    let errors = messages.iter().filter(|m| m.error).count();
-    let result = t.result.clone().unwrap_or_else(|| "incomplete".into());
-    json!({
-        "kind": "Task",
-        "apiVersion": "v1",
-        "task_id": t.task_id,
-        "action": t.action,
-        "parent_task_id": t.parent_task_id,
-        "design_ref": t.design_ref,
-        "status": t.status,
-        "result": {
-            "kind": "Status",
-            "apiVersion": "v1.0",
-            "metadata": {},
-            "message": t.body.get("message").cloned().unwrap_or(Value::Null),
-            "reason": t.body.get("reason").cloned().unwrap_or(Value::Null),
-            "status": result,
-            "successes": t.body.get("successes").cloned().unwrap_or(json!([])),
-            "failures": t.body.get("failures").cloned().unwrap_or(json!([])),
-            "links": [],
-            "details": {
-                "errorCount": errors,
-                "messageList": messages.iter().map(|m| json!({
-                    "message": m.message,
-                    "error": m.error,
-                    "context_type": m.context_type,
-                    "context": m.context,
-                    "ts": super::revisions::rfc3339(m.ts),
-                    "extra": m.extra,
-                })).collect::<Vec<_>>(),
-            },
-        },
-        "node_filter": t.node_filter,
-        "subtask_id_list": [],
-        "created": super::revisions::rfc3339(t.created),
-        "created_by": t.created_by,
-        "updated": rfc3339_or_null(t.updated),
-        "terminated": rfc3339_or_null(t.terminated),
-        "terminated_by": Value::Null,
-    })
-}
-
-/// `POST /api/v1.0/tasks`: creates a task, runs it in the background and
-/// answers 201 with the queued task.
-pub async fn create(
-    State(state): State<AppState>,
-    RawBody(body): RawBody,
-) -> Result<(StatusCode, Json<Value>), AppError> {
-    let req: CreateTask = parse_json(&body)?;
-    let action = match req.action {
-        Some(Value::String(a)) => a,
-        None | Some(Value::Null) => return Err(bad_request("missing required field `action`")),
-        Some(_) => return Err(bad_request("`action` must be a string")),
-    };
-    if !known_action(&action) {
-        return Err(bad_request(format!(
-            "unknown action `{action}`; known: validate_design, verify_site, prepare_site, \
-             verify_nodes, prepare_nodes, deploy_nodes, redeploy_server, destroy_nodes, \
-             relabel_nodes, configure_hardware"
-        )));
-    }
-    let design_ref = match req.design_ref {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(Value::String(s)) => Some(s),
-        Some(_) => return Err(bad_request("`design_ref` must be a string")),
-    };
-    let node_filter = match req.node_filter {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            parse_filter(&v).map_err(bad_request)?;
-            Some(v)
+impl TaskEngine {
+    /// An engine writing on `store`, deploying through `boot`, falling back
+    /// on the applied revision of `status`, reading references from `design`.
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        boot: Arc<BootService>,
+        status: SharedStatus,
+        design: DesignSource,
+    ) -> TaskEngine {
+        TaskEngine {
+            store,
+            boot,
+            status,
+            design,
         }
-    };
-    let task = TaskRecord {
-        task_id: new_task_id(),
-        parent_task_id: None,
-        action,
-        status: "queued".into(),
-        result: Some("incomplete".into()),
-        design_ref,
-        node_filter,
-        created: now(),
-        created_by: Some("operator".into()),
-        updated: None,
-        terminated: None,
-        body: json!({"message": "queued", "reason": "queued"}),
-    };
-    let stored = task.clone();
-    state.with_store_mut(move |s| s.put_task(&stored)).await?;
-    let view = task_json(&task, &[]);
-    tokio::spawn(run(state, task));
-    Ok((StatusCode::CREATED, Json(view)))
+    }
+
+    /// Stores a new `queued` task and runs it in the background; returns it
+    /// as stored.
+    pub async fn create(
+        &self,
+        action: String,
+        design_ref: Option<String>,
+        node_filter: Option<serde_json::Value>,
+    ) -> Result<TaskRecord, ServiceError> {
+        let task = TaskRecord {
+            task_id: new_task_id(),
+            parent_task_id: None,
+            action,
+            status: "queued".into(),
+            result: Some("incomplete".into()),
+            design_ref,
+            node_filter,
+            created: now(),
+            created_by: Some("operator".into()),
+            updated: None,
+            terminated: None,
+            body: json!({"message": "queued", "reason": "queued"}),
+        };
+        let stored = task.clone();
+        self.write(move |s| s.put_task(&stored)).await?;
+        tokio::spawn(run(self.clone(), task.clone()));
+        Ok(task)
+    }
+
+    /// Every task with its messages, oldest first.
+    pub async fn list(&self) -> Result<Vec<(TaskRecord, Vec<TaskMessage>)>, ServiceError> {
+        self.read(|s| {
+            let mut out = Vec::new();
+            for t in s.tasks()? {
+                let m = s.task_messages(&t.task_id)?;
+                out.push((t, m));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// One task with its messages.
+    pub async fn get(
+        &self,
+        id: &str,
+    ) -> Result<Option<(TaskRecord, Vec<TaskMessage>)>, ServiceError> {
+        let key = id.to_string();
+        self.read(move |s| match s.task(&key)? {
+            None => Ok(None),
+            Some(t) => {
+                let m = s.task_messages(&key)?;
+                Ok(Some((t, m)))
+            }
+        })
+        .await
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StateError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = store.lock().map_err(|_| ServiceError::poisoned())?;
+            Ok(f(&guard)?)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("database task failed: {e}")))?
+    }
+
+    /// Like `read`, for a write: refused once the database file was removed
+    /// or replaced, before the write and again before it is acknowledged.
+    async fn write<T, F>(&self, f: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StateError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        let boot = self.boot.clone();
+        tokio::task::spawn_blocking(move || {
+            boot.check_database()?;
+            let mut guard = store.lock().map_err(|_| ServiceError::poisoned())?;
+            let out = f(&mut guard)?;
+            boot.check_database()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("database task failed: {e}")))?
+    }
 }
 
 /// Runs a task to completion, recording each transition.
-async fn run(state: AppState, mut task: TaskRecord) {
+async fn run(engine: TaskEngine, mut task: TaskRecord) {
     task.status = "running".into();
     task.updated = Some(now());
     task.body = json!({"message": "running", "reason": "running"});
     let t = task.clone();
-    if let Err(e) = state.with_store_mut(move |s| s.put_task(&t)).await {
+    if let Err(e) = engine.write(move |s| s.put_task(&t)).await {
         tracing::error!(task = %task.task_id, error = ?e, "cannot record task start");
         return;
     }
-    let src = state.design.clone();
-    let applied = state.status.read().ok().and_then(|s| s.applied.clone());
+    let src = engine.design.clone();
+    let applied = engine.status.read().ok().and_then(|s| s.applied.clone());
     let action = task.action.clone();
     let design_ref = task.design_ref.clone();
-    let store = state.store.clone();
-    let boot = state.boot.clone();
+    let store = engine.store.clone();
+    let boot = engine.boot.clone();
     let filter = task.node_filter.clone();
     if DEPLOYMENT_ACTIONS.contains(&task.action.as_str()) {
         // Deployments need the applied design, read again after a start.
-        state.boot.wait_ready(crate::reconcile::LOAD_WAIT).await;
+        engine.boot.wait_ready(super::LOAD_WAIT).await;
     }
     let outcome = tokio::task::spawn_blocking(move || {
         if DEPLOYMENT_ACTIONS.contains(&action.as_str()) {
@@ -240,8 +250,8 @@ async fn run(state: AppState, mut task: TaskRecord) {
     task.updated = Some(now());
     task.body = json!({"message": outcome.message, "reason": outcome.result});
     let t = task.clone();
-    let r = state
-        .with_store_mut(move |s| {
+    let r = engine
+        .write(move |s| {
             for m in &messages {
                 s.add_task_message(&id, m)?;
             }
@@ -300,11 +310,7 @@ fn from_design_message(m: &Message) -> TaskMessage {
 
 /// `deploy_nodes`, `redeploy_server`: a new deployment per selected node;
 /// `destroy_nodes`: the selected nodes' deployments revoked (blocking).
-fn deployments(
-    boot: &crate::boot::BootService,
-    action: &str,
-    filter: Option<serde_json::Value>,
-) -> Outcome {
+fn deployments(boot: &BootService, action: &str, filter: Option<serde_json::Value>) -> Outcome {
     let filter: Option<crate::design::model::NodeFilter> = match filter {
         None | Some(serde_json::Value::Null) => None,
         Some(v) => match serde_json::from_value(v) {
@@ -372,8 +378,8 @@ fn execute(
     action: &str,
     design_ref: Option<&str>,
     applied: Option<&str>,
-    src: &super::DesignSource,
-    store: &std::sync::Mutex<crate::state::Store>,
+    src: &DesignSource,
+    store: &Mutex<Store>,
 ) -> Outcome {
     if let Some((_, needs)) = NODE_ACTIONS.iter().find(|(n, _)| *n == action) {
         return Outcome::failure(
@@ -389,7 +395,7 @@ fn execute(
     };
     let files = match read_design(src, reference) {
         Ok(f) => f,
-        Err(e) => return Outcome::failure(e.message().to_string(), Vec::new()),
+        Err(e) => return Outcome::failure(e.to_string(), Vec::new()),
     };
     let v = design::validate(&files);
     let mut messages: Vec<TaskMessage> = v.messages.iter().map(from_design_message).collect();
@@ -453,9 +459,7 @@ fn execute(
 /// Ends tasks a previous run left `queued` or `running` (the process stopped
 /// under them): `complete` with result `failure` and a message saying so, so
 /// no task stays in flight forever. Returns how many were ended.
-pub fn recover_interrupted(
-    store: &mut crate::state::Store,
-) -> Result<usize, crate::state::StateError> {
+pub fn recover_interrupted(store: &mut Store) -> Result<usize, StateError> {
     let mut n = 0;
     for mut t in store.tasks()? {
         if t.status != "queued" && t.status != "running" {
@@ -471,38 +475,4 @@ pub fn recover_interrupted(
         n += 1;
     }
     Ok(n)
-}
-
-/// `GET /api/v1.0/tasks`: every task, oldest first.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Value>>, AppError> {
-    let tasks = state
-        .with_store(|s| {
-            let mut out = Vec::new();
-            for t in s.tasks()? {
-                let m = s.task_messages(&t.task_id)?;
-                out.push(task_json(&t, &m));
-            }
-            Ok(out)
-        })
-        .await?;
-    Ok(Json(tasks))
-}
-
-/// `GET /api/v1.0/tasks/{id}`.
-pub async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
-    let key = id.clone();
-    let task = state
-        .with_store(move |s| match s.task(&key)? {
-            None => Ok(None),
-            Some(t) => {
-                let m = s.task_messages(&key)?;
-                Ok(Some(task_json(&t, &m)))
-            }
-        })
-        .await?;
-    task.map(Json)
-        .ok_or_else(|| AppError::new(StatusCode::NOT_FOUND, "NotFound", format!("no task `{id}`")))
 }

@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::{AppError, AppState};
+use super::{AppState, HttpError};
 
 /// The accepted token digests.
 #[derive(Debug, Clone, Default)]
@@ -145,7 +145,7 @@ pub async fn require_operator(State(state): State<AppState>, req: Request, next:
     match operator(&state, req.headers(), req.extensions()) {
         Ok(()) => next.run(req).await,
         Err(Refusal::NoToken) => {
-            let mut resp = AppError::new(
+            let mut resp = HttpError::new(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
                 "a valid token is required in X-Auth-Token or Authorization: Bearer",
@@ -157,7 +157,7 @@ pub async fn require_operator(State(state): State<AppState>, req: Request, next:
             );
             resp
         }
-        Err(Refusal::NotLoopback) => AppError::new(
+        Err(Refusal::NotLoopback) => HttpError::new(
             StatusCode::FORBIDDEN,
             "Forbidden",
             "operator routes are served to loopback clients only unless the server runs with --tokens",
@@ -175,32 +175,44 @@ mod tests {
     /// The whole app on a fresh database, with `tokens`.
     fn app(dir: &Path, tokens: Option<Tokens>) -> axum::Router {
         let store = crate::state::Store::open(&dir.join("db")).unwrap();
-        super::super::app(AppState {
-            store: std::sync::Arc::new(std::sync::Mutex::new(store)),
+        let boot = std::sync::Arc::new(crate::services::BootService::new(
+            crate::services::BootConfig {
+                repo: dir.to_path_buf(),
+                design_dir: None,
+                report_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
+                limits: Default::default(),
+            },
+            crate::keys::Secret::from_bytes([7; crate::keys::SECRET_LEN]),
+            crate::state::Store::open(&dir.join("db")).unwrap(),
+            Default::default(),
+        ));
+        let design = crate::services::designs::DesignSource {
+            repo: dir.to_path_buf(),
+            design_dir: None,
+            limits: Default::default(),
+        };
+        let inventory = crate::services::inventory::Inventory::new(std::sync::Arc::new(
+            std::sync::Mutex::new(store),
+        ));
+        let tasks = crate::services::tasks::TaskEngine::new(
+            inventory.connection(),
+            boot.clone(),
+            Default::default(),
+            design.clone(),
+        );
+        crate::api::app(AppState {
+            inventory,
+            tasks,
             status: Default::default(),
             trigger: Default::default(),
             db_path: "db".into(),
             started: std::time::Instant::now(),
-            boot: std::sync::Arc::new(crate::boot::BootService::new(
-                crate::boot::BootConfig {
-                    repo: dir.to_path_buf(),
-                    design_dir: None,
-                    report_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
-                    limits: Default::default(),
-                },
-                crate::keys::Secret::from_bytes([7; crate::keys::SECRET_LEN]),
-                crate::state::Store::open(&dir.join("db")).unwrap(),
-                Default::default(),
-            )),
-            design: super::super::DesignSource {
-                repo: dir.to_path_buf(),
-                design_dir: None,
-                limits: Default::default(),
-            },
+            boot,
+            design,
             tokens: tokens.map(std::sync::Arc::new),
             metrics: Default::default(),
-            max_in_flight: crate::reconcile::DEFAULT_MAX_IN_FLIGHT,
-            body_timeout: crate::reconcile::DEFAULT_BODY_TIMEOUT,
+            max_in_flight: super::super::DEFAULT_MAX_IN_FLIGHT,
+            body_timeout: super::super::DEFAULT_BODY_TIMEOUT,
         })
     }
 

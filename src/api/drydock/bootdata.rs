@@ -10,61 +10,17 @@ use axum::Json;
 use serde_json::json;
 
 use super::admission::Gate;
-use super::{AppError, AppState};
-use crate::boot::{BootError, BootService, NodeDeployment};
+use super::{AppState, HttpError};
 use crate::keys::KeyCheck;
 use crate::render::bootdata::BootDataKind;
+use crate::services::{BootService, NodeDeployment, BOOT_ACTION_UNREPORTED, LOAD_WAIT};
 
 /// The header carrying a node's (or an action's) key.
 pub const KEY_HEADER: &str = "x-bootaction-key";
 
-impl From<BootError> for AppError {
-    fn from(e: BootError) -> Self {
-        let unavailable = |reason, message: String| {
-            AppError::new(StatusCode::SERVICE_UNAVAILABLE, reason, message)
-        };
-        match e {
-            BootError::UnknownNode(n) => AppError::new(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                format!("node {n} is not in the applied design"),
-            ),
-            BootError::NotServing => AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NotServing",
-                "no applied revision is being served yet",
-            ),
-            e @ BootError::Loading { .. } => unavailable("Loading", e.to_string()),
-            BootError::Unavailable { commit, reason } => {
-                tracing::warn!(%commit, %reason, "boot data asked for while the applied revision cannot be served");
-                unavailable(
-                    "RevisionUnavailable",
-                    format!(
-                        "the applied revision {commit} cannot be read from the repository, so its \
-                         boot data cannot be rendered; GET /api/v1.0/health/extended says why"
-                    ),
-                )
-            }
-            BootError::State(e @ crate::state::StateError::Replaced { .. }) => {
-                unavailable("DatabaseReplaced", e.to_string())
-            }
-            e @ BootError::DoesNotRender { .. } => {
-                tracing::error!(error = %e, "a new deployment was not made");
-                unavailable(
-                    "DeploymentNotMade",
-                    "the node's boot data does not render with a new deployment's ids and keys, \
-                     so none was made; see the server log"
-                        .to_string(),
-                )
-            }
-            other => AppError::internal(other),
-        }
-    }
-}
-
 /// A response for a node, with `Retry-After` on a 503 (the applied revision
 /// loading, the database replaced): nodes retry instead of giving up.
-pub(super) fn for_node(r: Result<Response, AppError>) -> Result<Response, AppError> {
+pub(super) fn for_node(r: Result<Response, HttpError>) -> Result<Response, HttpError> {
     match r {
         Err(e) if e.code() == StatusCode::SERVICE_UNAVAILABLE => {
             let mut r = e.into_response();
@@ -83,13 +39,13 @@ pub(super) fn for_node(r: Result<Response, AppError>) -> Result<Response, AppErr
 /// there instead of starting a thread each.
 pub(super) async fn blocking<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&BootService) -> Result<T, AppError> + Send + 'static,
-) -> Result<T, AppError> {
+    f: impl FnOnce(&BootService) -> Result<T, HttpError> + Send + 'static,
+) -> Result<T, HttpError> {
     state
         .boot
         .run(f)
         .await
-        .ok_or_else(|| AppError::internal("boot data task failed"))?
+        .ok_or_else(|| HttpError::internal("boot data task failed"))?
 }
 
 /// The key presented in `X-Bootaction-Key` (`None`: missing or empty). A
@@ -102,7 +58,7 @@ pub(super) fn presented_key(headers: &HeaderMap) -> Option<String> {
 
 /// The 401 of a missing key, with its challenge.
 pub(super) fn unauthorized() -> Response {
-    let mut r = AppError::new(
+    let mut r = HttpError::new(
         StatusCode::UNAUTHORIZED,
         "Unauthorized",
         "missing X-Bootaction-Key header; expected the node's key as 64 hex characters",
@@ -117,7 +73,7 @@ pub(super) fn unauthorized() -> Response {
 
 /// The 403 of a wrong or malformed key.
 pub(super) fn forbidden(message: &str) -> Response {
-    AppError::new(StatusCode::FORBIDDEN, "Forbidden", message).into_response()
+    HttpError::new(StatusCode::FORBIDDEN, "Forbidden", message).into_response()
 }
 
 /// The 403 for a key check that failed, if it did; `expected` names the
@@ -138,9 +94,9 @@ pub async fn node_bootdata(
     gate: Gate,
     Path((host, kind)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Response, AppError> {
+) -> Result<Response, HttpError> {
     let Some(kind) = BootDataKind::from_word(&kind) else {
-        return Err(AppError::new(
+        return Err(HttpError::new(
             StatusCode::NOT_FOUND,
             "NotFound",
             format!("no boot data `{kind}`; expected units, files, pkg_list or all"),
@@ -155,12 +111,12 @@ pub async fn bootdata_alias(
     gate: Gate,
     Path((host, kind)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Response, AppError> {
+) -> Result<Response, HttpError> {
     let kind = match kind.as_str() {
         "units" => BootDataKind::Units,
         "files" => BootDataKind::Files,
         other => {
-            return Err(AppError::new(
+            return Err(HttpError::new(
                 StatusCode::NOT_FOUND,
                 "NotFound",
                 format!("no boot data `{other}`; expected units or files"),
@@ -176,7 +132,7 @@ async fn serve_bootdata(
     host: String,
     kind: BootDataKind,
     headers: HeaderMap,
-) -> Result<Response, AppError> {
+) -> Result<Response, HttpError> {
     // The common case is served from memory without leaving this task: the
     // node's deployment and its rendered data are cached until a revision
     // changes the node's inputs. Otherwise the database (and maybe a render)
@@ -186,7 +142,7 @@ async fn serve_bootdata(
         None => {
             // After a start the applied revision is read by the reconciler;
             // wait for it here, without holding a worker thread.
-            state.boot.wait_ready(crate::reconcile::LOAD_WAIT).await;
+            state.boot.wait_ready(LOAD_WAIT).await;
             let h = host.clone();
             blocking(&state, move |b| Ok(b.deployment(&h)?)).await?
         }
@@ -219,7 +175,7 @@ async fn serve_bootdata(
                 t == "*" || t.strip_prefix("W/").unwrap_or(t) == rendered.etag
             })
         });
-    let etag_value = HeaderValue::from_str(&rendered.etag).map_err(AppError::internal)?;
+    let etag_value = HeaderValue::from_str(&rendered.etag).map_err(HttpError::internal)?;
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
     }
@@ -233,7 +189,7 @@ async fn serve_bootdata(
             ),
             (
                 header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&disposition).map_err(AppError::internal)?,
+                HeaderValue::from_str(&disposition).map_err(HttpError::internal)?,
             ),
             (header::ETAG, etag_value),
         ],
@@ -252,7 +208,7 @@ fn identity_view(state: &AppState, d: &NodeDeployment) -> serde_json::Value {
         "actions": d.actions().iter().map(|a| json!({
             "action_id": a.action_id,
             "action": a.action,
-            "signaling": a.status != crate::state::BOOT_ACTION_UNREPORTED,
+            "signaling": a.status != BOOT_ACTION_UNREPORTED,
             "status": a.status,
         })).collect::<Vec<_>>(),
     })
@@ -263,8 +219,8 @@ fn identity_view(state: &AppState, d: &NodeDeployment) -> serde_json::Value {
 pub async fn identity(
     State(state): State<AppState>,
     Path(host): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    state.boot.wait_ready(crate::reconcile::LOAD_WAIT).await;
+) -> Result<Json<serde_json::Value>, HttpError> {
+    state.boot.wait_ready(LOAD_WAIT).await;
     let d = blocking(&state, move |b| Ok(b.deployment(&host)?)).await?;
     Ok(Json(identity_view(&state, &d)))
 }

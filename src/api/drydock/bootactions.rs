@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 use super::admission::Gate;
 use super::bootdata::{blocking, for_node, forbidden, key_rejected, presented_key, unauthorized};
 use super::revisions::rfc3339;
-use super::{AppError, AppState};
+use super::{AppState, HttpError};
 use crate::clock::now;
-use crate::state::{BootActionDetail, BootActionRecord, ReportOutcome};
+use crate::services::{BootActionDetail, BootActionRecord, ReportOutcome};
 
 /// A parsed report: the final status, if any, and the details.
 #[derive(Debug)]
@@ -34,12 +34,12 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-fn bad(message: String) -> AppError {
-    AppError::new(StatusCode::BAD_REQUEST, "InvalidReport", message)
+fn bad(message: String) -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, "InvalidReport", message)
 }
 
 /// Checks a report body as Drydock's schema does, saying what is wrong.
-fn parse_report(body: &[u8], now: i64) -> Result<Report, AppError> {
+fn parse_report(body: &[u8], now: i64) -> Result<Report, HttpError> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
     let Value::Object(obj) = v else {
@@ -80,7 +80,7 @@ fn parse_report(body: &[u8], now: i64) -> Result<Report, AppError> {
     Ok(Report { status, details })
 }
 
-fn parse_detail(i: usize, d: &Value, now: i64) -> Result<BootActionDetail, AppError> {
+fn parse_detail(i: usize, d: &Value, now: i64) -> Result<BootActionDetail, HttpError> {
     let Value::Object(m) = d else {
         return Err(bad(format!(
             "details[{i}] must be an object with `message` (string) and `error` (boolean), found {}",
@@ -147,8 +147,8 @@ fn record_view(r: &BootActionRecord, details: &[BootActionDetail]) -> Value {
     })
 }
 
-fn unknown(action_id: &str) -> AppError {
-    AppError::new(
+fn unknown(action_id: &str) -> HttpError {
+    HttpError::new(
         StatusCode::NOT_FOUND,
         "NotFound",
         format!("no boot action with id {action_id}"),
@@ -184,7 +184,7 @@ pub async fn report(
     Path(action_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
+) -> Result<Response, HttpError> {
     let result = for_node(record(&state, &gate, action_id, &headers, &body).await);
     let code = match &result {
         Ok(r) => r.status(),
@@ -212,7 +212,7 @@ async fn record(
     action_id: String,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Response, AppError> {
+) -> Result<Response, HttpError> {
     let id = action_id.clone();
     let Some(action) = blocking(state, move |b| Ok(b.action(&id)?)).await? else {
         return Err(unknown(&action_id));
@@ -247,7 +247,7 @@ async fn record(
         .submit_report(&action_id, report.status, &report.details)?;
     let outcome = answer
         .await
-        .map_err(|_| AppError::from(crate::boot::writer_gone()))??;
+        .map_err(|_| HttpError::from(crate::services::writer_gone()))??;
     let outcome = match outcome {
         ReportOutcome::Recorded(r) => {
             let id = r.action_id.clone();
@@ -259,7 +259,7 @@ async fn record(
     match outcome {
         (ReportOutcome::Unknown, _) => Err(unknown(&action.action_id)),
         (ReportOutcome::Ended(r), _) => Ok(ended(&r)),
-        (ReportOutcome::AlreadyFinalized(r), _) => Err(AppError::new(
+        (ReportOutcome::AlreadyFinalized(r), _) => Err(HttpError::new(
             StatusCode::CONFLICT,
             "Conflict",
             format!(

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::AppState;
 
@@ -16,14 +16,10 @@ pub async fn git(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     tracing::info!("git webhook: reconcile triggered");
     (
         StatusCode::ACCEPTED,
-        Json(json!({
-            "kind": "Status",
-            "apiVersion": "v1.0",
-            "metadata": {},
-            "status": "Success",
-            "message": "reconcile triggered",
-            "reason": "Accepted",
-            "code": 202,
-        })),
+        Json(super::status::success(
+            StatusCode::ACCEPTED,
+            "Accepted",
+            "reconcile triggered",
+        )),
     )
 }

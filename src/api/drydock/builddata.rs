@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::revisions::rfc3339;
-use super::{AppError, AppState};
+use super::{AppState, HttpError};
 
 /// Query of the build data route.
 #[derive(Debug, Deserialize)]
@@ -23,7 +23,7 @@ pub async fn builddata(
     State(state): State<AppState>,
     Path(host): Path<String>,
     Query(q): Query<BuildDataQuery>,
-) -> Result<Json<Vec<Value>>, AppError> {
+) -> Result<Json<Vec<Value>>, HttpError> {
     let latest = q.latest.unwrap_or(false);
     let records = state
         .with_store(move |s| s.build_data(&host, latest))

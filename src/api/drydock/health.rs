@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::IsOperator;
-use super::{AppError, AppState};
+use super::{AppState, HttpError};
 
 /// `GET /versions`: the API versions, as Drydock lists them.
 pub async fn versions() -> Json<Value> {
@@ -21,7 +21,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     match problem(&state, &read(&state)) {
         None => StatusCode::NO_CONTENT.into_response(),
         Some((reason, message)) => {
-            AppError::new(StatusCode::SERVICE_UNAVAILABLE, reason, message).into_response()
+            HttpError::new(StatusCode::SERVICE_UNAVAILABLE, reason, message).into_response()
         }
     }
 }
@@ -30,7 +30,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 /// the message of a 503. The database file is looked at now (one `stat`).
 fn problem(
     state: &AppState,
-    status: &crate::reconcile::ServeStatus,
+    status: &crate::services::ServeStatus,
 ) -> Option<(&'static str, String)> {
     if let Err(e) = state.boot.check_database() {
         return Some(("DatabaseReplaced", e.to_string()));
@@ -42,7 +42,7 @@ fn problem(
         ));
     }
     match state.boot.serving() {
-        crate::boot::ServingState::Unavailable { commit, reason } => Some((
+        crate::services::ServingState::Unavailable { commit, reason } => Some((
             "RevisionUnavailable",
             format!(
                 "the applied revision {commit} cannot be served: {reason}; boot data answers \
@@ -61,7 +61,7 @@ fn problem(
 pub async fn extended(
     State(state): State<AppState>,
     IsOperator(full): IsOperator,
-) -> Result<Response, AppError> {
+) -> Result<Response, HttpError> {
     let status = read(&state);
     let applied = match status.applied.clone() {
         Some(commit) => state.with_store(move |s| s.revision(&commit)).await?,
@@ -119,7 +119,7 @@ pub async fn extended(
 }
 
 /// A copy of the shared status (a poisoned lock still holds usable data).
-fn read(state: &AppState) -> crate::reconcile::ServeStatus {
+fn read(state: &AppState) -> crate::services::ServeStatus {
     match state.status.read() {
         Ok(s) => s.clone(),
         Err(p) => p.into_inner().clone(),
@@ -128,7 +128,7 @@ fn read(state: &AppState) -> crate::reconcile::ServeStatus {
 
 /// A reconcile pass's report as JSON; its detail (counts, or a raw error)
 /// only for an operator.
-fn pass_view(p: &crate::reconcile::PassReport, full: bool) -> serde_json::Value {
+fn pass_view(p: &crate::services::PassReport, full: bool) -> serde_json::Value {
     let mut v = json!({
         "finished_at": super::revisions::rfc3339(p.finished_at),
         "result": p.result,

@@ -10,8 +10,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::body::{bad_request, blocking, parse_json, read_design, RawBody};
-use super::{AppError, AppState};
+use super::body::{bad_request, blocking, parse_json, RawBody};
+use super::read_design;
+use super::{AppState, HttpError};
 use crate::design::filter::{problems, select, FilterProblem};
 use crate::design::model::NodeFilter;
 use crate::design::{self};
@@ -99,7 +100,7 @@ pub fn parse_filter(v: &Value) -> Result<NodeFilter, String> {
 pub async fn nodefilter(
     State(state): State<AppState>,
     RawBody(body): RawBody,
-) -> Result<Json<Vec<String>>, AppError> {
+) -> Result<Json<Vec<String>>, HttpError> {
     let req: FilterRequest = parse_json(&body)?;
     let design_ref = match req.design_ref {
         Some(Value::String(s)) if !s.trim().is_empty() => s,
@@ -125,7 +126,7 @@ pub async fn nodefilter(
 pub fn select_names(
     files: &[design::DesignFile],
     filter: Option<&NodeFilter>,
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<String>, HttpError> {
     let v = design::validate(files);
     let d = match v.design {
         Some(d) if v.is_valid() => d,
@@ -172,7 +173,10 @@ pub struct BootActionSummary {
     by_status: BTreeMap<String, u64>,
 }
 
-fn view(r: crate::state::NodeRecord, counts: &BTreeMap<String, BTreeMap<String, u64>>) -> NodeView {
+fn view(
+    r: crate::services::NodeRecord,
+    counts: &BTreeMap<String, BTreeMap<String, u64>>,
+) -> NodeView {
     let by_status = counts.get(&r.name).cloned().unwrap_or_default();
     NodeView {
         boot_actions: BootActionSummary {
@@ -187,7 +191,7 @@ fn view(r: crate::state::NodeRecord, counts: &BTreeMap<String, BTreeMap<String, 
 }
 
 /// Every node of the applied revision, sorted by hostname.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<NodeView>>, AppError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<NodeView>>, HttpError> {
     let nodes = state
         .with_store(|s| {
             let counts = s.boot_action_counts()?;
@@ -207,7 +211,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<NodeView>>, 
 pub async fn get(
     State(state): State<AppState>,
     Path(hostname): Path<String>,
-) -> Result<Json<NodeView>, AppError> {
+) -> Result<Json<NodeView>, HttpError> {
     let name = hostname.clone();
     let node = state
         .with_store(move |s| {
@@ -216,7 +220,7 @@ pub async fn get(
         })
         .await?;
     node.map(Json).ok_or_else(|| {
-        AppError::new(
+        HttpError::new(
             StatusCode::NOT_FOUND,
             "NotFound",
             format!("no node `{hostname}` in the applied design"),

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
-use super::body::{bad_request, blocking, parse_json, read_design, RawBody};
-use super::{AppError, AppState};
+use super::body::{bad_request, blocking, parse_json, RawBody};
+use super::read_design;
+use super::{AppState, HttpError};
 use crate::design::{self, Status};
 
 /// Drydock's request body; only `href` is required.
@@ -28,7 +29,7 @@ pub struct ValidateRequest {
 pub async fn validate(
     State(state): State<AppState>,
     RawBody(body): RawBody,
-) -> Result<(StatusCode, Json<Status>), AppError> {
+) -> Result<(StatusCode, Json<Status>), HttpError> {
     let req: ValidateRequest = parse_json(&body)?;
     let href = req
         .href

@@ -1,0 +1,55 @@
+//! What every handler of every dialect can reach: the services and the
+//! HTTP settings. Built once by the server.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use super::{HttpError, Tokens};
+use crate::services::designs::DesignSource;
+use crate::services::inventory::{Inventory, Records};
+use crate::services::tasks::TaskEngine;
+use crate::services::{BootService, SharedStatus, StateError};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Reads of the applied state (revisions, nodes, build data) on the
+    /// API's own connection (the reconciler has its own writer).
+    pub inventory: Inventory,
+    /// Tasks: created, run in the background, listed.
+    pub tasks: TaskEngine,
+    /// What is being served, as the reconciler last left it.
+    pub status: SharedStatus,
+    /// Wakes the reconciler (the git webhook).
+    pub trigger: Arc<Notify>,
+    /// The database file, shown by the extended health check.
+    pub db_path: String,
+    /// When the server started, for uptime.
+    pub started: Instant,
+    /// Deployments, keys, boot data and status reports (its own connection).
+    pub boot: Arc<BootService>,
+    /// Where design references are read from.
+    pub design: DesignSource,
+    /// Accepted operator tokens; `None`: operator routes are loopback-only.
+    pub tokens: Option<Arc<Tokens>>,
+    /// The server's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Requests of nodes (boot data, signals) answered at once; more get 429.
+    pub max_in_flight: usize,
+    /// Longest wait for a request's body (`--body-timeout`); 408 after it.
+    pub body_timeout: std::time::Duration,
+}
+
+impl AppState {
+    /// Runs `f` on the inventory's records on a blocking thread: SQLite
+    /// calls must not stall the async runtime.
+    pub async fn with_store<T, F>(&self, f: F) -> Result<T, HttpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Records<'_>) -> Result<T, StateError> + Send + 'static,
+    {
+        Ok(self.inventory.read(f).await?)
+    }
+}
