@@ -34,8 +34,8 @@ pub use status::{PassReport, ServeStatus, SharedStatus};
 
 /// The record types dialects present, as the state module defines them.
 pub use crate::state::{
-    BootActionDetail, BootActionRecord, BuildDataRecord, NodeRecord, ReportOutcome, RevisionRecord,
-    RevisionStatus, StateError, TaskMessage, TaskRecord, BOOT_ACTION_UNREPORTED,
+    BootActionDetail, BootActionRecord, BootActionStatus, BuildDataRecord, NodeRecord,
+    ReportOutcome, RevisionRecord, RevisionStatus, StateError, TaskMessage, TaskRecord,
 };
 
 /// How long a boot-data request waits for the applied revision to be loaded

@@ -34,7 +34,8 @@ use crate::plan::{Plan, Snapshot, StoredDocument};
 use crate::revision::Revision;
 
 pub use boot_actions::{
-    BootActionDetail, BootActionRecord, Report, ReportOutcome, BOOT_ACTION_INCOMPLETE,
+    BootActionDetail, BootActionRecord, BootActionStatus, Report, ReportOutcome,
+    BOOT_ACTION_INCOMPLETE,
 };
 pub use build_data::BuildDataRecord;
 pub use deployments::{
@@ -69,6 +70,18 @@ pub enum StateError {
     /// A query failed; the text says which operation and why.
     #[error("database: {0}")]
     Sql(String),
+    /// A stored value is not what its column must hold (an unknown kind or
+    /// status word, unreadable JSON); the text says where and what was found.
+    /// Shown like a query failure, as it always was.
+    #[error("database: {0}")]
+    Invalid(String),
+    /// A value could not be encoded for storing (messages as JSON).
+    #[error("database: {0}")]
+    Encode(String),
+    /// A report batch failed as a whole; each report of it gets this copy of
+    /// the batch's error (errors are not `Clone`).
+    #[error("database: {0}")]
+    Batch(String),
     /// Another process serves the same database (see [`DatabaseLock`]).
     #[error("database {path} is in use by another `slipway serve` ({}, holding the lock {lock}); expected one server per database: stop the other one or give this one another --db", holder.map_or("pid unknown".to_string(), |p| format!("pid {p}")))]
     Locked {
@@ -350,7 +363,7 @@ impl Store {
         for row in rows {
             let (kind, name, hash) = row.ctx(|| "reading documents".into())?;
             let kind = Kind::from_name(&kind).ok_or_else(|| {
-                StateError::Sql(format!(
+                StateError::Invalid(format!(
                     "documents row {kind}/{name}: expected a Drydock kind, found `{kind}`"
                 ))
             })?;
@@ -621,13 +634,13 @@ fn read_revision(r: &Row<'_>) -> rusqlite::Result<Result<RevisionRecord, StateEr
     let seen_at = r.get(7)?;
     Ok((|| {
         let status = RevisionStatus::from_str_opt(&status).ok_or_else(|| {
-            StateError::Sql(format!(
+            StateError::Invalid(format!(
                 "revision {}: expected status applied|invalid|superseded, found `{status}`",
                 revision.commit
             ))
         })?;
         let messages = serde_json::from_str(&messages).map_err(|e| {
-            StateError::Sql(format!(
+            StateError::Invalid(format!(
                 "revision {}: expected a JSON list of messages, found an unreadable value: {e}",
                 revision.commit
             ))
@@ -650,7 +663,7 @@ fn upsert_revision(
     messages: &[Message],
 ) -> Result<(), StateError> {
     let messages = serde_json::to_string(messages)
-        .map_err(|e| StateError::Sql(format!("revision {}: messages: {e}", rev.commit)))?;
+        .map_err(|e| StateError::Encode(format!("revision {}: messages: {e}", rev.commit)))?;
     // An applied revision stays applied when re-recorded as invalid: it is what
     // is being served (see `record_invalid`).
     tx.execute(

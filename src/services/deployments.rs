@@ -91,6 +91,10 @@ pub enum BootError {
     /// The database failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The service's own machinery failed (a poisoned lock, the report
+    /// writer gone); shown with the `database:` prefix it always had.
+    #[error("database: {0}")]
+    Service(String),
     /// The applied commit could not be read or validated again.
     #[error("reading the applied revision {commit}: {message}")]
     Revision {
@@ -345,7 +349,7 @@ impl BootService {
         let mut guard = self
             .store
             .lock()
-            .map_err(|_| BootError::State(StateError::Sql("database lock poisoned".into())))?;
+            .map_err(|_| BootError::Service("database lock poisoned".into()))?;
         Ok(f(&mut guard)?)
     }
 

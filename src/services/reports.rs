@@ -83,9 +83,7 @@ impl ReportWriter {
 
 /// The error of a report the writer could not take or answer.
 pub fn writer_gone() -> BootError {
-    BootError::State(StateError::Sql(
-        "the boot-action report writer stopped".into(),
-    ))
+    BootError::Service("the boot-action report writer stopped".into())
 }
 
 /// Where a report's outcome goes.
@@ -169,7 +167,7 @@ fn spawn_report_writer(
                                     path: path.clone(),
                                     why: why.clone(),
                                 },
-                                other => StateError::Sql(other.to_string()),
+                                other => StateError::Batch(other.to_string()),
                             };
                             j.reply.send(Err(BootError::State(e)));
                         }
@@ -177,6 +175,6 @@ fn spawn_report_writer(
                 }
             }
         })
-        .map_err(|e| BootError::State(StateError::Sql(format!("starting the report writer: {e}"))))?;
+        .map_err(|e| BootError::Service(format!("starting the report writer: {e}")))?;
     Ok(tx)
 }

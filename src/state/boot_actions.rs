@@ -10,7 +10,78 @@ use serde::{Deserialize, Serialize};
 use super::{Context, StateError, Store};
 
 /// The status of a boot action no node has finalised yet (Drydock's word).
-pub const BOOT_ACTION_INCOMPLETE: &str = "Incomplete";
+pub const BOOT_ACTION_INCOMPLETE: &str = BootActionStatus::Incomplete.as_str();
+
+/// A boot action's status, stored and served as Drydock's word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BootActionStatus {
+    /// Not finalised yet; takes reports.
+    Incomplete,
+    /// Created with `signaling: false`: takes no report.
+    Unreported,
+    /// Its deployment was revoked (`destroy_nodes`) before it was finalised.
+    Revoked,
+    /// The node reported success.
+    Success,
+    /// The node reported failure.
+    Failure,
+}
+
+impl BootActionStatus {
+    /// The word stored in SQLite and served.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BootActionStatus::Incomplete => "Incomplete",
+            BootActionStatus::Unreported => "Unreported",
+            BootActionStatus::Revoked => "Revoked",
+            BootActionStatus::Success => "Success",
+            BootActionStatus::Failure => "Failure",
+        }
+    }
+}
+
+impl std::str::FromStr for BootActionStatus {
+    type Err = StateError;
+
+    fn from_str(word: &str) -> Result<Self, StateError> {
+        [
+            BootActionStatus::Incomplete,
+            BootActionStatus::Unreported,
+            BootActionStatus::Revoked,
+            BootActionStatus::Success,
+            BootActionStatus::Failure,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
+        .ok_or_else(|| StateError::Invalid(format!("unknown boot action status `{word}`")))
+    }
+}
+
+impl std::fmt::Display for BootActionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for BootActionStatus {
+    fn eq(&self, word: &&str) -> bool {
+        self.as_str() == *word
+    }
+}
+
+impl rusqlite::types::ToSql for BootActionStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for BootActionStatus {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        v.as_str()?
+            .parse()
+            .map_err(|e: StateError| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
+}
 
 /// One boot action of a node's deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +97,7 @@ pub struct BootActionRecord {
     /// When it was created, seconds since the Unix epoch.
     pub created: i64,
     /// `Incomplete` until finalised, then the status reported (`Success`, `Failure`).
-    pub status: String,
+    pub status: BootActionStatus,
     /// When a report finalised it, seconds since the Unix epoch.
     pub finalized: Option<i64>,
     /// When its deployment ended (redeploy, revoke, removal, or a commit
@@ -103,7 +174,7 @@ impl Store {
                         action,
                         deployment,
                         created,
-                        BOOT_ACTION_INCOMPLETE
+                        BootActionStatus::Incomplete
                     ])
                     .ctx(|| format!("{}: boot action {action} ({id})", what()))?;
             }
@@ -170,7 +241,7 @@ impl Store {
         for row in rows {
             let (ts, message, error, extra) = row.ctx(what)?;
             let extra = serde_json::from_str(&extra).map_err(|e| {
-                StateError::Sql(format!(
+                StateError::Invalid(format!(
                     "boot action {action_id}: expected a JSON object in `extra`, found an unreadable value: {e}"
                 ))
             })?;
@@ -280,7 +351,7 @@ fn record_report(
     }
     // Only an `Incomplete` action takes reports (Drydock): a finalised
     // one, or one created `Unreported` (`signaling: false`), is 409.
-    if record.finalized.is_some() || record.status != BOOT_ACTION_INCOMPLETE {
+    if record.finalized.is_some() || record.status != BootActionStatus::Incomplete {
         return Ok(ReportOutcome::AlreadyFinalized(record));
     }
     let mut insert = tx
@@ -300,7 +371,8 @@ fn record_report(
             ])
             .ctx(what)?;
     }
-    let record = match r.status {
+    let status = r.status.map(str::parse::<BootActionStatus>).transpose()?;
+    let record = match status {
         Some(status) => {
             tx.prepare_cached(
                 "UPDATE boot_actions SET status = ?2, finalized = ?3 WHERE action_id = ?1",
@@ -308,7 +380,7 @@ fn record_report(
             .and_then(|mut u| u.execute(params![action_id, status, now]))
             .ctx(what)?;
             BootActionRecord {
-                status: status.to_string(),
+                status,
                 finalized: Some(now),
                 ..record
             }

@@ -9,11 +9,11 @@ use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
 use super::boot_actions::{read_action, BootActionRecord, COLUMNS as ACTION_COLUMNS};
-use super::{Context, StateError, Store, BOOT_ACTION_INCOMPLETE};
+use super::{BootActionStatus, Context, StateError, Store};
 
 /// Status of a boot action created with `signaling: false` (Drydock's
 /// `unreported`): it accepts no report.
-pub const BOOT_ACTION_UNREPORTED: &str = "Unreported";
+pub const BOOT_ACTION_UNREPORTED: &str = BootActionStatus::Unreported.as_str();
 
 /// The current deployment of a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,7 +72,7 @@ fn current_deployment(
 
 /// Status of a boot action whose deployment an operator revoked
 /// (`destroy_nodes`): its keys are refused from then on.
-pub const BOOT_ACTION_REVOKED: &str = "Revoked";
+pub const BOOT_ACTION_REVOKED: &str = BootActionStatus::Revoked.as_str();
 
 /// A deployment made (ids chosen, boot data checked) before it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +100,7 @@ fn end_current(
                 "UPDATE boot_actions SET status = ?1
                  WHERE node = ?2 AND deployment = ?3 AND finalized IS NULL",
             )?
-            .execute(params![BOOT_ACTION_REVOKED, node, d.deployment])?;
+            .execute(params![BootActionStatus::Revoked, node, d.deployment])?;
         }
         tx.prepare_cached(
             "UPDATE boot_actions SET ended = ?1
@@ -310,11 +310,10 @@ pub fn new_deployment(
             deployment: record.deployment.clone(),
             created: now,
             status: if *signaling {
-                BOOT_ACTION_INCOMPLETE
+                BootActionStatus::Incomplete
             } else {
-                BOOT_ACTION_UNREPORTED
-            }
-            .to_string(),
+                BootActionStatus::Unreported
+            },
             finalized: None,
             ended: None,
         })

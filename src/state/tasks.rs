@@ -61,7 +61,7 @@ fn read(r: &Row<'_>) -> rusqlite::Result<Result<TaskRecord, StateError>> {
     let body: String = r.get(11)?;
     let json = |what: &str, text: &str| {
         serde_json::from_str(text).map_err(|e| {
-            StateError::Sql(format!(
+            StateError::Invalid(format!(
                 "task {task_id}: expected JSON in `{what}`, found an unreadable value: {e}"
             ))
         })
@@ -199,7 +199,7 @@ impl Store {
         for row in rows {
             let (mut m, extra) = row.ctx(what)?;
             m.extra = serde_json::from_str(&extra).map_err(|e| {
-                StateError::Sql(format!(
+                StateError::Invalid(format!(
                     "task {task_id}: expected JSON in a message's `extra`, found an unreadable value: {e}"
                 ))
             })?;

@@ -13,7 +13,7 @@ use super::admission::Gate;
 use super::{AppState, HttpError};
 use crate::keys::KeyCheck;
 use crate::render::bootdata::BootDataKind;
-use crate::services::{BootService, NodeDeployment, BOOT_ACTION_UNREPORTED, LOAD_WAIT};
+use crate::services::{BootActionStatus, BootService, NodeDeployment, LOAD_WAIT};
 
 /// The header carrying a node's (or an action's) key.
 pub const KEY_HEADER: &str = "x-bootaction-key";
@@ -208,7 +208,7 @@ fn identity_view(state: &AppState, d: &NodeDeployment) -> serde_json::Value {
         "actions": d.actions().iter().map(|a| json!({
             "action_id": a.action_id,
             "action": a.action,
-            "signaling": a.status != BOOT_ACTION_UNREPORTED,
+            "signaling": a.status != BootActionStatus::Unreported,
             "status": a.status,
         })).collect::<Vec<_>>(),
     })
