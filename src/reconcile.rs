@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use crate::clock::now;
 use crate::design;
 use crate::plan;
-use crate::services::{PassReport, SharedStatus};
+use crate::services::{PassOutcome, PassReport, SharedStatus};
 use crate::source::{Repo, SourceError};
 use crate::state::{DatabaseLock, StateError, Store};
 
@@ -142,7 +142,7 @@ fn record(
             tracing::info!(%commit, "head already reconciled; nothing to do");
             PassReport {
                 finished_at: now,
-                result: "unchanged".into(),
+                result: PassOutcome::Unchanged,
                 commit: Some(commit),
                 detail: String::new(),
                 duration_ms,
@@ -150,7 +150,7 @@ fn record(
         }
         Ok(Outcome::Invalid { commit, errors }) => PassReport {
             finished_at: now,
-            result: "invalid".into(),
+            result: PassOutcome::Invalid,
             commit: Some(commit),
             detail: format!("{errors} error(s); the previous revision keeps serving"),
             duration_ms,
@@ -167,7 +167,7 @@ fn record(
             s.nodes = nodes;
             PassReport {
                 finished_at: now,
-                result: "applied".into(),
+                result: PassOutcome::Applied,
                 commit: Some(commit),
                 detail: format!(
                     "{changes} change(s); {documents} document(s), {nodes} node(s); \
@@ -180,15 +180,15 @@ fn record(
             tracing::error!(error = %e, "reconcile pass failed; retrying on the next trigger");
             PassReport {
                 finished_at: now,
-                result: "error".into(),
+                result: PassOutcome::Error,
                 commit: None,
                 detail: e.to_string(),
                 duration_ms,
             }
         }
     };
-    metrics.reconcile(&report.result, took);
-    if report.result == "applied" {
+    metrics.reconcile(report.result.as_str(), took);
+    if report.result == PassOutcome::Applied {
         if let Some(c) = &report.commit {
             metrics.revision_applied(c, s.nodes, now);
         }

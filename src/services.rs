@@ -30,7 +30,7 @@ pub use deployments::{
 };
 pub use render_cache::{render_offline, render_site, Rendered, ServingState, SiteRender};
 pub use reports::writer_gone;
-pub use status::{PassReport, ServeStatus, SharedStatus};
+pub use status::{PassOutcome, PassReport, ServeStatus, SharedStatus};
 
 /// The record types dialects present, as the state module defines them.
 pub use crate::state::{

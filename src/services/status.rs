@@ -10,7 +10,7 @@ pub struct PassReport {
     /// When the pass finished, seconds since the Unix epoch.
     pub finished_at: i64,
     /// `unchanged`, `applied`, `invalid` or `error`.
-    pub result: String,
+    pub result: PassOutcome,
     /// The head commit the pass looked at, when it got that far.
     pub commit: Option<String>,
     /// Human-readable detail (counts, or the error).
@@ -39,3 +39,45 @@ pub struct ServeStatus {
 
 /// Shared handle on [`ServeStatus`].
 pub type SharedStatus = Arc<RwLock<ServeStatus>>;
+
+/// How a reconcile pass ended: served in health and used as the metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassOutcome {
+    /// The head was already handled; nothing to do.
+    Unchanged,
+    /// A new revision was applied.
+    Applied,
+    /// The head was recorded invalid; the previous revision keeps serving.
+    Invalid,
+    /// The pass failed; retried on the next trigger.
+    Error,
+}
+
+impl PassOutcome {
+    /// The word served and used as the metrics label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PassOutcome::Unchanged => "unchanged",
+            PassOutcome::Applied => "applied",
+            PassOutcome::Invalid => "invalid",
+            PassOutcome::Error => "error",
+        }
+    }
+}
+
+impl std::str::FromStr for PassOutcome {
+    type Err = ();
+
+    fn from_str(word: &str) -> Result<Self, ()> {
+        [
+            PassOutcome::Unchanged,
+            PassOutcome::Applied,
+            PassOutcome::Invalid,
+            PassOutcome::Error,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == word)
+        .ok_or(())
+    }
+}

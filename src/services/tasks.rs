@@ -20,48 +20,196 @@ use crate::design::{self, Message};
 use crate::plan;
 use crate::state::{StateError, Store, TaskMessage, TaskRecord};
 
-/// Actions slipway can carry out (validation and planning).
-const DESIGN_ACTIONS: [&str; 3] = ["validate_design", "verify_site", "prepare_site"];
+/// A task's action: Drydock's words, stored and served as [`TaskAction::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskAction {
+    /// Validate a design.
+    ValidateDesign,
+    /// Validate a design (Drydock's site check).
+    VerifySite,
+    /// Validate a design and plan it against the applied state, not applied.
+    PrepareSite,
+    /// Needs BMC access; not supported.
+    VerifyNodes,
+    /// Needs BMC power and boot device; not supported.
+    PrepareNodes,
+    /// A new deployment (new action ids and keys) for each selected node.
+    DeployNodes,
+    /// Like `deploy_nodes`.
+    RedeployServer,
+    /// Revokes the selected nodes' deployments (their keys are refused).
+    DestroyNodes,
+    /// Needs a Kubernetes API client; not supported.
+    RelabelNodes,
+    /// Needs BMC and firmware settings; not supported.
+    ConfigureHardware,
+}
 
-/// Drydock's node actions slipway carries out with its own deployment
-/// bookkeeping: `deploy_nodes` and `redeploy_server` start a new deployment
-/// (new action ids and keys) for each selected node; `destroy_nodes` revokes
-/// the selected nodes' deployments (their keys are refused from then on).
-const DEPLOYMENT_ACTIONS: [&str; 3] = ["deploy_nodes", "redeploy_server", "destroy_nodes"];
+impl TaskAction {
+    /// Every action `POST /tasks` accepts, in Drydock's order.
+    pub const ALL: [TaskAction; 10] = [
+        TaskAction::ValidateDesign,
+        TaskAction::VerifySite,
+        TaskAction::PrepareSite,
+        TaskAction::VerifyNodes,
+        TaskAction::PrepareNodes,
+        TaskAction::DeployNodes,
+        TaskAction::RedeployServer,
+        TaskAction::DestroyNodes,
+        TaskAction::RelabelNodes,
+        TaskAction::ConfigureHardware,
+    ];
 
-/// Drydock's node actions slipway cannot carry out, and what each one needs.
-const NODE_ACTIONS: [(&str, &str); 4] = [
-    ("verify_nodes", "out-of-band hardware control (BMC access)"),
-    (
-        "prepare_nodes",
-        "out-of-band hardware control (BMC power and boot device)",
-    ),
-    ("relabel_nodes", "a Kubernetes API client to relabel nodes"),
-    (
-        "configure_hardware",
-        "out-of-band hardware control (BMC and firmware settings)",
-    ),
-];
+    /// The word stored and served.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskAction::ValidateDesign => "validate_design",
+            TaskAction::VerifySite => "verify_site",
+            TaskAction::PrepareSite => "prepare_site",
+            TaskAction::VerifyNodes => "verify_nodes",
+            TaskAction::PrepareNodes => "prepare_nodes",
+            TaskAction::DeployNodes => "deploy_nodes",
+            TaskAction::RedeployServer => "redeploy_server",
+            TaskAction::DestroyNodes => "destroy_nodes",
+            TaskAction::RelabelNodes => "relabel_nodes",
+            TaskAction::ConfigureHardware => "configure_hardware",
+        }
+    }
 
-/// Every action name accepted by `POST /tasks`.
+    /// Drydock's node actions slipway carries out with its own deployment
+    /// bookkeeping: `deploy_nodes` and `redeploy_server` start a new
+    /// deployment for each selected node; `destroy_nodes` revokes them.
+    pub fn is_deployment(self) -> bool {
+        matches!(
+            self,
+            TaskAction::DeployNodes | TaskAction::RedeployServer | TaskAction::DestroyNodes
+        )
+    }
+
+    /// What a node action slipway cannot carry out would need (`None`: it
+    /// can carry it out).
+    pub fn unsupported(self) -> Option<&'static str> {
+        match self {
+            TaskAction::VerifyNodes => Some("out-of-band hardware control (BMC access)"),
+            TaskAction::PrepareNodes => {
+                Some("out-of-band hardware control (BMC power and boot device)")
+            }
+            TaskAction::RelabelNodes => Some("a Kubernetes API client to relabel nodes"),
+            TaskAction::ConfigureHardware => {
+                Some("out-of-band hardware control (BMC and firmware settings)")
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for TaskAction {
+    type Err = ();
+
+    fn from_str(word: &str) -> Result<Self, ()> {
+        TaskAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == word)
+            .ok_or(())
+    }
+}
+
+impl std::fmt::Display for TaskAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every action name accepted by `POST /tasks` (the spec's enum).
 pub const ACTIONS: [&str; 10] = [
-    "validate_design",
-    "verify_site",
-    "prepare_site",
-    "verify_nodes",
-    "prepare_nodes",
-    "deploy_nodes",
-    "redeploy_server",
-    "destroy_nodes",
-    "relabel_nodes",
-    "configure_hardware",
+    TaskAction::ALL[0].as_str(),
+    TaskAction::ALL[1].as_str(),
+    TaskAction::ALL[2].as_str(),
+    TaskAction::ALL[3].as_str(),
+    TaskAction::ALL[4].as_str(),
+    TaskAction::ALL[5].as_str(),
+    TaskAction::ALL[6].as_str(),
+    TaskAction::ALL[7].as_str(),
+    TaskAction::ALL[8].as_str(),
+    TaskAction::ALL[9].as_str(),
 ];
 
-/// Whether `POST /tasks` accepts an action.
-pub fn known_action(a: &str) -> bool {
-    DESIGN_ACTIONS.contains(&a)
-        || DEPLOYMENT_ACTIONS.contains(&a)
-        || NODE_ACTIONS.iter().any(|(n, _)| *n == a)
+/// Where a task is in its life: `queued` -> `running` -> `complete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    /// Stored, not started.
+    Queued,
+    /// Being carried out.
+    Running,
+    /// Ended; its result says how.
+    Complete,
+}
+
+impl TaskStatus {
+    /// The word stored and served.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Complete => "complete",
+        }
+    }
+}
+
+impl std::str::FromStr for TaskStatus {
+    type Err = ();
+
+    fn from_str(word: &str) -> Result<Self, ()> {
+        [
+            TaskStatus::Queued,
+            TaskStatus::Running,
+            TaskStatus::Complete,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
+        .ok_or(())
+    }
+}
+
+/// How a task ended (`incomplete` until it does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskResult {
+    /// Not ended yet.
+    Incomplete,
+    /// Done for everything asked.
+    Success,
+    /// Done for some nodes, failed for others.
+    PartialSuccess,
+    /// Not done.
+    Failure,
+}
+
+impl TaskResult {
+    /// The word stored and served.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskResult::Incomplete => "incomplete",
+            TaskResult::Success => "success",
+            TaskResult::PartialSuccess => "partial_success",
+            TaskResult::Failure => "failure",
+        }
+    }
+}
+
+impl std::str::FromStr for TaskResult {
+    type Err = ();
+
+    fn from_str(word: &str) -> Result<Self, ()> {
+        [
+            TaskResult::Incomplete,
+            TaskResult::Success,
+            TaskResult::PartialSuccess,
+            TaskResult::Failure,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == word)
+        .ok_or(())
+    }
 }
 
 /// A random-looking UUID (version 4 layout) from time, pid and a counter.
@@ -118,16 +266,16 @@ impl TaskEngine {
     /// as stored.
     pub async fn create(
         &self,
-        action: String,
+        action: TaskAction,
         design_ref: Option<String>,
         node_filter: Option<serde_json::Value>,
     ) -> Result<TaskRecord, ServiceError> {
         let task = TaskRecord {
             task_id: new_task_id(),
             parent_task_id: None,
-            action,
-            status: "queued".into(),
-            result: Some("incomplete".into()),
+            action: action.as_str().into(),
+            status: TaskStatus::Queued.as_str().into(),
+            result: Some(TaskResult::Incomplete.as_str().into()),
             design_ref,
             node_filter,
             created: now(),
@@ -138,7 +286,7 @@ impl TaskEngine {
         };
         let stored = task.clone();
         self.write(move |s| s.put_task(&stored)).await?;
-        tokio::spawn(run(self.clone(), task.clone()));
+        tokio::spawn(run(self.clone(), task.clone(), action));
         Ok(task)
     }
 
@@ -208,8 +356,8 @@ impl TaskEngine {
 }
 
 /// Runs a task to completion, recording each transition.
-async fn run(engine: TaskEngine, mut task: TaskRecord) {
-    task.status = "running".into();
+async fn run(engine: TaskEngine, mut task: TaskRecord, action: TaskAction) {
+    task.status = TaskStatus::Running.as_str().into();
     task.updated = Some(now());
     task.body = json!({"message": "running", "reason": "running"});
     let t = task.clone();
@@ -219,21 +367,20 @@ async fn run(engine: TaskEngine, mut task: TaskRecord) {
     }
     let src = engine.design.clone();
     let applied = engine.status.read().ok().and_then(|s| s.applied.clone());
-    let action = task.action.clone();
     let design_ref = task.design_ref.clone();
     let store = engine.store.clone();
     let boot = engine.boot.clone();
     let filter = task.node_filter.clone();
-    if DEPLOYMENT_ACTIONS.contains(&task.action.as_str()) {
+    if action.is_deployment() {
         // Deployments need the applied design, read again after a start.
         engine.boot.wait_ready(super::LOAD_WAIT).await;
     }
     let outcome = tokio::task::spawn_blocking(move || {
-        if DEPLOYMENT_ACTIONS.contains(&action.as_str()) {
-            return deployments(&boot, &action, filter);
+        if action.is_deployment() {
+            return deployments(&boot, action, filter);
         }
         execute(
-            &action,
+            action,
             design_ref.as_deref(),
             applied.as_deref(),
             &src,
@@ -245,10 +392,10 @@ async fn run(engine: TaskEngine, mut task: TaskRecord) {
 
     let id = task.task_id.clone();
     let messages = outcome.messages;
-    task.status = "complete".into();
-    task.result = Some(outcome.result.into());
+    task.status = TaskStatus::Complete.as_str().into();
+    task.result = Some(outcome.result.as_str().into());
     task.updated = Some(now());
-    task.body = json!({"message": outcome.message, "reason": outcome.result});
+    task.body = json!({"message": outcome.message, "reason": outcome.result.as_str()});
     let t = task.clone();
     let r = engine
         .write(move |s| {
@@ -261,13 +408,13 @@ async fn run(engine: TaskEngine, mut task: TaskRecord) {
     if let Err(e) = r {
         tracing::error!(task = %task.task_id, error = ?e, "cannot record task completion");
     } else {
-        tracing::info!(task = %task.task_id, action = %task.action, result = outcome.result, "task complete");
+        tracing::info!(task = %task.task_id, action = %task.action, result = outcome.result.as_str(), "task complete");
     }
 }
 
 /// What a task ended with.
 struct Outcome {
-    result: &'static str,
+    result: TaskResult,
     message: String,
     messages: Vec<TaskMessage>,
 }
@@ -276,7 +423,7 @@ impl Outcome {
     fn failure(message: String, mut messages: Vec<TaskMessage>) -> Outcome {
         messages.push(task_msg(&message, true, None));
         Outcome {
-            result: "failure",
+            result: TaskResult::Failure,
             message,
             messages,
         }
@@ -310,7 +457,11 @@ fn from_design_message(m: &Message) -> TaskMessage {
 
 /// `deploy_nodes`, `redeploy_server`: a new deployment per selected node;
 /// `destroy_nodes`: the selected nodes' deployments revoked (blocking).
-fn deployments(boot: &BootService, action: &str, filter: Option<serde_json::Value>) -> Outcome {
+fn deployments(
+    boot: &BootService,
+    action: TaskAction,
+    filter: Option<serde_json::Value>,
+) -> Outcome {
     let filter: Option<crate::design::model::NodeFilter> = match filter {
         None | Some(serde_json::Value::Null) => None,
         Some(v) => match serde_json::from_value(v) {
@@ -333,7 +484,7 @@ fn deployments(boot: &BootService, action: &str, filter: Option<serde_json::Valu
     let mut messages = Vec::new();
     let mut failed = 0;
     for node in &nodes {
-        let (text, error) = if action == "destroy_nodes" {
+        let (text, error) = if action == TaskAction::DestroyNodes {
             match boot.revoke(node) {
                 Ok(true) => (
                     format!("{node}: deployment revoked; its keys are refused"),
@@ -356,13 +507,13 @@ fn deployments(boot: &BootService, action: &str, filter: Option<serde_json::Valu
     }
     let done = nodes.len() - failed;
     let (result, message) = match (done, failed) {
-        (_, 0) => ("success", format!("{action}: {done} node(s)")),
+        (_, 0) => (TaskResult::Success, format!("{action}: {done} node(s)")),
         (0, _) => (
-            "failure",
+            TaskResult::Failure,
             format!("{action}: failed for all {failed} node(s)"),
         ),
         _ => (
-            "partial_success",
+            TaskResult::PartialSuccess,
             format!("{action}: {done} node(s) done, {failed} failed"),
         ),
     };
@@ -375,13 +526,13 @@ fn deployments(boot: &BootService, action: &str, filter: Option<serde_json::Valu
 
 /// Carries out an action (blocking).
 fn execute(
-    action: &str,
+    action: TaskAction,
     design_ref: Option<&str>,
     applied: Option<&str>,
     src: &DesignSource,
     store: &Mutex<Store>,
 ) -> Outcome {
-    if let Some((_, needs)) = NODE_ACTIONS.iter().find(|(n, _)| *n == action) {
+    if let Some(needs) = action.unsupported() {
         return Outcome::failure(
             format!("{action} is not supported by slipway: it needs {needs}, which slipway does not have"),
             Vec::new(),
@@ -406,11 +557,11 @@ fn execute(
             messages,
         );
     }
-    if action != "prepare_site" {
+    if action != TaskAction::PrepareSite {
         let text = format!("design {reference} is valid");
         messages.push(task_msg(&text, false, None));
         return Outcome {
-            result: "success",
+            result: TaskResult::Success,
             message: text,
             messages,
         };
@@ -450,7 +601,7 @@ fn execute(
     );
     messages.push(task_msg(&text, false, None));
     Outcome {
-        result: "success",
+        result: TaskResult::Success,
         message: text,
         messages,
     }
@@ -462,15 +613,19 @@ fn execute(
 pub fn recover_interrupted(store: &mut Store) -> Result<usize, StateError> {
     let mut n = 0;
     for mut t in store.tasks()? {
-        if t.status != "queued" && t.status != "running" {
+        let in_flight = matches!(
+            t.status.parse(),
+            Ok(TaskStatus::Queued | TaskStatus::Running)
+        );
+        if !in_flight {
             continue;
         }
         let text = "interrupted: the server stopped before the task finished; submit it again";
         store.add_task_message(&t.task_id, &task_msg(text, true, None))?;
-        t.status = "complete".into();
-        t.result = Some("failure".into());
+        t.status = TaskStatus::Complete.as_str().into();
+        t.result = Some(TaskResult::Failure.as_str().into());
         t.updated = Some(now());
-        t.body = json!({"message": text, "reason": "failure"});
+        t.body = json!({"message": text, "reason": TaskResult::Failure.as_str()});
         store.put_task(&t)?;
         n += 1;
     }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::body::{bad_request, parse_json, RawBody};
 use super::nodes::parse_filter;
 use super::{AppState, HttpError};
-use crate::services::tasks::known_action;
+use crate::services::tasks::TaskAction;
 use crate::services::{TaskMessage, TaskRecord};
 
 /// The body of `POST /tasks`.
@@ -82,13 +82,13 @@ pub async fn create(
         None | Some(Value::Null) => return Err(bad_request("missing required field `action`")),
         Some(_) => return Err(bad_request("`action` must be a string")),
     };
-    if !known_action(&action) {
+    let Ok(action) = action.parse::<TaskAction>() else {
         return Err(bad_request(format!(
             "unknown action `{action}`; known: validate_design, verify_site, prepare_site, \
              verify_nodes, prepare_nodes, deploy_nodes, redeploy_server, destroy_nodes, \
              relabel_nodes, configure_hardware"
         )));
-    }
+    };
     let design_ref = match req.design_ref {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
