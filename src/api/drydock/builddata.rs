@@ -26,7 +26,7 @@ pub async fn builddata(
 ) -> Result<Json<Vec<Value>>, HttpError> {
     let latest = q.latest.unwrap_or(false);
     let records = state
-        .with_store(move |s| s.build_data(&host, latest))
+        .records(move |s| s.build_data(&host, latest))
         .await?;
     Ok(Json(
         records

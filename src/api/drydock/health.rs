@@ -64,7 +64,7 @@ pub async fn extended(
 ) -> Result<Response, HttpError> {
     let status = read(&state);
     let applied = match status.applied.clone() {
-        Some(commit) => state.with_store(move |s| s.revision(&commit)).await?,
+        Some(commit) => state.records(move |s| s.revision(&commit)).await?,
         None => None,
     };
     let problem = problem(&state, &status);

@@ -193,7 +193,7 @@ fn view(
 /// Every node of the applied revision, sorted by hostname.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<NodeView>>, HttpError> {
     let nodes = state
-        .with_store(|s| {
+        .records(|s| {
             let counts = s.boot_action_counts()?;
             let mut out = Vec::new();
             for name in s.node_names()? {
@@ -214,7 +214,7 @@ pub async fn get(
 ) -> Result<Json<NodeView>, HttpError> {
     let name = hostname.clone();
     let node = state
-        .with_store(move |s| {
+        .records(move |s| {
             let counts = s.boot_action_counts()?;
             Ok(s.node(&name)?.map(|r| view(r, &counts)))
         })

@@ -61,7 +61,7 @@ pub async fn list(
             format!("limit must be between 1 and 1000, got {limit}"),
         ));
     }
-    let records = state.with_store(move |s| s.revisions(limit)).await?;
+    let records = state.records(move |s| s.revisions(limit)).await?;
     Ok(Json(records.into_iter().map(RevisionView::from).collect()))
 }
 

@@ -45,7 +45,7 @@ pub struct AppState {
 impl AppState {
     /// Runs `f` on the inventory's records on a blocking thread: SQLite
     /// calls must not stall the async runtime.
-    pub async fn with_store<T, F>(&self, f: F) -> Result<T, HttpError>
+    pub async fn records<T, F>(&self, f: F) -> Result<T, HttpError>
     where
         T: Send + 'static,
         F: FnOnce(Records<'_>) -> Result<T, StateError> + Send + 'static,
