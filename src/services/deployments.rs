@@ -4,9 +4,13 @@
 //! [`BootService`] ties the pieces together without owning any of their
 //! libraries: the design of the applied commit is read through
 //! [`crate::source`] and validated once per commit, its templates compiled
-//! once ([`CompiledActions`]), deployments kept in [`crate::state`], keys
-//! derived by [`crate::keys`]. Rendered bytes are cached per (node,
-//! deployment, kind) until a new revision is applied.
+//! once ([`crate::render::bootdata::CompiledActions`]), deployments kept in
+//! [`crate::state`], keys derived by [`crate::keys`]. Rendered bytes are
+//! cached per (node, deployment, kind) until a new revision is applied
+//! ([`super::render_cache`]); reports go to the report writer
+//! ([`super::reports`]); requests' blocking work runs on the worker pool
+//! ([`super::workers`]). The served design's life is in `deployments/applied.rs`,
+//! the SW396 refusals in `deployments/refusals.rs`.
 //!
 //! Threads and locks (issue 10): the applied design is loaded by the
 //! reconciler ([`BootService::load_applied`], on its own thread), never on a
@@ -23,10 +27,9 @@
 //! with before anything is written, so a revision whose templates fail for
 //! real ids is refused instead of answering 500 to its nodes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::Duration;
 
 use rayon::prelude::*;
 
@@ -36,7 +39,6 @@ use crate::keys::{self, KeyCheck, Secret};
 use crate::metrics::Metrics;
 use crate::plan::{Plan, Snapshot};
 use crate::render::bootdata::{self, BootDataKind, RenderError};
-use crate::source::Repo;
 use crate::state::{
     BootActionDetail, BootActionRecord, DatabaseFile, DeploymentInputs, DeploymentRecord,
     NewDeployment, ReportOutcome, StateError, Store,
@@ -44,10 +46,16 @@ use crate::state::{
 
 use super::render_cache::{
     check_assets, render_with, serving_error, Entry, Index, Loaded, Rendered, RenderedKinds,
-    Served, Serving, ServingState,
+    Served, Serving,
 };
 use super::reports::ReportWriter;
 use super::workers::Workers;
+
+mod applied;
+mod refusals;
+
+pub use refusals::DOES_NOT_RENDER;
+use refusals::{compile_failure, render_failure_messages};
 
 /// Where the service finds designs and what it tells nodes.
 #[derive(Debug, Clone)]
@@ -204,10 +212,6 @@ impl std::fmt::Debug for PreparedRevision {
     }
 }
 
-/// Message code of a revision whose boot data does not render with the
-/// deployments' real action ids and keys (docs/validation.md).
-pub const DOES_NOT_RENDER: &str = "SW396";
-
 impl BootService {
     /// A service using its own database connection `store`. It serves
     /// nothing until [`BootService::load_applied`] or
@@ -273,75 +277,6 @@ impl BootService {
         self.db.as_ref().and_then(|d| d.problem())
     }
 
-    /// What is being served, for health checks.
-    pub fn serving(&self) -> ServingState {
-        match &self.read().design {
-            Serving::Nothing => ServingState::Nothing,
-            Serving::Loading(c) => ServingState::Loading { commit: c.clone() },
-            Serving::Ready(l) => ServingState::Ready {
-                commit: l.commit.clone(),
-            },
-            Serving::Unavailable { commit, reason } => ServingState::Unavailable {
-                commit: commit.clone(),
-                reason: reason.clone(),
-            },
-        }
-    }
-
-    /// Whether the design of `commit` is the one served.
-    pub fn serves(&self, commit: &str) -> bool {
-        matches!(&self.read().design, Serving::Ready(l) if l.commit == commit)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Served> {
-        self.served.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Served> {
-        self.served.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Changes the served design (under the write lock, with `edit` on the
-    /// nodes served from memory) and wakes whoever waits for it. The old
-    /// design is dropped after the lock is released.
-    fn set_design(&self, design: Serving, edit: impl FnOnce(&mut Served)) {
-        let old = {
-            let mut served = self.write();
-            served.generation += 1;
-            edit(&mut served);
-            std::mem::replace(&mut served.design, design)
-        };
-        drop(old);
-        self.changes.send_modify(|v| *v += 1);
-    }
-
-    /// Marks the applied revision `commit` as being read again (at start),
-    /// so requests wait for it instead of failing.
-    pub fn begin_loading(&self, commit: &str) {
-        self.set_design(Serving::Loading(commit.to_string()), |_| {});
-    }
-
-    /// Marks that there is no applied revision to serve.
-    pub fn serve_nothing(&self) {
-        if !matches!(self.read().design, Serving::Nothing) {
-            self.set_design(Serving::Nothing, |s| s.nodes.clear());
-        }
-    }
-
-    /// Waits (without a thread, at most `bound`) while the applied revision
-    /// is being loaded. Requests call it before work that needs the design.
-    pub async fn wait_ready(&self, bound: Duration) {
-        // Subscribed before looking, so a change in between is not missed.
-        let mut changes = self.changes.subscribe();
-        let deadline = tokio::time::Instant::now() + bound;
-        while matches!(self.read().design, Serving::Loading(_)) {
-            // Past the bound (or the service gone), the caller answers 503.
-            let Ok(Ok(())) = tokio::time::timeout_at(deadline, changes.changed()).await else {
-                return;
-            };
-        }
-    }
-
     fn with_store<T>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StateError>,
@@ -351,52 +286,6 @@ impl BootService {
             .lock()
             .map_err(|_| BootError::Service("database lock poisoned".into()))?;
         Ok(f(&mut guard)?)
-    }
-
-    /// Reads the applied revision `commit` again (git, validation with
-    /// `cache`, compile) and serves it. For the reconciler (at start, or
-    /// while it could not be read) and the offline `slipway node-key`;
-    /// never on a request's thread. No lock is held while it works; on
-    /// failure the revision is marked unavailable (health says why) and the
-    /// error returned.
-    pub fn load_applied(
-        &self,
-        commit: &str,
-        cache: Option<&mut design::ValidationCache>,
-    ) -> Result<(), BootError> {
-        let t = std::time::Instant::now();
-        match read_design(&self.cfg, commit, cache) {
-            Ok(loaded) => {
-                tracing::info!(
-                    %commit,
-                    took_ms = t.elapsed().as_millis() as u64,
-                    "boot data: applied revision read again and compiled"
-                );
-                let loaded = Arc::new(loaded);
-                // A node served from memory keeps its entry: its deployment
-                // was made from this very revision's inputs.
-                self.set_design(Serving::Ready(loaded), |_| {});
-                Ok(())
-            }
-            Err(e) => {
-                let reason = match &e {
-                    BootError::Revision { message, .. } => message.clone(),
-                    other => other.to_string(),
-                };
-                tracing::error!(%commit, %reason, "boot data: the applied revision cannot be served; serving what the database holds");
-                self.set_design(
-                    Serving::Unavailable {
-                        commit: commit.to_string(),
-                        reason: reason.clone(),
-                    },
-                    |_| {},
-                );
-                Err(BootError::Unavailable {
-                    commit: commit.to_string(),
-                    reason,
-                })
-            }
-        }
     }
 
     /// Makes a valid revision ready to serve before it is applied: a new
@@ -616,11 +505,6 @@ impl BootService {
             _ => None,
         };
         Some(NodeDeployment { entry, loaded })
-    }
-
-    /// The design being served, or why none is.
-    fn loaded(&self) -> Result<Arc<Loaded>, BootError> {
-        serving_error(&self.read().design)
     }
 
     /// The node's current deployment, read from the database (statuses
@@ -892,119 +776,4 @@ impl BootService {
         let path = self.with_store(|s| Ok(s.path().to_string()))?;
         Ok((path, self.db.clone()))
     }
-}
-
-/// Reads, validates and compiles the design of `commit`.
-fn read_design(
-    cfg: &BootConfig,
-    commit: &str,
-    cache: Option<&mut design::ValidationCache>,
-) -> Result<Loaded, BootError> {
-    let err = |message: String| BootError::Revision {
-        commit: commit.to_string(),
-        message,
-    };
-    let repo = Repo::discover(&cfg.repo).map_err(|e| err(e.to_string()))?;
-    let files = repo
-        .design_files_within(commit, cfg.design_dir.as_deref(), &cfg.limits)
-        .map_err(|e| err(e.to_string()))?;
-    drop(repo);
-    let v = match cache {
-        Some(c) => design::validate_cached(&files, c),
-        None => design::validate(&files),
-    };
-    drop(files);
-    let mut design = match v.design {
-        Some(d) if v.messages.iter().all(|m| m.level != design::Level::Error) => d,
-        _ => {
-            return Err(err(format!(
-                "it no longer validates ({} error(s)); see `slipway validate --rev {commit}`",
-                v.error_count()
-            )))
-        }
-    };
-    design.release_canonical();
-    let index = Index::build(&design).map_err(|e| err(e.to_string()))?;
-    Ok(Loaded {
-        commit: commit.to_string(),
-        design,
-        index,
-    })
-}
-
-/// The SW396 message of a design whose templates cannot even be compiled
-/// for serving (validation's SW392 normally finds it first).
-fn compile_failure(design: &Design, e: &RenderError) -> Message {
-    let m = Message::error(
-        DOES_NOT_RENDER,
-        format!("boot data cannot be prepared for serving: {e}"),
-        "Fix the BootAction so its templates compile and its permissions parse.",
-    );
-    match e {
-        RenderError::Asset { action, .. } => {
-            match design.boot_actions.iter().find(|b| &b.name == action) {
-                Some(ba) => design.msg_at(m, ba.doc, "/assets"),
-                None => m,
-            }
-        }
-        RenderError::Archive(_) => m,
-    }
-}
-
-/// One SW396 message per (BootAction, asset, error), naming the first
-/// failing node and counting the others, at the asset's line.
-fn render_failure_messages(design: &Design, failures: Vec<(String, RenderError)>) -> Vec<Message> {
-    // (action, asset, error without the node) -> (nodes, sorted)
-    let mut grouped: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-    for (node, e) in failures {
-        let key = match e {
-            RenderError::Asset {
-                action,
-                asset,
-                message,
-            } => {
-                let prefix = format!("rendering for node {node}: ");
-                let message = message
-                    .strip_prefix(&prefix)
-                    .unwrap_or(&message)
-                    .to_string();
-                (action, asset, message)
-            }
-            RenderError::Archive(m) => (String::new(), String::new(), m),
-        };
-        grouped.entry(key).or_default().push(node);
-    }
-    grouped
-        .into_iter()
-        .map(|((action, asset, error), mut nodes)| {
-            nodes.sort();
-            let others = match nodes.len() {
-                1 => String::new(),
-                n => format!(" (and {} more nodes)", n - 1),
-            };
-            let m = Message::error(
-                DOES_NOT_RENDER,
-                format!(
-                    "BootAction {action}: asset {asset} does not render for node {}{others} with the action ids and keys of its deployment: {error}",
-                    nodes[0]
-                ),
-                "Validation renders templates with placeholder action values (action_id 26 zeros, action_key 64 zeros); this template's output depends on the real ones. Make it render for any id and key: do not branch on action.action_id or action.action_key, or guard what it reads with `is defined`. The previous revision keeps serving.",
-            );
-            let located = design
-                .boot_actions
-                .iter()
-                .find(|b| b.name == action)
-                .map(|ba| {
-                    let ai = ba.data.assets.iter().enumerate().position(|(i, a)| {
-                        a.path.as_deref() == Some(asset.as_str()) || format!("#{i}") == asset
-                    });
-                    let pointer = ai.map_or_else(|| "/assets".to_string(), |i| format!("/assets/{i}/data"));
-                    (ba.doc, pointer)
-                });
-            match located {
-                Some((doc, pointer)) => design.msg_at(m, doc, &pointer),
-                None => m,
-            }
-        })
-        .collect()
 }

@@ -133,7 +133,7 @@ data:
 : oops
 ";
 
-/// A running server started through `reconcile::run`.
+/// A running server started through `server::run`.
 pub struct Server {
     pub base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,

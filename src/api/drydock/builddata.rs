@@ -25,9 +25,7 @@ pub async fn builddata(
     Query(q): Query<BuildDataQuery>,
 ) -> Result<Json<Vec<Value>>, HttpError> {
     let latest = q.latest.unwrap_or(false);
-    let records = state
-        .records(move |s| s.build_data(&host, latest))
-        .await?;
+    let records = state.records(move |s| s.build_data(&host, latest)).await?;
     Ok(Json(
         records
             .into_iter()
