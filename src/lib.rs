@@ -1,18 +1,25 @@
 //! slipway: a declarative GitOps controller for bare-metal provisioning.
 //!
-//! Crate map (see docs/ARCHITECTURE.md):
-//! - [`design`]: parse, schema-check, type and validate design documents (pure).
-//! - [`source`]: git revisions and directories as design files (only user of git2).
-//! - [`state`]: SQLite state and migrations (only user of rusqlite).
-//! - [`plan`]: the pure diff of a design against the applied state.
+//! Crate map (see docs/ARCHITECTURE.md, which draws the layers; a module
+//! names only the ones below it, checked by tests/architecture.rs):
+//! - [`server`]: the server's wiring: `run(cfg, listener, shutdown)`, start-up
+//!   checks, background tasks, the services and every dialect's routes.
+//! - [`api`]: the HTTP API (only user of axum): [`api::http`], the machinery
+//!   every dialect shares, and one folder per dialect ([`api::drydock`]).
 //! - [`reconcile`]: the loop that turns new heads into applied revisions.
-//! - [`boot`]: deployments, keys and boot data of the applied revision's nodes.
-//! - [`api`]: the HTTP API (only user of axum).
+//! - [`services`]: domain services every dialect calls: deployments and keys,
+//!   the render cache, the report writer, the worker pool, node inventory,
+//!   tasks, design references, what is served.
+//! - [`plan`]: the pure diff of a design against the applied state (owns `Snapshot`).
+//! - [`state`]: SQLite state and migrations (only user of rusqlite).
+//! - [`source`]: git revisions and directories as design files (only user of git2).
 //! - [`render`]: boot data rendering (only user of minijinja, tar, flate2).
+//! - [`power`]: power and BMC control over IPMI (ipmitool) and Redfish (only user of reqwest).
+//! - [`design`]: parse, schema-check, type and validate design documents (pure).
 //! - [`keys`]: server secret, action and identity keys, ULIDs (only user of hmac, ulid).
 //! - [`revision`]: what a revision is, shared by source and state.
 //! - [`metrics`]: Prometheus metrics of a server (only user of prometheus).
-//! - [`power`]: power and BMC control over IPMI (ipmitool) and Redfish (only user of reqwest).
+//! - [`clock`]: the wall clock, read in one place.
 
 pub mod api;
 pub mod clock;
