@@ -1,5 +1,5 @@
 //! The render cache: what rendering needs of the applied design (its
-//! templates compiled once per revision, [`Index`]) and the boot data
+//! templates compiled once per revision, `Index`) and the boot data
 //! rendered per (node, deployment, kind), kept in memory until a revision
 //! changes the node. Also the offline renderers (`slipway render`, the site
 //! benchmark), which render the same way without a cache.

@@ -12,7 +12,7 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts [`WORKERS_PER_CPU`] threads per CPU.
+    /// Starts `WORKERS_PER_CPU` threads per CPU.
     pub fn new() -> Workers {
         Workers {
             pool: rayon::ThreadPoolBuilder::new()

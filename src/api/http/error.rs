@@ -152,7 +152,7 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
 /// Wraps every route of `routes` so that whatever goes wrong is answered
 /// in the dialect's shape (`presenter`): an over-long request target
 /// ([`uri_limit`]), a panic ([`panicked`]), a handler's [`HttpError`] or a
-/// plain-text rejection ([`present`]).
+/// plain-text rejection (`present`).
 pub fn answers<S, P>(routes: axum::Router<S>, presenter: P) -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
