@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::design::DesignFile;
+use crate::design::filter::{problems, select, FilterProblem};
+use crate::design::model::NodeFilter;
+use crate::design::{self, DesignFile};
 use crate::source::{read_dir_files_within, Repo};
 
 /// Why a design reference cannot be read (the client's fault: a dialect
@@ -102,4 +104,35 @@ fn read_path(
             .unwrap_or_else(|| "design.yaml".into());
         Ok(vec![DesignFile { path: name, bytes }])
     }
+}
+
+/// The names of the nodes `filter` selects in a design (blocking: it
+/// validates); an invalid design or a filter that cannot apply is the
+/// client's fault.
+pub fn select_nodes(
+    files: &[DesignFile],
+    filter: Option<&NodeFilter>,
+) -> Result<Vec<String>, DesignRefError> {
+    let v = design::validate(files);
+    let d = match v.design {
+        Some(d) if v.is_valid() => d,
+        _ => {
+            return Err(DesignRefError(format!(
+                "the design is invalid ({} error(s)); validate it with /api/v1.0/validatedesign",
+                v.error_count()
+            )))
+        }
+    };
+    if let Some(f) = filter {
+        for p in problems(&d, f) {
+            if let FilterProblem::Crash { pointer, why } = p {
+                return Err(DesignRefError(format!("node_filter ({pointer}): {why}")));
+            }
+        }
+    }
+    let nodes = d.effective_nodes();
+    Ok(select(&d, nodes, filter)
+        .into_iter()
+        .map(|i| nodes[i].name.clone())
+        .collect())
 }

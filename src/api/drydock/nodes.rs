@@ -13,9 +13,8 @@ use serde_json::Value;
 use super::body::{bad_request, blocking, parse_json, RawBody};
 use super::read_design;
 use super::{AppState, HttpError};
-use crate::design::filter::{problems, select, FilterProblem};
 use crate::design::model::NodeFilter;
-use crate::design::{self};
+use crate::services::designs::select_nodes;
 
 /// Drydock's nodefilter body.
 #[derive(Debug, Deserialize)]
@@ -116,39 +115,10 @@ pub async fn nodefilter(
     let src = state.design.clone();
     let names = blocking(move || {
         let files = read_design(&src, &design_ref)?;
-        select_names(&files, filter.as_ref())
+        select_nodes(&files, filter.as_ref()).map_err(|e| bad_request(e.0))
     })
     .await?;
     Ok(Json(names))
-}
-
-/// Validates a design and applies a filter to it (blocking).
-pub fn select_names(
-    files: &[design::DesignFile],
-    filter: Option<&NodeFilter>,
-) -> Result<Vec<String>, HttpError> {
-    let v = design::validate(files);
-    let d = match v.design {
-        Some(d) if v.is_valid() => d,
-        _ => {
-            return Err(bad_request(format!(
-                "the design is invalid ({} error(s)); validate it with /api/v1.0/validatedesign",
-                v.error_count()
-            )))
-        }
-    };
-    if let Some(f) = filter {
-        for p in problems(&d, f) {
-            if let FilterProblem::Crash { pointer, why } = p {
-                return Err(bad_request(format!("node_filter ({pointer}): {why}")));
-            }
-        }
-    }
-    let nodes = d.effective_nodes();
-    Ok(select(&d, nodes, filter)
-        .into_iter()
-        .map(|i| nodes[i].name.clone())
-        .collect())
 }
 
 /// One node of the applied revision.
