@@ -125,7 +125,7 @@ fn in_process(nodes: usize, table: &mut Table) -> InProcess {
         bytes,
     }];
     let runs = if nodes >= 100_000 { 3 } else { 7 };
-    let (validate, validation) = median_of(runs, || design::validate(&files));
+    let (validate, validation) = median_of(runs, || slipway::validate(&files));
     let valid = validation.is_valid();
     let design: Design = validation.design.expect("gen-site designs type");
 

@@ -2,6 +2,7 @@
 //!
 //! Crate map (see docs/ARCHITECTURE.md):
 //! - [`design`]: parse, schema-check, type and validate design documents (pure).
+//! - [`validation`]: [`validate`]: `design`'s stages, then `render`'s template checks.
 //! - [`source`]: git revisions and directories as design files (only user of git2).
 //! - [`state`]: SQLite state and migrations (only user of rusqlite).
 //! - [`plan`]: the pure diff of a design against the applied state.
@@ -26,3 +27,6 @@ pub mod render;
 pub mod revision;
 pub mod source;
 pub mod state;
+pub mod validation;
+
+pub use validation::{validate, validate_cached, validate_within};

@@ -65,7 +65,7 @@ fn judge(row: &Row) -> (bool, BTreeSet<String>, usize) {
         typed.extend(parsed.messages);
         typed
     } else {
-        design::validate(&files).messages
+        slipway::validate(&files).messages
     };
     let errors: BTreeSet<String> = messages
         .iter()
@@ -195,7 +195,7 @@ fn treasuremap_documents_are_processed_without_a_crash() {
             .filter(|f| f.path.starts_with("global/") || f.path.starts_with(site))
             .cloned()
             .collect();
-        let v = design::validate(&design);
+        let v = slipway::validate(&design);
         assert!(v.design.is_some());
         for m in &v.messages {
             assert!(m.source.is_some(), "{m:?}");
@@ -217,6 +217,6 @@ fn treasuremap_documents_are_processed_without_a_crash() {
         }
     }
     for f in &files {
-        let _ = design::validate(std::slice::from_ref(f));
+        let _ = slipway::validate(std::slice::from_ref(f));
     }
 }

@@ -29,7 +29,7 @@ fn tsv(name: &str) -> Vec<Vec<String>> {
 
 fn judge(name: &str) -> (bool, BTreeSet<String>) {
     let file = format!("{name}.yaml");
-    let v = design::validate(&[DesignFile {
+    let v = slipway::validate(&[DesignFile {
         path: file.clone(),
         bytes: std::fs::read(dir().join(&file)).unwrap(),
     }]);

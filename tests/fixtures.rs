@@ -116,7 +116,7 @@ fn report(path: &Path, v: &design::Validation) -> String {
 fn every_ok_fixture_is_valid_gives_its_named_warnings_and_its_snapshot_messages() {
     let mut failures = Vec::new();
     for path in fixtures("ok") {
-        let v = design::validate(&fixture_files(&path));
+        let v = slipway::validate(&fixture_files(&path));
         let got: BTreeSet<String> = v.messages.iter().map(|m| m.code.clone()).collect();
         let missing: Vec<_> = expected_codes(&path).difference(&got).cloned().collect();
         if !v.is_valid() || !missing.is_empty() {
@@ -139,7 +139,7 @@ fn every_err_fixture_fails_with_exactly_its_named_codes_and_its_snapshot_message
             "{}: err fixture names no code",
             path.display()
         );
-        let v = design::validate(&fixture_files(&path));
+        let v = slipway::validate(&fixture_files(&path));
         let got: BTreeSet<String> = v
             .messages
             .iter()

@@ -58,12 +58,12 @@ impl Site {
 
     /// The design, valid or not (the planner needs only a built design).
     fn design(&self) -> Design {
-        design::validate(&self.files()).design.unwrap()
+        slipway::validate(&self.files()).design.unwrap()
     }
 
     /// The design, which must be valid.
     fn valid_design(&self) -> Design {
-        let v = design::validate(&self.files());
+        let v = slipway::validate(&self.files());
         let errors: Vec<String> = v
             .messages
             .iter()

@@ -37,7 +37,7 @@ fn site_files(edit: impl Fn(&str, String) -> String) -> Vec<DesignFile> {
 
 /// A design from files; it must be valid.
 fn design_of(files: &[DesignFile]) -> Design {
-    let v = design::validate(files);
+    let v = slipway::validate(files);
     let errors: Vec<String> = v
         .messages
         .iter()

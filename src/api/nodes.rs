@@ -126,7 +126,7 @@ pub fn select_names(
     files: &[design::DesignFile],
     filter: Option<&NodeFilter>,
 ) -> Result<Vec<String>, AppError> {
-    let v = design::validate(files);
+    let v = crate::validate(files);
     let d = match v.design {
         Some(d) if v.is_valid() => d,
         _ => {

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::body::{bad_request, parse_json, read_design, RawBody};
 use super::nodes::parse_filter;
 use super::{AppError, AppState};
-use crate::design::{self, Message};
+use crate::design::Message;
 use crate::plan;
 use crate::state::{TaskMessage, TaskRecord};
 
@@ -401,7 +401,7 @@ fn execute(
         Ok(f) => f,
         Err(e) => return Outcome::failure(e.message().to_string(), Vec::new()),
     };
-    let v = design::validate(&files);
+    let v = crate::validate(&files);
     let mut messages: Vec<TaskMessage> = v.messages.iter().map(from_design_message).collect();
     if !v.is_valid() {
         let n = v.error_count();

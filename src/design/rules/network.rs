@@ -871,7 +871,7 @@ mod tests {
             path: "t.yaml".into(),
             bytes: yaml.as_bytes().to_vec(),
         }];
-        let v = crate::design::validate(&files);
+        let v = crate::validate(&files);
         let mut c: Vec<String> = v.messages.iter().map(|m| m.code.clone()).collect();
         c.sort();
         c.dedup();
@@ -945,7 +945,7 @@ mod tests {
                     path: "t.yaml".into(),
                     bytes: text.into_bytes(),
                 }];
-                let v = crate::design::validate(&files);
+                let v = crate::validate(&files);
                 for m in v.messages.iter().filter(|m| m.error) {
                     assert!(
                         m.source.is_some() && !m.documents.is_empty(),
@@ -965,7 +965,7 @@ mod tests {
         };
         let run = |f: &str| {
             let bytes = std::fs::read(format!("{dir}/{f}")).expect("sample");
-            let v = crate::design::validate(&[crate::design::DesignFile {
+            let v = crate::validate(&[crate::design::DesignFile {
                 path: f.into(),
                 bytes,
             }]);

@@ -743,7 +743,8 @@ mod drydock_samples {
     use std::collections::BTreeSet;
     use std::path::PathBuf;
 
-    use crate::design::{validate, DesignFile, Message};
+    use crate::design::{DesignFile, Message};
+    use crate::validate;
 
     fn samples() -> Option<PathBuf> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
