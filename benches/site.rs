@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use slipway::boot;
-use slipway::design::{self, Design, DesignFile};
+use slipway::design::{Design, DesignFile};
 use slipway::keys::{Secret, SECRET_LEN};
 use slipway::render::bootdata::BootDataKind;
 

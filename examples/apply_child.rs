@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 use slipway::plan::plan;
 use slipway::revision::Revision;
 use slipway::state::Store;
@@ -50,7 +50,7 @@ fn main() {
     };
     let mut store = Store::open(Path::new(db)).unwrap();
     for (n, dir) in [(1, first), (2, second)] {
-        let v = design::validate(&files(Path::new(dir)));
+        let v = slipway::validate(&files(Path::new(dir)));
         let d = v.design.expect("the test hands over valid designs");
         let p = plan(&d, &store.snapshot().unwrap());
         if n == 2 {

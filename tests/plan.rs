@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use proptest::prelude::*;
-use slipway::design::{self, filter, Design, DesignFile, Kind};
+use slipway::design::{filter, Design, DesignFile, Kind};
 use slipway::plan::{plan, snapshot_of, Plan};
 use slipway::revision::Revision;
 use slipway::state::{Snapshot, Store};

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 
 /// Kind, JSON pointer into `data`, the values Drydock accepts, and a base
 /// `data` the pointer is set in.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use slipway::design::{self, Design, DesignFile, Kind, Message};
+use slipway::design::{Design, DesignFile, Kind, Message};
 use slipway::plan::{plan, NodeWrite, Plan};
 use slipway::revision::Revision;
 use slipway::state::{RevisionStatus, StateError, Store, SCHEMA_VERSION};
