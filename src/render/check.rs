@@ -258,3 +258,75 @@ fn render_all(design: &Design, templates: &Templates, jobs: &[RenderJob], out: &
         out.push(design.msg_at(m, job.doc, &job.pointer));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::template::RenderContext;
+
+    /// The 3-node gen-site with n00002's `zone` owner_data removed.
+    fn site_without_zone_on_n00002() -> Vec<crate::design::DesignFile> {
+        let base = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/designs/ok/gen-site-3-nodes.yaml"
+        ))
+        .unwrap();
+        let marker = "name: n00002";
+        let at = base.find(marker).unwrap();
+        let (head, tail) = base.split_at(at);
+        let tail = tail.replacen(
+            "      role: control\n      zone: z1\n",
+            "      role: control\n",
+            1,
+        );
+        vec![crate::design::DesignFile {
+            path: "site.yaml".into(),
+            bytes: format!("{head}{tail}").into_bytes(),
+        }]
+    }
+
+    #[test]
+    fn grouped_rendering_names_exactly_the_failing_nodes() {
+        let v = crate::validate(&site_without_zone_on_n00002());
+        let sw393: Vec<&Message> = v.messages.iter().filter(|m| m.code == "SW393").collect();
+        // Two templates read node.labels.zone; each fails for n00002 alone.
+        assert_eq!(sw393.len(), 2, "{sw393:#?}");
+        for m in sw393 {
+            assert!(m.message.contains("for node n00002:"), "{}", m.message);
+        }
+    }
+
+    #[test]
+    fn grouped_and_full_rendering_agree() {
+        let v = crate::validate(&site_without_zone_on_n00002());
+        let design = v.design.unwrap();
+        let nodes = design.effective_nodes();
+        let builder = ContextBuilder::new(&design);
+        let action = PreparedAction::new(&ActionValues::placeholder());
+        let mut templates = Templates::new();
+        let sources = [
+            "{{ node.labels.zone }}",
+            "{{ node.network.default.cidr | upper }} {{ node.interfaces.bond0.sriov }}",
+            "{{ node.interfaces.bond0.vf_count }}",
+            "{{ node.network.pxe.dns_suffix }} {{ node.tags | join(',') }} {{ action.report_url }}",
+            "{{ node.network.nosuch.ip }}",
+            "{{ node.hostname.first }}",
+        ];
+        for (i, src) in sources.iter().enumerate() {
+            templates.add(&i.to_string(), src).unwrap();
+            let paths = simple_paths(src).unwrap();
+            for node in nodes {
+                let full = templates
+                    .render(
+                        &i.to_string(),
+                        &RenderContext::for_node(builder.node(node), &action),
+                    )
+                    .is_ok();
+                let by_kind = paths
+                    .iter()
+                    .all(|p| builder.kind_of(node, p) != ValueKind::Undefined);
+                assert_eq!(full, by_kind, "{src} on {}", node.name);
+            }
+        }
+    }
+}
