@@ -425,8 +425,17 @@ impl Item<'_> {
     }
 }
 
+/// Every storage rule family on one node, in the order they report.
 fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
-    // --- BootStorageRational (DD1001): partitions named root and boot.
+    boot_storage_rational(design, node, r);
+    storage_partitioning(design, node, r);
+    storage_sizes(design, node, r);
+    mount_points(design, node, r);
+}
+
+/// BootStorageRational (DD1001): a partition named root (SW350) of at least
+/// 20g (SW351), boot of at least 1g (SW352), both with fixed sizes (SW354).
+fn boot_storage_rational(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let mut root_seen = false;
     for (dev, d) in node.physical_devices.iter() {
         for p in d.partitions.iter().flatten() {
@@ -488,8 +497,12 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             "Add a partition `name: root` (at least 20g) to one of the node's physical devices, in the node or its host profile.",
         );
     }
+}
 
-    // --- StoragePartitioning (DD2002).
+/// StoragePartitioning (DD2002): a device is partitioned or a physical
+/// volume (SW358), a partition is formatted or a physical volume (SW359),
+/// every volume group has a physical volume (SW360).
+fn storage_partitioning(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let mut pv_vgs: HashSet<&str> = HashSet::new();
     for (dev, d) in node.physical_devices.iter() {
         let has_parts = d.partitions.as_ref().is_some_and(|p| !p.is_empty());
@@ -543,8 +556,12 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             );
         }
     }
+}
 
-    // --- Sizes: format, sign, percent sums, `>` placement (DD2003 and beyond).
+/// Sizes (DD2003 and beyond), per device and per volume group: each item's
+/// size (SW353 format, SW355 sign, SW363 after a `>` size) and their
+/// percentages (SW356 on a device, SW357 in a volume group).
+fn storage_sizes(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let mut groups: Vec<(String, &'static str, Vec<Item>)> = Vec::new();
     for (dev, d) in node.physical_devices.iter() {
         let items = d
@@ -564,88 +581,102 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
         groups.push((format!("volume group {vg}"), "SW357", items));
     }
     for (group, sum_code, items) in &groups {
-        let mut percent_sum: i64 = 0;
-        let mut last_percent: Option<&Item> = None;
-        let mut greedy: Option<&Item> = None;
-        for item in items {
-            let Some(text) = item.size() else {
-                r.error(
-                    node,
-                    "SW353",
-                    &item.origin(design, node, "/size"),
-                    format!(
-                        "{} has no size; expected e.g. `20g`, `10%` or `>100g`",
-                        item.what()
-                    ),
-                    "Give every partition and logical volume a `size`.",
-                );
-                continue;
-            };
-            let Some(size) = parse_size(text) else {
-                r.error(
-                    node,
-                    "SW353",
-                    &item.origin(design, node, "/size"),
-                    format!(
-                        "{} has size `{text}`; expected an integer with a unit m/g/t (x1000), mi/gi/ti (x1024) or %, optionally after `>`",
-                        item.what()
-                    ),
-                    "Write sizes like `500m`, `20g`, `1t`, `30%` or `>100g`.",
-                );
-                continue;
-            };
-            if size.is_negative() {
-                r.error(
-                    node,
-                    "SW355",
-                    &item.origin(design, node, "/size"),
-                    format!(
-                        "{} has negative size `{text}`; expected zero or more",
-                        item.what()
-                    ),
-                    "Sizes must be positive.",
-                );
-                continue;
-            }
-            if let Some(g) = greedy {
-                r.error(
-                    node,
-                    "SW363",
-                    &item.origin(design, node, "/size"),
-                    format!(
-                        "{} cannot fit: it comes after {}, whose `>` size takes all remaining space of {group}",
-                        item.what(),
-                        g.what()
-                    ),
-                    "Put the single `>`-sized item last on its device or volume group, or give it a fixed size.",
-                );
-            }
-            if size.is_minimum() {
-                greedy = Some(item);
-            }
-            if let Size::Percent { percent, .. } = size {
-                percent_sum = percent_sum.saturating_add(percent);
-                last_percent = Some(item);
-            }
-        }
-        if percent_sum > 99 {
-            let origin = match last_percent {
-                Some(i) => i.origin(design, node, "/size"),
-                None => locate_storage(design, node),
-            };
+        group_sizes(design, node, r, group, sum_code, items);
+    }
+}
+
+/// The sizes of one device's partitions or one volume group's logical
+/// volumes (SW353, SW355, SW363), and their percentage sum (`sum_code`).
+fn group_sizes(
+    design: &Design,
+    node: &EffectiveNode,
+    r: &mut NodeReport,
+    group: &str,
+    sum_code: &'static str,
+    items: &[Item],
+) {
+    let mut percent_sum: i64 = 0;
+    let mut last_percent: Option<&Item> = None;
+    let mut greedy: Option<&Item> = None;
+    for item in items {
+        let Some(text) = item.size() else {
             r.error(
                 node,
-                sum_code,
-                &origin,
+                "SW353",
+                &item.origin(design, node, "/size"),
                 format!(
-                    "percentage sizes on {group} add up to {percent_sum}%; expected at most 99%"
+                    "{} has no size; expected e.g. `20g`, `10%` or `>100g`",
+                    item.what()
                 ),
-                "Reduce the percentages so they sum to 99% or less.",
+                "Give every partition and logical volume a `size`.",
+            );
+            continue;
+        };
+        let Some(size) = parse_size(text) else {
+            r.error(
+                node,
+                "SW353",
+                &item.origin(design, node, "/size"),
+                format!(
+                    "{} has size `{text}`; expected an integer with a unit m/g/t (x1000), mi/gi/ti (x1024) or %, optionally after `>`",
+                    item.what()
+                ),
+                "Write sizes like `500m`, `20g`, `1t`, `30%` or `>100g`.",
+            );
+            continue;
+        };
+        if size.is_negative() {
+            r.error(
+                node,
+                "SW355",
+                &item.origin(design, node, "/size"),
+                format!(
+                    "{} has negative size `{text}`; expected zero or more",
+                    item.what()
+                ),
+                "Sizes must be positive.",
+            );
+            continue;
+        }
+        if let Some(g) = greedy {
+            r.error(
+                node,
+                "SW363",
+                &item.origin(design, node, "/size"),
+                format!(
+                    "{} cannot fit: it comes after {}, whose `>` size takes all remaining space of {group}",
+                    item.what(),
+                    g.what()
+                ),
+                "Put the single `>`-sized item last on its device or volume group, or give it a fixed size.",
             );
         }
+        if size.is_minimum() {
+            greedy = Some(item);
+        }
+        if let Size::Percent { percent, .. } = size {
+            percent_sum = percent_sum.saturating_add(percent);
+            last_percent = Some(item);
+        }
     }
+    if percent_sum > 99 {
+        let origin = match last_percent {
+            Some(i) => i.origin(design, node, "/size"),
+            None => locate_storage(design, node),
+        };
+        r.error(
+            node,
+            sum_code,
+            &origin,
+            format!("percentage sizes on {group} add up to {percent_sum}%; expected at most 99%"),
+            "Reduce the percentages so they sum to 99% or less.",
+        );
+    }
+}
 
-    // --- Mount points (DD2004 and beyond).
+/// Mount points (DD2004 and beyond): absolute (SW364), once each (SW361),
+/// and `/` mounted (SW362).
+fn mount_points(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let mut mounts: BTreeMap<&str, Vec<Item>> = BTreeMap::new();
     for (dev, d) in node.physical_devices.iter() {
         for p in d.partitions.iter().flatten() {
