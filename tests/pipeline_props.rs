@@ -214,7 +214,7 @@ fn steps_after_a_template_are_checked_per_node() {
         .collect();
     assert_eq!(sw393.len(), 1, "{:#?}", v.messages);
     assert!(
-        sw393[0].contains("for node n00001 (and 2 more nodes): base64_decode"),
+        sw393[0].contains("for node n00001 (and 2 more nodes): step 2 base64_decode"),
         "{}",
         sw393[0]
     );

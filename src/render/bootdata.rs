@@ -414,7 +414,7 @@ pub fn describe(e: &PipelineError) -> String {
             "step {i} `{step}` cannot take text; expected base64_decode, utf8_encode or template here"
         ),
         StepFailure::Base64(_, why) => {
-            format!("base64_decode: expected base64 text, found: {why}")
+            format!("step {i} base64_decode: expected base64 text, found: {why}")
         }
         StepFailure::Utf8(offset) => format!(
             "step {i} utf8_decode: expected UTF-8, found an invalid byte at offset {offset}"
