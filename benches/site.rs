@@ -1,7 +1,7 @@
 //! `cargo bench --bench site`: every figure of the performance issue, in one command.
 //!
 //! In process, per size of `SLIPWAY_BENCH_NODES` (comma-separated, default
-//! `1000,10000,100000`): `design::validate` and `boot::render_site` (every node's
+//! `1000,10000,100000`): `slipway::validate` and `boot::render_site` (every node's
 //! boot data), medians of several runs. Then, against the release server binary on
 //! a git repository holding a site of `SLIPWAY_BENCH_HTTP_NODES` nodes (default
 //! 10000), with `wrk` as the load generator, `SLIPWAY_BENCH_SECS` seconds per run
