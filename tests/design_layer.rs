@@ -34,5 +34,9 @@ fn design_never_imports_render() {
             }
         }
     }
-    assert!(found.is_empty(), "design imports render:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "design imports render:\n{}",
+        found.join("\n")
+    );
 }

@@ -30,63 +30,73 @@ pub fn check(design: &Design) -> Vec<Message> {
     let mut jobs: Vec<RenderJob> = Vec::new();
     for (bi, ba) in design.boot_actions.iter().enumerate() {
         for (ai, asset) in ba.data.assets.iter().enumerate() {
-            let mut add = |kind: &str, src: &str, field: &str, what: String, rest| {
-                add_template(
-                    design,
-                    Job {
-                        ba: bi,
-                        entity: ba,
-                        name: format!("{bi}/{ai}/{kind}"),
-                        pointer: format!("/assets/{ai}{field}"),
-                        what,
-                        rest,
-                    },
-                    src,
-                    &mut templates,
-                    &mut jobs,
-                    &mut out,
-                )
-            };
-            asset_templates(ai, asset, &mut add);
+            for t in asset_templates(ai, asset) {
+                let job = Job {
+                    ba: bi,
+                    entity: ba,
+                    name: format!("{bi}/{ai}/{}", t.kind),
+                    pointer: format!("/assets/{ai}{}", t.field),
+                    what: t.what,
+                    rest: t.rest,
+                };
+                add_template(design, job, &t.source, &mut templates, &mut jobs, &mut out);
+            }
         }
     }
     render_all(design, &templates, &jobs, &mut out);
     out
 }
 
+/// The pipeline steps after a template, numbered from the first of them.
+type Rest = (usize, Vec<PipelineStep>);
+
+/// A template of an asset.
+struct AssetTemplate {
+    /// `location` or `data`.
+    kind: &'static str,
+    source: String,
+    /// The asset's field it comes from (`/location`, `/data`).
+    field: &'static str,
+    what: String,
+    rest: Option<Rest>,
+}
+
 /// The templates of one asset, in the order they are checked: its location
 /// template, then the first template of its data pipeline (with the steps
 /// after it, when they type-check: otherwise `design` reports SW385).
-fn asset_templates(
-    ai: usize,
-    asset: &Asset,
-    add: &mut dyn FnMut(&str, &str, &str, String, Option<(usize, Vec<PipelineStep>)>),
-) {
+fn asset_templates(ai: usize, asset: &Asset) -> Vec<AssetTemplate> {
+    let mut out = Vec::new();
     if asset.asset_type == Some(AssetType::PkgList) {
-        return;
+        return out;
     }
     let what = asset_label(ai, asset);
     if asset.location.is_some() && asset.location_pipeline.contains(&PipelineStep::Template) {
-        let src = asset.location.clone().unwrap_or_default();
-        add(
-            "location",
-            &src,
-            "/location",
-            format!("{what} location"),
-            None,
-        );
+        out.push(AssetTemplate {
+            kind: "location",
+            source: asset.location.clone().unwrap_or_default(),
+            field: "/location",
+            what: format!("{what} location"),
+            rest: None,
+        });
     }
     let PipelineInput::Data(data) = PipelineInput::of(asset) else {
-        return;
+        return out;
     };
     let steps = &asset.data_pipeline;
-    if let (Some(k), Ok(Data::Text(src))) = run_prefix(steps, data) {
+    if let (Some(k), Ok(Data::Text(source))) = run_prefix(steps, data) {
         let rest = &steps[k + 1..];
         let rest = pipeline::check_shapes(rest, k + 1, Shape::Text)
             .ok()
             .map(|_| (k + 1, rest.to_vec()));
-        add("data", &src, "/data", what, rest);
+        out.push(AssetTemplate {
+            kind: "data",
+            source,
+            field: "/data",
+            what,
+            rest,
+        });
     }
+    out
 }
 
 /// A template to render for each target node of boot action `ba`.
@@ -99,9 +109,8 @@ struct RenderJob {
     doc: usize,
     pointer: String,
     what: String,
-    /// The pipeline steps after the template (numbered from the first), run
-    /// on each node's rendered text.
-    rest: Option<(usize, Vec<PipelineStep>)>,
+    /// The pipeline steps after the template, run on each node's rendered text.
+    rest: Option<Rest>,
 }
 
 /// What [`add_template`] needs to know of a template.
@@ -111,7 +120,7 @@ struct Job<'a> {
     name: String,
     pointer: String,
     what: String,
-    rest: Option<(usize, Vec<PipelineStep>)>,
+    rest: Option<Rest>,
 }
 
 /// SW392: compiles a template; a compiled one is rendered later.
