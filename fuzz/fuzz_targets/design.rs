@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 
 fuzz_target!(|data: &[u8]| {
     let v = slipway::validate(&[DesignFile {

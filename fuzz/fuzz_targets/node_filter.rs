@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 
 const SITE: &str = include_str!("../../tests/data/designs/ok/gen-site-3-nodes.yaml");
 

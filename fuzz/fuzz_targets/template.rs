@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 use slipway::render::context::{node_context, ActionValues, TemplateContext};
 use slipway::render::template::{RenderContext, Templates};
 
