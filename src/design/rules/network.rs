@@ -984,13 +984,15 @@ mod tests {
         }
     }
 
-    /// Drydock's own samples, when a copy is at hand:
-    /// `SLIPWAY_DRYDOCK_SAMPLES=/path/to/yaml_samples cargo test drydock_samples`.
+    /// Drydock's own samples (`../shared` beside the checkout; missing, the
+    /// test fails).
     #[test]
     fn drydock_samples_get_drydocks_verdicts() {
-        let Ok(dir) = std::env::var("SLIPWAY_DRYDOCK_SAMPLES") else {
-            return;
-        };
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/drydock/yaml_samples"
+        );
+        assert!(std::path::Path::new(dir).is_dir(), "{dir} is missing");
         let run = |f: &str| {
             let bytes = std::fs::read(format!("{dir}/{f}")).expect("sample");
             let v = crate::validate(&[crate::design::DesignFile {

@@ -777,24 +777,23 @@ mod drydock_samples {
     use crate::design::{DesignFile, Message};
     use crate::validate;
 
-    fn samples() -> Option<PathBuf> {
+    /// Drydock's samples; a missing copy fails the test (`../shared` must sit
+    /// beside the checkout), it never skips it.
+    fn samples() -> PathBuf {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/reference/drydock/yaml_samples");
-        dir.is_dir().then_some(dir)
+        assert!(dir.is_dir(), "{} is missing", dir.display());
+        dir
     }
 
-    fn run(name: &str) -> Option<Vec<Message>> {
-        run_in(&samples()?, name)
-    }
-
-    fn run_in(dir: &std::path::Path, name: &str) -> Option<Vec<Message>> {
-        let path = dir.join(name);
-        let bytes = std::fs::read(path).ok()?;
-        let v = validate(&[DesignFile {
+    fn run(name: &str) -> Vec<Message> {
+        let path = samples().join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        validate(&[DesignFile {
             path: name.to_string(),
             bytes,
-        }]);
-        Some(v.messages)
+        }])
+        .messages
     }
 
     /// Error codes of the host families (SW350–SW399).
@@ -815,7 +814,7 @@ mod drydock_samples {
             "validation.yaml",
             "partitions_without_mountpoints.yaml",
         ] {
-            let Some(ms) = run(name) else { return };
+            let ms = run(name);
             let errs: Vec<String> = ms
                 .iter()
                 .filter(|m| m.error && m.code.as_str() >= "SW350")
@@ -841,7 +840,7 @@ mod drydock_samples {
                 &["SW350", "SW355", "SW356", "SW360", "SW361", "SW365"],
             ),
         ] {
-            let Some(ms) = run(name) else { return };
+            let ms = run(name);
             let got = host_errors(&ms);
             for c in codes {
                 assert!(
@@ -853,88 +852,6 @@ mod drydock_samples {
                         .join("\n")
                 );
             }
-        }
-    }
-
-    #[test]
-    #[ignore = "prints every sample's messages, for inspection"]
-    fn dump() {
-        let dir = match std::env::var("DUMP_DIR") {
-            Ok(d) => PathBuf::from(d),
-            Err(_) => match samples() {
-                Some(d) => d,
-                None => return,
-            },
-        };
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for name in names {
-            if let Some(ms) = run_in(&dir, &name) {
-                println!("== {name}");
-                for m in ms {
-                    println!("  {}", m.to_text_line());
-                }
-            }
-        }
-    }
-}
-
-/// Timing of the rule stage on a generated site: `SLIPWAY_SITE=/tmp/gs10k
-/// cargo test --release --lib rules_timing -- --ignored --nocapture`.
-#[cfg(test)]
-mod timing {
-    #[test]
-    #[ignore = "needs SLIPWAY_SITE pointing at a gen-site directory"]
-    fn rules_timing() {
-        let Ok(dir) = std::env::var("SLIPWAY_SITE") else {
-            return;
-        };
-        let path = std::path::Path::new(&dir).join("site.yaml");
-        let files = vec![crate::design::DesignFile {
-            path: "site.yaml".into(),
-            bytes: std::fs::read(path).unwrap(),
-        }];
-        let parsed = crate::design::parse::parse_files(&files);
-        let (design, _) = crate::design::build(parsed.documents);
-        let t = std::time::Instant::now();
-        let ctx = super::super::Ctx::new(&design);
-        println!("compile nodes: {:?}", t.elapsed());
-        let reps: usize = std::env::var("REPS")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(3);
-        for _ in 0..reps {
-            let t = std::time::Instant::now();
-            let mut out = Vec::new();
-            super::super::bootaction::check(&ctx, &mut out);
-            println!("bootaction warm: {:?}", t.elapsed());
-        }
-        for (name, f) in [
-            (
-                "storage",
-                super::check as fn(&super::super::Ctx, &mut Vec<_>),
-            ),
-            ("platform", super::super::platform::check),
-            ("oob", super::super::oob::check),
-            ("bootaction", super::super::bootaction::check),
-        ] {
-            let t = std::time::Instant::now();
-            let mut out = Vec::new();
-            f(&ctx, &mut out);
-            let errors: Vec<_> = out
-                .iter()
-                .filter(|m| m.error)
-                .take(5)
-                .map(|m| m.to_text_line())
-                .collect();
-            println!(
-                "{name}: {:?}, {} messages, errors: {errors:#?}",
-                t.elapsed(),
-                out.len()
-            );
         }
     }
 }
