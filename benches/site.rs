@@ -1,7 +1,7 @@
 //! `cargo bench --bench site`: every figure of the performance issue, in one command.
 //!
 //! In process, per size of `SLIPWAY_BENCH_NODES` (comma-separated, default
-//! `1000,10000,100000`): `design::validate` and `services::render_site` (every node's
+//! `1000,10000,100000`): `slipway::validate` and `services::render_site` (every node's
 //! boot data), medians of several runs. Then, against the release server binary on
 //! a git repository holding a site of `SLIPWAY_BENCH_HTTP_NODES` nodes (default
 //! 10000), with `wrk` as the load generator, `SLIPWAY_BENCH_SECS` seconds per run
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use slipway::design::{self, Design, DesignFile};
+use slipway::design::{Design, DesignFile};
 use slipway::keys::{Secret, SECRET_LEN};
 use slipway::render::bootdata::BootDataKind;
 use slipway::services;
@@ -125,7 +125,7 @@ fn in_process(nodes: usize, table: &mut Table) -> InProcess {
         bytes,
     }];
     let runs = if nodes >= 100_000 { 3 } else { 7 };
-    let (validate, validation) = median_of(runs, || design::validate(&files));
+    let (validate, validation) = median_of(runs, || slipway::validate(&files));
     let valid = validation.is_valid();
     let design: Design = validation.design.expect("gen-site designs type");
 

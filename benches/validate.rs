@@ -64,7 +64,7 @@ fn main() {
         let mut valid = true;
         for _ in 0..runs {
             let t0 = Instant::now();
-            let v = design::validate(&files);
+            let v = slipway::validate(&files);
             total.push(t0.elapsed());
             valid &= v.is_valid();
             drop(v);

@@ -106,7 +106,7 @@ pub fn validate(
     if files.is_empty() {
         return fail(&format!("{what}: no *.yaml or *.yml design files found"));
     }
-    let v = design::validate_within(&files, limits);
+    let v = slipway::validate_within(&files, limits);
     if json {
         match serde_json::to_string_pretty(&v.status()) {
             Ok(s) => println!("{s}"),
@@ -152,7 +152,7 @@ pub fn diff(repo: &Path, design_dir: Option<&str>, from: &str, to: &str) -> Exit
             Ok(f) => f,
             Err(e) => return fail(&e.to_string()),
         };
-        let v = design::validate(&files);
+        let v = slipway::validate(&files);
         if !v.is_valid() {
             println!(
                 "{rev} ({}) is INVALID ({} error(s)); run `slipway validate --rev {rev}`",
@@ -277,7 +277,7 @@ pub fn render(a: &RenderArgs<'_>) -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&e.to_string()),
     };
-    let v = design::validate(&files);
+    let v = slipway::validate(&files);
     let Some(d) = v.design.as_ref().filter(|_| v.is_valid()) else {
         return fail(&format!(
             "commit {} is invalid ({} error(s)); run `slipway validate --rev {}`",

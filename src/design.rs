@@ -6,6 +6,7 @@ pub mod filter;
 pub mod message;
 pub mod model;
 pub mod parse;
+pub mod pipeline;
 pub mod rules;
 pub mod schema;
 pub mod yaml;
@@ -107,6 +108,16 @@ pub struct Design {
     /// The nodes with their profiles applied, compiled on first use and kept:
     /// the rules, planning and boot data all read the same ones.
     effective: std::sync::OnceLock<Vec<Arc<EffectiveNode>>>,
+    /// Which nodes each BootAction targets, and the reverse, computed once
+    /// from the effective nodes: the rules, rendering and planning all read it.
+    targets: std::sync::OnceLock<Targets>,
+}
+
+/// The BootAction ↔ node targeting of a design (see [`Design::boot_action_targets`]).
+#[derive(Debug, Default)]
+struct Targets {
+    by_action: Vec<Vec<usize>>,
+    by_node: Vec<Vec<usize>>,
 }
 
 impl Design {
@@ -174,6 +185,37 @@ impl Design {
     pub fn effective_nodes(&self) -> &[Arc<EffectiveNode>] {
         self.effective
             .get_or_init(|| effective::compile_all(self, None))
+    }
+
+    /// For each BootAction (in [`Design::boot_actions`] order), the indices
+    /// into [`Design::effective_nodes`] of the nodes its `node_filter`
+    /// selects, ascending. The one place targeting is computed.
+    pub fn boot_action_targets(&self) -> &[Vec<usize>] {
+        &self.targets().by_action
+    }
+
+    /// For each node (in [`Design::effective_nodes`] order), the indices of
+    /// the BootActions that target it, ascending.
+    pub fn node_boot_actions(&self) -> &[Vec<usize>] {
+        &self.targets().by_node
+    }
+
+    fn targets(&self) -> &Targets {
+        self.targets.get_or_init(|| {
+            let nodes = self.effective_nodes();
+            let by_action: Vec<Vec<usize>> = self
+                .boot_actions
+                .iter()
+                .map(|ba| filter::select(self, nodes, ba.data.node_filter.as_ref()))
+                .collect();
+            let mut by_node = vec![Vec::new(); nodes.len()];
+            for (bi, t) in by_action.iter().enumerate() {
+                for &n in t {
+                    by_node[n].push(bi);
+                }
+            }
+            Targets { by_action, by_node }
+        })
     }
 }
 
@@ -276,18 +318,8 @@ impl Limits {
     }
 }
 
-/// Runs all three stages over a design's files. Never panics.
-pub fn validate(files: &[DesignFile]) -> Validation {
-    validate_with(files, None, &Limits::default())
-}
-
-/// [`validate`] with byte caps other than the defaults.
-pub fn validate_within(files: &[DesignFile], limits: &Limits) -> Validation {
-    validate_with(files, None, limits)
-}
-
 /// Parse, schema and typing results of documents kept from one validation to
-/// the next (see [`validate_cached`]).
+/// the next (see [`crate::validate_cached`]).
 pub struct ValidationCache {
     chunks: parse::ChunkCache<Result<Typed, Vec<Message>>>,
     /// The compiled nodes of the last design the rules ran on.
@@ -333,22 +365,31 @@ impl ValidationCache {
     }
 }
 
-/// [`validate`], reusing the parse, schema and typing results of every
-/// document whose text is unchanged since the validation that filled `cache`
-/// (and refreshing it): a commit that changes one document parses and types
-/// that document alone, and compiles again only the nodes whose document (or
-/// host profiles) changed. The cross-document rules still run over the whole
-/// design. Gives the same result as [`validate`].
-pub fn validate_cached(files: &[DesignFile], cache: &mut ValidationCache) -> Validation {
-    let limits = cache.limits;
-    validate_with(files, Some(cache), &limits)
+/// Runs the design's stages over its files (byte caps, parse, schema, typing,
+/// the semantic rules), reusing through `cache` the parse, schema and typing
+/// results of every document whose text is unchanged since the validation
+/// that filled it (and refreshing it): a commit that changes one document
+/// parses and types that document alone, and compiles again only the nodes
+/// whose document (or host profiles) changed. The cross-document rules still
+/// run over the whole design. Never panics.
+///
+/// Templates are not checked here (the template engine is `render`'s): this
+/// is the first part of [`crate::validate`], which every caller uses. The
+/// flag says whether the semantic rules ran (no earlier error), and so
+/// whether the template checks should.
+pub fn validate_documents(
+    files: &[DesignFile],
+    cache: Option<&mut ValidationCache>,
+    limits: &Limits,
+) -> (Validation, bool) {
+    validate_with(files, cache, limits)
 }
 
 fn validate_with(
     files: &[DesignFile],
     mut cache: Option<&mut ValidationCache>,
     limits: &Limits,
-) -> Validation {
+) -> (Validation, bool) {
     // Over a cap, nothing is parsed: the size alone makes the design invalid.
     let mut order: Vec<&DesignFile> = files.iter().collect();
     order.sort_by(|a, b| a.path.cmp(&b.path));
@@ -356,10 +397,11 @@ fn validate_with(
         .iter()
         .map(|f| (f.path.as_str(), f.bytes.len() as u64));
     if let Some(m) = limits.check_sizes(sizes) {
-        return Validation {
+        let v = Validation {
             design: Some(Design::default()),
             messages: vec![m, rules_not_run(1).at("-", 0)],
         };
+        return (v, false);
     }
     // Each document is schema-checked and typed right after it is parsed, and
     // its JSON freed: a large design never holds every document's JSON at once.
@@ -380,7 +422,8 @@ fn validate_with(
     }
     messages.extend(typed_msgs);
     let blocking = messages.iter().filter(|m| m.error).count();
-    if blocking > 0 {
+    let rules_ran = blocking == 0;
+    if !rules_ran {
         messages.push(rules_not_run(blocking));
     } else {
         messages.extend(rules::check(&design));
@@ -394,10 +437,11 @@ fn validate_with(
         });
     }
     sort_messages(&mut messages);
-    Validation {
+    let v = Validation {
         design: Some(design),
         messages,
-    }
+    };
+    (v, rules_ran)
 }
 
 /// SW300: the semantic stage was skipped because of earlier errors.

@@ -15,6 +15,7 @@
 //! - [`source`]: git revisions and directories as design files (only user of git2).
 //! - [`render`]: boot data rendering (only user of minijinja, tar, flate2).
 //! - [`power`]: power and BMC control over IPMI (ipmitool) and Redfish (only user of reqwest).
+//! - [`validation`]: [`validate`]: `design`'s stages, then `render`'s template checks.
 //! - [`design`]: parse, schema-check, type and validate design documents (pure).
 //! - [`keys`]: server secret, action and identity keys, ULIDs (only user of hmac, ulid).
 //! - [`revision`]: what a revision is, shared by source and state.
@@ -35,3 +36,6 @@ pub mod server;
 pub mod services;
 pub mod source;
 pub mod state;
+pub mod validation;
+
+pub use validation::{validate, validate_cached, validate_within};

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::design::model::HostData;
-use crate::design::{filter, Design, Document, EffectiveNode, Entity, Kind};
+use crate::design::{Design, Document, EffectiveNode, Entity, Kind};
 
 /// A stored document's identity and hash, enough for planning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,12 +395,13 @@ fn node_writes(
         .collect();
     let mut actions: Vec<Vec<&str>> = vec![Vec::new(); compiled.len()];
     let mut seen_actions = HashSet::new();
-    for ba in &design.boot_actions {
+    let targets = design.boot_action_targets();
+    for (bi, ba) in design.boot_actions.iter().enumerate() {
         if !seen_actions.insert(ba.name.as_str()) {
             continue;
         }
         let hash = hash_of(docs, Kind::BootAction, &ba.name);
-        for i in filter::select(design, all, ba.data.node_filter.as_ref()) {
+        for &i in &targets[bi] {
             if let Some(list) = position.get(&i).and_then(|&p| actions.get_mut(p)) {
                 list.push(hash);
             }

@@ -259,7 +259,7 @@ fn pass(ctx: &PassContext, store: &mut Store) -> Result<Outcome, PassError> {
         Err(e) => return Err(e.into()),
     };
     let t = Instant::now();
-    let validation = with_cache(ctx, |cache| design::validate_cached(&files, cache));
+    let validation = with_cache(ctx, |cache| crate::validate_cached(&files, cache));
     // The documents keep their text; the files' bytes are not needed again.
     let file_count = files.len();
     drop(files);

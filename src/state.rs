@@ -793,7 +793,8 @@ fn write_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::design::{validate, DesignFile};
+    use crate::design::DesignFile;
+    use crate::validate;
 
     fn rev(n: u32) -> Revision {
         Revision {

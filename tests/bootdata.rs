@@ -612,7 +612,7 @@ async fn cli_node_key_and_render_match_the_server() {
 
 fn example() -> slipway::design::Design {
     let files = slipway::source::read_dir_files(&common::example_site()).unwrap();
-    let v = slipway::design::validate(&files);
+    let v = slipway::validate(&files);
     assert!(v.is_valid());
     v.design.unwrap()
 }
@@ -717,7 +717,7 @@ data:
 "#
         .to_vec(),
     });
-    let v = slipway::design::validate(&files);
+    let v = slipway::validate(&files);
     assert!(v.is_valid(), "{:?}", v.messages);
     let d = v.design.unwrap();
     let m = members(&render(&d, "n00001", BootDataKind::Files));

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/drydock-corpus")
@@ -29,7 +29,7 @@ fn tsv(name: &str) -> Vec<Vec<String>> {
 
 fn judge(name: &str) -> (bool, BTreeSet<String>) {
     let file = format!("{name}.yaml");
-    let v = design::validate(&[DesignFile {
+    let v = slipway::validate(&[DesignFile {
         path: file.clone(),
         bytes: std::fs::read(dir().join(&file)).unwrap(),
     }]);

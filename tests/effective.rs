@@ -7,7 +7,7 @@ fn fullsite() -> design::Validation {
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/reference/drydock/yaml_samples/deckhand_fullsite.yaml"
     );
-    design::validate(&[DesignFile {
+    slipway::validate(&[DesignFile {
         path: "deckhand_fullsite.yaml".into(),
         bytes: std::fs::read(path).unwrap(),
     }])

@@ -250,7 +250,7 @@ fn example() -> &'static design::Design {
     static DESIGN: OnceLock<design::Design> = OnceLock::new();
     DESIGN.get_or_init(|| {
         let files = slipway::source::read_dir_files(&common::example_site()).unwrap();
-        let v = design::validate(&files);
+        let v = slipway::validate(&files);
         assert!(v.is_valid(), "{:?}", v.messages);
         v.design.unwrap()
     })
@@ -289,13 +289,13 @@ proptest! {
     #[test]
     fn the_design_pipeline_never_panics_on_mutated_sites(e in edits()) {
         let text = apply(&e);
-        let v = design::validate(&[file(&text)]);
+        let v = slipway::validate(&[file(&text)]);
         located(&v)?;
     }
 
     #[test]
     fn the_design_pipeline_never_panics_on_yaml_text(text in yaml_text()) {
-        let v = design::validate(&[file(&format!("schema: drydock/Rack/v1\nmetadata: {{name: r}}\ndata:\n  labels:\n{text}"))]);
+        let v = slipway::validate(&[file(&format!("schema: drydock/Rack/v1\nmetadata: {{name: r}}\ndata:\n  labels:\n{text}"))]);
         located(&v)?;
     }
 
@@ -309,7 +309,7 @@ proptest! {
         });
         let mut text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/designs/ok/gen-site-3-nodes.yaml")).unwrap();
         text.push_str(&format!("\n---\n{doc}\n"));
-        let v = design::validate(&[file(&text)]);
+        let v = slipway::validate(&[file(&text)]);
         located(&v)?;
     }
 

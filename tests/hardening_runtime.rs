@@ -95,6 +95,9 @@ struct Process {
     base: String,
     /// stderr, as it arrives.
     log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The thread copying stderr into `log`; it ends at the pipe's end, which
+    /// can come after the process has been seen to exit.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Process {
@@ -121,7 +124,7 @@ impl Process {
         let stderr = child.stderr.take().unwrap();
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             use std::io::BufRead;
             for line in std::io::BufReader::new(stderr)
                 .lines()
@@ -137,6 +140,7 @@ impl Process {
             child,
             base: format!("http://127.0.0.1:{port}"),
             log,
+            reader: Some(reader),
         }
     }
 
@@ -158,6 +162,10 @@ impl Process {
         let deadline = Instant::now() + within;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
+                // The whole of stderr, not what the reader had copied so far.
+                if let Some(reader) = self.reader.take() {
+                    reader.join().unwrap();
+                }
                 return st.code();
             }
             assert!(

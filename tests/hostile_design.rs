@@ -61,7 +61,7 @@ fn error_codes(v: &design::Validation) -> Vec<String> {
 }
 
 fn validate_text(text: &str) -> design::Validation {
-    design::validate(&[DesignFile {
+    slipway::validate(&[DesignFile {
         path: "hostile.yaml".into(),
         bytes: text.as_bytes().to_vec(),
     }])
@@ -125,7 +125,7 @@ fn files_and_designs_over_the_byte_caps_are_refused_by_the_parse_stage() {
         path: path.into(),
         bytes: format!("# {}\n", "x".repeat(n)).into_bytes(),
     };
-    let v = design::validate_within(&[file("a.yaml", 2000)], &limits);
+    let v = slipway::validate_within(&[file("a.yaml", 2000)], &limits);
     assert_eq!(error_codes(&v), ["SW113"], "{:?}", v.messages);
     let m = &v.messages.iter().find(|m| m.code == "SW113").unwrap();
     assert!(
@@ -133,7 +133,7 @@ fn files_and_designs_over_the_byte_caps_are_refused_by_the_parse_stage() {
         "{m:?}"
     );
     assert_eq!(m.source.as_ref().unwrap().file, "a.yaml");
-    let v = design::validate_within(&[file("a.yaml", 900), file("b.yaml", 900)], &limits);
+    let v = slipway::validate_within(&[file("a.yaml", 900), file("b.yaml", 900)], &limits);
     assert_eq!(error_codes(&v), ["SW114"], "{:?}", v.messages);
     assert_eq!(
         v.messages
@@ -420,7 +420,7 @@ fn space_separated_dns_servers_validate_and_render() {
     let out = slipway(&["validate", g.path().to_str().unwrap()], g.path());
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let files = slipway::source::read_dir_files(&g.path().join("designs")).unwrap();
-    let v = design::validate(&files);
+    let v = slipway::validate(&files);
     let d = v.design.unwrap();
     let net = d
         .networks
@@ -541,7 +541,7 @@ async fn validatedesign_refuses_a_file_reference_over_the_servers_cap() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("site.yaml");
     std::fs::write(&file, &site).unwrap();
-    let valid = design::validate(&[DesignFile {
+    let valid = slipway::validate(&[DesignFile {
         path: "site.yaml".into(),
         bytes: site.into_bytes(),
     }]);

@@ -41,13 +41,13 @@ fn broken_n00008(path: &str, text: String) -> String {
 fn cached_validation_reparses_only_changed_documents_and_matches_a_fresh_one() {
     let v1 = example_files(broken_n00008);
     let mut cache = ValidationCache::default();
-    let first = design::validate_cached(&v1, &mut cache);
+    let first = slipway::validate_cached(&v1, &mut cache);
     let (hits, parsed) = cache.last_counts();
     assert_eq!(hits, 0);
     assert!(parsed > 10, "{parsed}");
-    assert_eq!(messages(&first), messages(&design::validate(&v1)));
+    assert_eq!(messages(&first), messages(&slipway::validate(&v1)));
 
-    let mut again = design::validate_cached(&v1, &mut cache);
+    let mut again = slipway::validate_cached(&v1, &mut cache);
     assert_eq!(
         cache.last_counts(),
         (parsed, 0),
@@ -65,9 +65,9 @@ fn cached_validation_reparses_only_changed_documents_and_matches_a_fresh_one() {
             text
         }
     });
-    let cached = design::validate_cached(&v2, &mut cache);
+    let cached = slipway::validate_cached(&v2, &mut cache);
     assert_eq!(cache.last_counts(), (parsed - 1, 1));
-    let fresh = design::validate(&v2);
+    let fresh = slipway::validate(&v2);
     assert_eq!(messages(&cached), messages(&fresh));
 
     // The rule error about n00008 (a reused document) moved with it.

@@ -60,7 +60,7 @@ proptest! {
 
     #[test]
     fn validate_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
-        let v = design::validate(&[file(bytes)]);
+        let v = slipway::validate(&[file(bytes)]);
         // Every error carries a source position.
         for m in v.messages.iter().filter(|m| m.error) {
             prop_assert!(m.source.is_some(), "{m:?}");
@@ -69,7 +69,7 @@ proptest! {
 
     #[test]
     fn validate_never_panics_on_yaml_like_text(text in yamlish()) {
-        let v = design::validate(&[file(text.into_bytes())]);
+        let v = slipway::validate(&[file(text.into_bytes())]);
         for m in v.messages.iter().filter(|m| m.error) {
             prop_assert!(m.source.is_some(), "{m:?}");
         }
@@ -82,8 +82,8 @@ proptest! {
         let split = split.min(docs.len());
         let a = docs[..split].join("\n---\n");
         let b = docs[split..].join("\n---\n");
-        let whole = design::validate(&[file(text.clone().into_bytes())]);
-        let parts = design::validate(&[
+        let whole = slipway::validate(&[file(text.clone().into_bytes())]);
+        let parts = slipway::validate(&[
             DesignFile { path: "b.yaml".into(), bytes: a.into_bytes() },
             DesignFile { path: "a.yaml".into(), bytes: format!("---\n{b}").into_bytes() },
         ]);

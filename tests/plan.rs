@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use proptest::prelude::*;
-use slipway::design::{self, filter, Design, DesignFile, Kind};
+use slipway::design::{filter, Design, DesignFile, Kind};
 use slipway::plan::Snapshot;
 use slipway::plan::{plan, snapshot_of, Plan};
 use slipway::revision::Revision;
@@ -59,12 +59,12 @@ impl Site {
 
     /// The design, valid or not (the planner needs only a built design).
     fn design(&self) -> Design {
-        design::validate(&self.files()).design.unwrap()
+        slipway::validate(&self.files()).design.unwrap()
     }
 
     /// The design, which must be valid.
     fn valid_design(&self) -> Design {
-        let v = design::validate(&self.files());
+        let v = slipway::validate(&self.files());
         let errors: Vec<String> = v
             .messages
             .iter()
@@ -455,29 +455,30 @@ proptest! {
     }
 }
 
-/// Environment variable that turns `kill_child` into the child process of
-/// `killing_the_process_mid_apply_leaves_a_whole_state`.
-const KILL_CHILD_DB: &str = "SLIPWAY_TEST_KILL_CHILD_DB";
+/// The child process of `killing_the_process_mid_apply_leaves_a_whole_state`:
+/// `examples/apply_child.rs`, which `cargo test` builds beside the test binaries.
+fn apply_child() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/plan-<hash> → target/<profile>/examples/apply_child
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/apply_child");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the whole `cargo test` (it builds the examples) or `cargo build --example apply_child`",
+        path.display()
+    );
+    path
+}
 
-/// The child: applies the example site, then a 3,000-node site, announcing on
-/// stdout when the big apply starts. Does nothing in a normal test run.
-#[test]
-fn kill_child() {
-    let Some(path) = std::env::var_os(KILL_CHILD_DB) else {
-        return;
-    };
-    let mut store = Store::open(Path::new(&path)).unwrap();
-    let small = Site::example().valid_design();
-    store
-        .apply(&plan(&small, &store.snapshot().unwrap()), &rev(1))
-        .unwrap();
-    let big = Site::with_nodes(3_000).valid_design();
-    let p = plan(&big, &store.snapshot().unwrap());
-    println!("applying");
-    use std::io::Write;
-    std::io::stdout().flush().unwrap();
-    store.apply(&p, &rev(2)).unwrap();
-    println!("applied");
+/// Writes a site's documents into a directory, one file each, in order.
+fn write_site(site: &Site, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in site.files() {
+        std::fs::write(dir.join(&f.path), &f.bytes).unwrap();
+    }
 }
 
 /// SIGKILL during an apply: the database holds the previous state or the new
@@ -486,8 +487,14 @@ fn kill_child() {
 fn killing_the_process_mid_apply_leaves_a_whole_state() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let small = Site::example().valid_design();
-    let big = Site::with_nodes(3_000).valid_design();
+    let (small_site, big_site) = (Site::example(), Site::with_nodes(3_000));
+    let small = small_site.valid_design();
+    let big = big_site.valid_design();
+    let sites = tempfile::tempdir().unwrap();
+    let (small_dir, big_dir) = (sites.path().join("small"), sites.path().join("big"));
+    write_site(&small_site, &small_dir);
+    write_site(&big_site, &big_dir);
+    let child_exe = apply_child();
     let with = |mut s: Snapshot, n| {
         s.revision = Some(rev(n).commit);
         s
@@ -497,9 +504,10 @@ fn killing_the_process_mid_apply_leaves_a_whole_state() {
     for delay_ms in [0u64, 30, 5_000] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("slipway.db");
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "kill_child", "--nocapture", "--test-threads=1"])
-            .env(KILL_CHILD_DB, &path)
+        let mut child = Command::new(&child_exe)
+            .arg(&path)
+            .arg(&small_dir)
+            .arg(&big_dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 
 /// Kind, JSON pointer into `data`, the values Drydock accepts, and a base
 /// `data` the pointer is set in.
@@ -96,7 +96,7 @@ fn table() -> Vec<(&'static str, &'static str, Vec<&'static str>, Value)> {
 fn schema_errors(kind: &str, data: &Value) -> Vec<String> {
     let doc =
         json!({"schema": format!("drydock/{kind}/v1"), "metadata": {"name": "x"}, "data": data});
-    let v = design::validate(&[DesignFile {
+    let v = slipway::validate(&[DesignFile {
         path: "enum.yaml".into(),
         // JSON is YAML.
         bytes: doc.to_string().into_bytes(),

@@ -415,7 +415,7 @@ async fn sigkill_during_apply_leaves_the_database_consistent() {
     let commit = g.commit("large site");
     // What a complete apply must leave: the design's own counts.
     let repo = slipway::source::Repo::discover(g.path()).unwrap();
-    let v = slipway::design::validate(&repo.design_files(&commit, None).unwrap());
+    let v = slipway::validate(&repo.design_files(&commit, None).unwrap());
     assert!(v.is_valid());
     let design = v.design.unwrap();
     let (want_docs, want_nodes) = (design.documents.len(), design.nodes.len());

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use slipway::design::{self, Design, DesignFile, Kind, Message};
+use slipway::design::{Design, DesignFile, Kind, Message};
 use slipway::plan::{plan, NodeWrite, Plan};
 use slipway::revision::Revision;
 use slipway::state::{RevisionStatus, StateError, Store, SCHEMA_VERSION};
@@ -37,7 +37,7 @@ fn site_files(edit: impl Fn(&str, String) -> String) -> Vec<DesignFile> {
 
 /// A design from files; it must be valid.
 fn design_of(files: &[DesignFile]) -> Design {
-    let v = design::validate(files);
+    let v = slipway::validate(files);
     let errors: Vec<String> = v
         .messages
         .iter()

@@ -2,10 +2,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 
 fuzz_target!(|data: &[u8]| {
-    let v = design::validate(&[DesignFile {
+    let v = slipway::validate(&[DesignFile {
         path: "fuzz.yaml".into(),
         bytes: data.to_vec(),
     }]);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 
 const SITE: &str = include_str!("../../tests/data/designs/ok/gen-site-3-nodes.yaml");
 
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         "data": {"assets": [{"type": "file", "path": "/etc/x", "data": "x", "data_pipeline": ["utf8_decode"]}], "node_filter": filter},
     });
     let text = format!("{SITE}\n---\n{doc}\n");
-    let v = design::validate(&[DesignFile {
+    let v = slipway::validate(&[DesignFile {
         path: "fuzz.yaml".into(),
         bytes: text.into_bytes(),
     }]);

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use slipway::design::{self, DesignFile};
+use slipway::design::DesignFile;
 use slipway::render::context::{node_context, ActionValues, TemplateContext};
 use slipway::render::template::{RenderContext, Templates};
 
@@ -14,7 +14,7 @@ const SITE: &str = include_str!("../../tests/data/designs/ok/gen-site-3-nodes.ya
 fn context() -> &'static RenderContext {
     static CTX: OnceLock<RenderContext> = OnceLock::new();
     CTX.get_or_init(|| {
-        let v = design::validate(&[DesignFile {
+        let v = slipway::validate(&[DesignFile {
             path: "site.yaml".into(),
             bytes: SITE.as_bytes().to_vec(),
         }]);

@@ -231,7 +231,8 @@ pub fn problems(design: &Design, filter: &NodeFilter) -> Vec<FilterProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::design::{validate, DesignFile};
+    use crate::design::DesignFile;
+    use crate::validate;
 
     const SITE: &str = "
 schema: drydock/Rack/v1

@@ -311,11 +311,11 @@ pub struct Asset {
     pub path: Option<String>,
     pub location: Option<String>,
     #[serde(rename = "type")]
-    pub asset_type: Option<String>,
+    pub asset_type: Option<super::pipeline::AssetType>,
     /// A string, or for `pkg_list` a map of package name to version (or null).
     pub data: Option<serde_json::Value>,
-    pub location_pipeline: Vec<String>,
-    pub data_pipeline: Vec<String>,
+    pub location_pipeline: Vec<super::pipeline::PipelineStep>,
+    pub data_pipeline: Vec<super::pipeline::PipelineStep>,
     pub permissions: Option<String>,
     /// slipway's opt-in for a mode with setuid, setgid or world-write bits
     /// (SW398); not in Drydock's schema.

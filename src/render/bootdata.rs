@@ -16,6 +16,9 @@ use std::collections::BTreeMap;
 
 use super::context::ActionValues;
 use super::template::{PreparedAction, RenderContext, TemplateError, Templates};
+use crate::design::pipeline::{
+    self, AssetType, Data, NoTemplates, PipelineError, PipelineStep, Shape, StepFailure, Templater,
+};
 use crate::design::Design;
 
 /// Default mode of an asset without `permissions` (Drydock's).
@@ -90,7 +93,8 @@ impl BootDataKind {
         }
     }
 
-    fn wants(self, t: AssetType) -> bool {
+    fn wants(self, t: Option<AssetType>) -> bool {
+        let Some(t) = t else { return false };
         matches!(
             (self, t),
             (BootDataKind::Units, AssetType::Unit)
@@ -118,22 +122,14 @@ pub enum RenderError {
     Archive(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AssetType {
-    Unit,
-    File,
-    PkgList,
-    Other,
-}
-
 #[derive(Debug)]
 struct PreparedAsset {
     label: String,
     path: Option<String>,
-    asset_type: AssetType,
+    asset_type: Option<AssetType>,
     data: Option<serde_json::Value>,
     location: Option<String>,
-    pipeline: Vec<String>,
+    pipeline: Vec<PipelineStep>,
     /// Position of the first `template` step and the name of its compiled
     /// template (the steps before it are run once, at compile time).
     template: Option<(usize, String)>,
@@ -213,24 +209,24 @@ impl CompiledActions {
                     asset: label.clone(),
                     message,
                 };
-                let asset_type = match a.asset_type.as_deref() {
-                    Some("unit") => AssetType::Unit,
-                    Some("file") => AssetType::File,
-                    Some("pkg_list") => AssetType::PkgList,
-                    _ => AssetType::Other,
-                };
+                let asset_type = a.asset_type;
                 // The steps before the first `template` do not depend on the
                 // node: run them now and compile what `template` will see.
-                let template = match a.data_pipeline.iter().position(|s| s == "template") {
+                let template = match a
+                    .data_pipeline
+                    .iter()
+                    .position(|s| *s == PipelineStep::Template)
+                {
                     Some(k) => {
                         let name = format!("{}/{bi}/{ai}", ba.name);
                         let source = match &a.data {
                             Some(serde_json::Value::String(s)) => {
-                                let raw = Stage::Bytes(s.clone().into_bytes());
+                                let raw = Data::Bytes(s.clone().into_bytes());
                                 let before = &a.data_pipeline[..k];
-                                match run_steps(before, raw, 0, None).map_err(&err)? {
-                                    Stage::Text(t) => t,
-                                    Stage::Bytes(_) => {
+                                let ran = pipeline::run(before, 0, raw, &mut NoTemplates);
+                                match ran.map_err(|e| err(describe(&e)))? {
+                                    Data::Text(t) => t,
+                                    Data::Bytes(_) => {
                                         return Err(err(format!(
                                             "step {k} `template` cannot take bytes; add utf8_decode before it"
                                         )))
@@ -343,7 +339,7 @@ impl CompiledActions {
         let mut out = BTreeMap::new();
         for &i in actions {
             for asset in &self.actions[i].assets {
-                if asset.asset_type != AssetType::PkgList {
+                if asset.asset_type != Some(AssetType::PkgList) {
                     continue;
                 }
                 if let Some(serde_json::Value::Object(m)) = &asset.data {
@@ -362,83 +358,42 @@ impl CompiledActions {
         out
     }
 
+    /// The asset's bytes for a node: its data through the whole pipeline,
+    /// the first template compiled once, any later one on the spot.
     fn run_pipeline(
         &self,
         asset: &PreparedAsset,
         data: Vec<u8>,
         ctx: &RenderContext,
     ) -> Result<Vec<u8>, String> {
-        let stage = match &asset.template {
+        let out = match &asset.template {
             Some((k, name)) => {
                 let text = self
                     .templates
                     .render(name, ctx)
                     .map_err(|e| format!("step {k} template: {e}"))?;
-                run_steps(
-                    &asset.pipeline[k + 1..],
-                    Stage::Text(text),
-                    k + 1,
-                    Some(ctx),
-                )?
+                let rest = &asset.pipeline[k + 1..];
+                pipeline::run(rest, k + 1, Data::Text(text), &mut NodeTemplater(ctx))
             }
-            None => run_steps(&asset.pipeline, Stage::Bytes(data), 0, Some(ctx))?,
+            None => pipeline::run(
+                &asset.pipeline,
+                0,
+                Data::Bytes(data),
+                &mut NodeTemplater(ctx),
+            ),
         };
-        Ok(match stage {
-            Stage::Bytes(b) => b,
-            Stage::Text(t) => t.into_bytes(),
-        })
+        out.map(Data::into_bytes).map_err(|e| describe(&e))
     }
 }
 
-/// Data between pipeline steps.
-enum Stage {
-    Bytes(Vec<u8>),
-    Text(String),
-}
+/// Renders a `template` step with one node's context (a step whose source
+/// depends on the node is compiled when it is reached).
+pub struct NodeTemplater<'a>(pub &'a RenderContext);
 
-/// Runs pipeline `steps` (numbered from `first`); a later `template` step is
-/// compiled and rendered on the spot with `ctx`.
-fn run_steps(
-    steps: &[String],
-    mut stage: Stage,
-    first: usize,
-    ctx: Option<&RenderContext>,
-) -> Result<Stage, String> {
-    use base64::Engine;
-    for (j, step) in steps.iter().enumerate() {
-        let i = first + j;
-        stage = match (step.as_str(), stage) {
-            ("base64_decode", Stage::Bytes(b)) => Stage::Bytes(b64decode(&b)?),
-            ("base64_decode", Stage::Text(t)) => Stage::Bytes(b64decode(t.as_bytes())?),
-            ("base64_encode", Stage::Bytes(b)) => {
-                Stage::Text(base64::engine::general_purpose::STANDARD.encode(b))
-            }
-            ("utf8_decode", Stage::Bytes(b)) => Stage::Text(String::from_utf8(b).map_err(|e| {
-                format!(
-                    "step {i} utf8_decode: expected UTF-8, found an invalid byte at offset {}",
-                    e.utf8_error().valid_up_to()
-                )
-            })?),
-            ("utf8_encode", Stage::Text(t)) => Stage::Bytes(t.into_bytes()),
-            ("template", Stage::Text(t)) => {
-                let Some(ctx) = ctx else {
-                    return Err(format!("step {i} template: no context to render with"));
-                };
-                Stage::Text(render_once(&t, ctx).map_err(|e| format!("step {i} template: {e}"))?)
-            }
-            (step, Stage::Bytes(_)) => {
-                return Err(format!(
-                    "step {i} `{step}` cannot take bytes; expected base64_decode, base64_encode or utf8_decode here"
-                ))
-            }
-            (step, Stage::Text(_)) => {
-                return Err(format!(
-                    "step {i} `{step}` cannot take text; expected base64_decode, utf8_encode or template here"
-                ))
-            }
-        };
+impl Templater for NodeTemplater<'_> {
+    fn render(&mut self, source: &str) -> Result<String, String> {
+        render_once(source, self.0).map_err(|e| e.to_string())
     }
-    Ok(stage)
 }
 
 fn render_once(source: &str, ctx: &RenderContext) -> Result<String, TemplateError> {
@@ -447,25 +402,25 @@ fn render_once(source: &str, ctx: &RenderContext) -> Result<String, TemplateErro
     t.render("inline", ctx)
 }
 
-/// Python's `base64.b64decode` (non-validating: characters outside the
-/// alphabet are skipped).
-fn b64decode(input: &[u8]) -> Result<Vec<u8>, String> {
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    use base64::Engine;
-    const ENGINE: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new()
-            .with_decode_allow_trailing_bits(true)
-            .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
-    );
-    let clean: Vec<u8> = input
-        .iter()
-        .copied()
-        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-        .collect();
-    ENGINE
-        .decode(&clean)
-        .map_err(|e| format!("base64_decode: expected base64 text, found: {e}"))
+/// A pipeline failure as rendering reports it (`step 2 utf8_decode: ...`).
+pub fn describe(e: &PipelineError) -> String {
+    let i = e.index;
+    let step = e.step;
+    match &e.failure {
+        StepFailure::Shape(Shape::Bytes) => format!(
+            "step {i} `{step}` cannot take bytes; expected base64_decode, base64_encode or utf8_decode here"
+        ),
+        StepFailure::Shape(Shape::Text) => format!(
+            "step {i} `{step}` cannot take text; expected base64_decode, utf8_encode or template here"
+        ),
+        StepFailure::Base64(_, why) => {
+            format!("step {i} base64_decode: expected base64 text, found: {why}")
+        }
+        StepFailure::Utf8(offset) => format!(
+            "step {i} utf8_decode: expected UTF-8, found an invalid byte at offset {offset}"
+        ),
+        StepFailure::Template(why) => format!("step {i} template: {why}"),
+    }
 }
 
 /// Packs files (already sorted) into a deterministic gzipped tar.

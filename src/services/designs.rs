@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::design::filter::{problems, select, FilterProblem};
 use crate::design::model::NodeFilter;
-use crate::design::{self, DesignFile};
+use crate::design::DesignFile;
 use crate::source::{read_dir_files_within, Repo};
 
 /// Why a design reference cannot be read (the client's fault: a dialect
@@ -113,7 +113,7 @@ pub fn select_nodes(
     files: &[DesignFile],
     filter: Option<&NodeFilter>,
 ) -> Result<Vec<String>, DesignRefError> {
-    let v = design::validate(files);
+    let v = crate::validate(files);
     let d = match v.design {
         Some(d) if v.is_valid() => d,
         _ => {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::deployments::BootError;
-use crate::design::{filter, Design};
+use crate::design::Design;
 use crate::keys::Secret;
 use crate::render::bootdata::{self, BootDataKind, CompiledActions, NodeAction, RenderError};
 use crate::render::context::{ActionValues, ContextBuilder};
@@ -133,12 +133,8 @@ impl Index {
     /// Compiles a valid design for rendering: nodes, targets, templates.
     pub(super) fn build(design: &Design) -> Result<Index, RenderError> {
         let nodes = design.effective_nodes();
-        let mut targets = vec![Vec::new(); nodes.len()];
-        for (bi, ba) in design.boot_actions.iter().enumerate() {
-            for n in filter::select(design, nodes, ba.data.node_filter.as_ref()) {
-                targets[n].push(bi);
-            }
-        }
+        // Targeting is computed once, by the design.
+        let targets = design.node_boot_actions().to_vec();
         let by_name = nodes
             .iter()
             .enumerate()
@@ -269,9 +265,7 @@ pub fn render_offline(
         .boot_actions
         .iter()
         .enumerate()
-        .filter(|(_, ba)| {
-            filter::select(design, nodes, ba.data.node_filter.as_ref()).contains(&idx)
-        })
+        .filter(|(b, _)| design.node_boot_actions()[idx].contains(b))
         .map(|(b, ba)| NodeAction {
             index: b,
             values: action_values(&ba.name).unwrap_or_else(|| ActionValues {
@@ -310,12 +304,7 @@ pub fn render_site(
 ) -> Result<SiteRender, BootError> {
     use rayon::prelude::*;
     let nodes = design.effective_nodes();
-    let mut targets = vec![Vec::new(); nodes.len()];
-    for (bi, ba) in design.boot_actions.iter().enumerate() {
-        for n in filter::select(design, nodes, ba.data.node_filter.as_ref()) {
-            targets[n].push(bi);
-        }
-    }
+    let targets = design.node_boot_actions();
     let compiled = CompiledActions::compile(design)?;
     let bytes = nodes
         .par_iter()

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::designs::{read_design, DesignSource};
 use super::{BootService, ServiceError, SharedStatus};
 use crate::clock::now;
-use crate::design::{self, Message};
+use crate::design::Message;
 use crate::plan;
 use crate::state::{StateError, Store, TaskMessage, TaskRecord};
 
@@ -360,7 +360,7 @@ fn execute(
         Ok(f) => f,
         Err(e) => return Outcome::failure(e.to_string(), Vec::new()),
     };
-    let v = design::validate(&files);
+    let v = crate::validate(&files);
     let mut messages: Vec<TaskMessage> = v.messages.iter().map(from_design_message).collect();
     if !v.is_valid() {
         let n = v.error_count();

@@ -168,3 +168,147 @@ WHERE NOT EXISTS (
     WHERE d.node = boot_actions.node AND d.deployment = boot_actions.deployment
 );
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::Connection;
+    use sha2::{Digest, Sha256};
+
+    /// sha256 of each migration's text as committed. A database in the field ran
+    /// these exact statements: editing one makes new databases differ from
+    /// upgraded ones. Add a migration (and its digest here) instead.
+    const PINNED: &[&str] = &[
+        "9f240980fa8792ecb87983dee606a036ada869312f5164e044d857913733eb28",
+        "814b78addc2703bca8b4536d4ed6d4d0ecfa376c97616e5b508b8e145c409582",
+        "819b7499411eb003c7966a9ba04edfd3a3a6c8b7c23b1aabf5ed6e7bbd2b2b31",
+        "254037328fabb3da8fd6c80e4be010cfb1198994ea71aab1757c675bb5b29207",
+    ];
+
+    #[test]
+    fn committed_migrations_never_change() {
+        assert_eq!(
+            MIGRATIONS.len(),
+            PINNED.len(),
+            "a migration was added or removed: pin the new one's digest (never remove one)"
+        );
+        for (i, (sql, pinned)) in MIGRATIONS.iter().zip(PINNED).enumerate() {
+            let digest = hex::encode(Sha256::digest(sql.as_bytes()));
+            assert_eq!(
+                &digest,
+                pinned,
+                "migration {} (schema version {}) changed; add a new migration instead",
+                i + 1,
+                i + 1
+            );
+        }
+    }
+
+    /// The schema objects of a database, for comparing two of them.
+    fn schema(conn: &Connection) -> Vec<(String, String, Option<String>)> {
+        let mut st = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// A database left at `version` by an earlier build, holding a revision, a
+    /// node with an address, two boot actions with a status report (one of the
+    /// node's current deployment once deployments exist, one of an older one)
+    /// and a task.
+    fn database_at(path: &std::path::Path, version: usize) {
+        let conn = Connection::open(path).unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        if version == 0 {
+            return;
+        }
+        let hash = "a".repeat(64);
+        conn.execute_batch(&format!(
+            "INSERT INTO revisions VALUES ('c1', 1, 't', 'a', 'c', NULL, 's', 1, 2, 'applied', '[]');
+             INSERT INTO nodes (name, inputs_hash, body, revision) VALUES ('n1', '{hash}', '{{}}', 'c1');
+             INSERT INTO node_addresses VALUES ('n1', 'pxe', '10.0.0.1');
+             INSERT INTO boot_actions VALUES ('{old}', 'n1', 'a1', 'd0', 1, 'Success', 2);
+             INSERT INTO boot_actions VALUES ('{cur}', 'n1', 'a1', 'd1', 3, 'Incomplete', NULL);
+             INSERT INTO boot_action_status (action_id, ts, message, error) VALUES ('{cur}', 4, 'm', 0);
+             INSERT INTO tasks (task_id, action, status, created) VALUES ('t1', 'verify_site', 'complete', 5);",
+            old = "0".repeat(26),
+            cur = "1".repeat(26),
+        ))
+        .unwrap();
+        if version >= 3 {
+            conn.execute(
+                "INSERT INTO deployments VALUES ('n1', 'd1', ?1, 'c1', 1, 6)",
+                [&hash],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_database_of_every_earlier_schema_version_upgrades_to_the_latest_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh_path = dir.path().join("fresh.db");
+        drop(crate::state::Store::open(&fresh_path).unwrap());
+        let fresh = schema(&Connection::open(&fresh_path).unwrap());
+        for version in 0..MIGRATIONS.len() {
+            let path = dir.path().join(format!("v{version}.db"));
+            database_at(&path, version);
+            let store = crate::state::Store::open(&path)
+                .unwrap_or_else(|e| panic!("version {version} does not upgrade: {e}"));
+            assert_eq!(
+                store.schema_version().unwrap(),
+                LATEST,
+                "from version {version}"
+            );
+            drop(store);
+            let conn = Connection::open(&path).unwrap();
+            assert_eq!(
+                schema(&conn),
+                fresh,
+                "version {version} upgraded to another schema"
+            );
+            if version == 0 {
+                continue;
+            }
+            for (table, rows) in [
+                ("revisions", 1),
+                ("nodes", 1),
+                ("node_addresses", 1),
+                ("boot_actions", 2),
+                ("boot_action_status", 1),
+                ("tasks", 1),
+            ] {
+                let found = count(&conn, &format!("SELECT count(*) FROM {table}"));
+                assert_eq!(
+                    found, rows,
+                    "{table} after upgrading from version {version}"
+                );
+            }
+            // Version 4 ends every action no current deployment holds: before
+            // deployments existed (version < 3) that is every action.
+            let ended: Vec<String> = conn
+                .prepare("SELECT deployment FROM boot_actions WHERE ended IS NOT NULL ORDER BY deployment")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let want: &[&str] = if version >= 3 { &["d0"] } else { &["d0", "d1"] };
+            assert_eq!(
+                ended, want,
+                "ended actions after upgrading from version {version}"
+            );
+        }
+    }
+}

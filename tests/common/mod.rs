@@ -274,12 +274,23 @@ impl Server {
     }
 
     /// Waits (bounded) until `commit` is listed with `status`.
+    /// For `applied`, also until the server serves it: the revision list reads
+    /// the database, which the apply commits before the server switches to the
+    /// new revision, so health and boot data may still show the previous one.
     pub async fn wait_status(&self, commit: &str, status: &str) {
         let what = format!("{commit} to be {status}");
         wait_for(&what, || async {
             self.status_of(commit).await.as_deref() == Some(status)
         })
         .await;
+        if status == "applied" {
+            let what = format!("{commit} to be the served revision");
+            wait_for(&what, || async {
+                let (_, ext) = self.get("/api/v1.0/health/extended").await;
+                ext["applied_revision"]["commit"] == commit
+            })
+            .await;
+        }
     }
 
     /// `POST /api/v1.0/hooks/git`; returns the status code.

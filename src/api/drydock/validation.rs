@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::body::{bad_request, blocking, parse_json, RawBody};
 use super::read_design;
 use super::{AppState, HttpError};
-use crate::design::{self, Status};
+use crate::design::Status;
 
 /// Drydock's request body; only `href` is required.
 #[derive(Debug, Deserialize)]
@@ -37,7 +37,7 @@ pub async fn validate(
     let src = state.design.clone();
     let status = blocking(move || {
         let files = read_design(&src, &href)?;
-        Ok(design::validate(&files).status())
+        Ok(crate::validate(&files).status())
     })
     .await?;
     let code = if status.code == 200 {

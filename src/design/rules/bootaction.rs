@@ -1,56 +1,29 @@
-//! Boot-action rules (SW380–SW395): Drydock's BootactionDefined (DD4001) and
+//! Boot-action rules (SW380–SW398): Drydock's BootactionDefined (DD4001) and
 //! BootactionPackageListValid (DD4002), plus what Drydock only finds when it
-//! renders assets at deploy time (pipelines, templates) or never finds (two
-//! assets writing one path, filters naming unknown nodes or racks).
+//! renders assets at deploy time (pipelines) or never finds (two assets
+//! writing one path, filters naming unknown nodes or racks).
 //!
-//! Every template is compiled once and rendered, with strict undefined and
-//! placeholder action values, for each node its boot action targets. Renders
-//! run in parallel, one node context per node shared by all its templates.
+//! An asset's pipeline is run by the one interpreter, [`crate::design::pipeline`],
+//! as far as it does not depend on the node (up to its first `template`) and
+//! type-checked after that. Templates are compiled and rendered for each
+//! target node by `render::check` (SW392, SW393), which owns the template engine.
 
-use std::collections::{BTreeMap, HashMap};
-
-use rayon::prelude::*;
+use std::collections::HashMap;
 
 use super::Ctx;
 use crate::design::filter::{self, FilterProblem};
 use crate::design::message::Message;
 use crate::design::model::{Asset, BootActionData};
-use crate::design::{Design, Entity};
-use crate::render::context::{ActionValues, ContextBuilder, ValueKind};
-use crate::render::template::{
-    simple_paths, Compiled, PreparedAction, RenderContext, TemplateError, Templates, VarPath,
+use crate::design::pipeline::{
+    self, AssetType, Data, NoTemplates, PipelineError, PipelineStep, Shape, StepFailure,
 };
+use crate::design::{Design, Entity};
 
 /// Runs every boot-action rule.
 pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
     let design = ctx.design;
-    let targets: Vec<Vec<usize>> = design
-        .boot_actions
-        .iter()
-        .map(|ba| filter::select(design, ctx.nodes, ba.data.node_filter.as_ref()))
-        .collect();
-
-    // --- BootactionDefined (DD4001): every node should get something.
-    let mut targeted = vec![false; ctx.nodes.len()];
-    for t in &targets {
-        for &i in t {
-            targeted[i] = true;
-        }
-    }
-    for (node, _) in ctx.nodes.iter().zip(&targeted).filter(|(_, t)| !**t) {
-        out.push(design.msg_at(
-            Message::warning(
-                "SW380",
-                format!("BaremetalNode {} is targeted by no BootAction", node.name),
-                "Drydock expects every node to have at least one post-deploy boot action; add one whose node_filter selects this node.",
-            ),
-            node.doc,
-            "",
-        ));
-    }
-
-    let mut templates = Templates::new();
-    let mut jobs: Vec<RenderJob> = Vec::new();
+    let targets = design.boot_action_targets();
+    check_every_node_targeted(ctx, out);
     for (bi, ba) in design.boot_actions.iter().enumerate() {
         if !ctx.nodes.is_empty() && targets[bi].is_empty() {
             out.push(design.msg_at(
@@ -67,13 +40,30 @@ pub fn check(ctx: &Ctx, out: &mut Vec<Message>) {
             check_filter(design, ba, f, out);
         }
         for (ai, asset) in ba.data.assets.iter().enumerate() {
-            check_asset(design, bi, ba, ai, asset, &mut templates, &mut jobs, out);
+            check_asset(design, ba, ai, asset, out);
         }
     }
-    check_paths(design, &targets, ctx.nodes, out);
-    render_all(ctx, &targets, &templates, &jobs, out);
+    check_paths(design, targets, ctx.nodes, out);
 }
 
+/// BootactionDefined (DD4001, SW380): every node should get something.
+fn check_every_node_targeted(ctx: &Ctx, out: &mut Vec<Message>) {
+    let by_node = ctx.design.node_boot_actions();
+    for (node, _) in ctx.nodes.iter().zip(by_node).filter(|(_, a)| a.is_empty()) {
+        out.push(ctx.design.msg_at(
+            Message::warning(
+                "SW380",
+                format!("BaremetalNode {} is targeted by no BootAction", node.name),
+                "Drydock expects every node to have at least one post-deploy boot action; add one whose node_filter selects this node.",
+            ),
+            node.doc,
+            "",
+        ));
+    }
+}
+
+/// SW390, SW391: the filter names what the design lacks, or has a shape
+/// Drydock crashes on.
 fn check_filter(
     design: &Design,
     ba: &Entity<BootActionData>,
@@ -111,76 +101,91 @@ fn check_filter(
     }
 }
 
-/// A template to render for each target node of boot action `ba`.
-struct RenderJob {
-    ba: usize,
-    name: String,
-    /// The variables it reads, when it is simple (see `simple_paths`).
-    paths: Option<Vec<VarPath>>,
-    doc: usize,
-    pointer: String,
+/// Builds an asset's error messages: the boot action, the asset (by index
+/// and path) and the field of the asset the message points at.
+struct AssetMessages<'a> {
+    design: &'a Design,
+    ba: &'a Entity<BootActionData>,
+    ai: usize,
     what: String,
 }
 
-/// An asset's value as it goes through the pipeline; `None`: known only at
-/// deploy time (fetched from `location` or produced by a template).
-enum Stage {
-    Bytes(Option<Vec<u8>>),
-    Text(Option<String>),
+impl AssetMessages<'_> {
+    fn error(&self, code: &str, field: &str, text: String, diag: &str) -> Message {
+        self.design.msg_at(
+            Message::error(
+                code,
+                format!("BootAction {}: {} {text}", self.ba.name, self.what),
+                diag,
+            ),
+            self.ba.doc,
+            &format!("/assets/{}{field}", self.ai),
+        )
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How an asset is named in messages: `asset 2 (`/etc/x`)`.
+pub fn asset_label(ai: usize, asset: &Asset) -> String {
+    match &asset.path {
+        Some(p) => format!("asset {ai} (`{}`)", p.escape_debug()),
+        None => format!("asset {ai}"),
+    }
+}
+
+/// Every rule about one asset: its mode, then (for a package list) its
+/// packages, or (for a file or unit) its path and pipeline.
 fn check_asset(
     design: &Design,
-    bi: usize,
     ba: &Entity<BootActionData>,
     ai: usize,
     asset: &Asset,
-    templates: &mut Templates,
-    jobs: &mut Vec<RenderJob>,
     out: &mut Vec<Message>,
 ) {
-    let at = |field: &str| format!("/assets/{ai}{field}");
-    let what = match &asset.path {
-        Some(p) => format!("asset {ai} (`{}`)", p.escape_debug()),
-        None => format!("asset {ai}"),
+    let msgs = AssetMessages {
+        design,
+        ba,
+        ai,
+        what: asset_label(ai, asset),
     };
-    let err = |code: &str, field: &str, text: String, diag: &str| {
-        design.msg_at(
-            Message::error(code, format!("BootAction {}: {what} {text}", ba.name), diag),
-            ba.doc,
-            &at(field),
-        )
-    };
-
-    if let Some(mode) = &asset.permissions {
-        let ok = (3..=4).contains(&mode.len()) && mode.bytes().all(|b| (b'0'..=b'7').contains(&b));
-        if !ok {
-            out.push(err(
-                "SW387",
-                "/permissions",
-                format!("has permissions `{mode}`; expected an octal mode of 3 or 4 digits 0-7, such as `0644`"),
-                "Quote the mode as a string of octal digits, e.g. '0755' or '644'.",
-            ));
-        } else if let Some(bits) = unsafe_mode_bits(mode) {
-            if asset.allow_unsafe_permissions != Some(true) {
-                out.push(err(
-                    "SW398",
-                    "/permissions",
-                    format!("has permissions `{mode}`, which {bits}; expected a mode without setuid (4000), setgid (2000) or world-write (0002) bits"),
-                    "Drop those bits (e.g. '0755', '0644'), or, if the node really needs them, set `allow_unsafe_permissions: true` on this asset.",
-                ));
-            }
-        }
-    }
-
-    if asset.asset_type.as_deref() == Some("pkg_list") {
-        check_pkg_list(asset, &err, out);
+    check_permissions(asset, &msgs, out);
+    if asset.asset_type == Some(AssetType::PkgList) {
+        check_pkg_list(asset, &msgs, out);
         return;
     }
+    check_asset_path(asset, &msgs, out);
+    check_pipeline(asset, &msgs, out);
+}
 
+/// SW387 (not an octal mode) and SW398 (setuid, setgid or world-write
+/// without the opt-in).
+fn check_permissions(asset: &Asset, msgs: &AssetMessages, out: &mut Vec<Message>) {
+    let Some(mode) = &asset.permissions else {
+        return;
+    };
+    let ok = (3..=4).contains(&mode.len()) && mode.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    if !ok {
+        out.push(msgs.error(
+            "SW387",
+            "/permissions",
+            format!("has permissions `{mode}`; expected an octal mode of 3 or 4 digits 0-7, such as `0644`"),
+            "Quote the mode as a string of octal digits, e.g. '0755' or '644'.",
+        ));
+    } else if let Some(bits) = unsafe_mode_bits(mode) {
+        if asset.allow_unsafe_permissions != Some(true) {
+            out.push(msgs.error(
+                "SW398",
+                "/permissions",
+                format!("has permissions `{mode}`, which {bits}; expected a mode without setuid (4000), setgid (2000) or world-write (0002) bits"),
+                "Drop those bits (e.g. '0755', '0644'), or, if the node really needs them, set `allow_unsafe_permissions: true` on this asset.",
+            ));
+        }
+    }
+}
+
+/// SW388: a file or unit asset has a normalised absolute path.
+fn check_asset_path(asset: &Asset, msgs: &AssetMessages, out: &mut Vec<Message>) {
     match asset.path.as_deref() {
-        None => out.push(err(
+        None => out.push(msgs.error(
             "SW388",
             "",
             "has no path; expected the absolute path the asset is written to".to_string(),
@@ -188,7 +193,7 @@ fn check_asset(
         )),
         Some(p) => {
             if let Some(why) = path_problem(p) {
-                out.push(err(
+                out.push(msgs.error(
                     "SW388",
                     "/path",
                     format!(
@@ -200,221 +205,134 @@ fn check_asset(
             }
         }
     }
+}
 
-    // Location templates are rendered per node, like data templates.
-    if asset.location.is_some() && asset.location_pipeline.iter().any(|s| s == "template") {
-        let src = asset.location.clone().unwrap_or_default();
-        add_template(
-            design,
-            bi,
-            ba,
-            &format!("{bi}/{ai}/location"),
-            &src,
-            at("/location"),
-            format!("{what} location"),
-            templates,
-            jobs,
-            out,
-        );
-    }
+/// Where an asset's pipeline starts, as the interpreter sees it.
+pub enum PipelineInput<'a> {
+    /// `data` as a string: content known now.
+    Data(&'a str),
+    /// Only a `location`: content known at deploy time, as bytes.
+    Location,
+    /// `data` that is not a string (SW386).
+    NotAString,
+    /// Neither `data` nor `location` (SW386).
+    Nothing,
+}
 
-    let mut stage = if asset.location.is_some() {
-        Stage::Bytes(None)
-    } else {
+impl<'a> PipelineInput<'a> {
+    /// What a file or unit asset feeds its pipeline.
+    pub fn of(asset: &'a Asset) -> Self {
+        if asset.location.is_some() {
+            return PipelineInput::Location;
+        }
         match &asset.data {
-            Some(serde_json::Value::String(s)) => Stage::Bytes(Some(s.clone().into_bytes())),
-            Some(_) => {
-                out.push(err(
+            Some(serde_json::Value::String(s)) => PipelineInput::Data(s),
+            Some(_) => PipelineInput::NotAString,
+            None => PipelineInput::Nothing,
+        }
+    }
+}
+
+/// The node-independent part of a pipeline over known `data`: the steps
+/// before the first `template`, run, and the position of that `template`.
+pub fn run_prefix(
+    steps: &[PipelineStep],
+    data: &str,
+) -> (Option<usize>, Result<Data, PipelineError>) {
+    let k = steps.iter().position(|s| *s == PipelineStep::Template);
+    let before = &steps[..k.unwrap_or(steps.len())];
+    let out = pipeline::run(
+        before,
+        0,
+        Data::Bytes(data.as_bytes().to_vec()),
+        &mut NoTemplates,
+    );
+    (k, out)
+}
+
+/// SW386 (no content), and the pipeline through the interpreter: SW383
+/// (not base64), SW384 (not UTF-8), SW385 (a step gets the wrong shape).
+/// Steps after the first `template` are type-checked here; their content
+/// depends on the node and is checked by `render::check`.
+fn check_pipeline(asset: &Asset, msgs: &AssetMessages, out: &mut Vec<Message>) {
+    let steps = &asset.data_pipeline;
+    let result = match PipelineInput::of(asset) {
+        PipelineInput::Location => pipeline::check_shapes(steps, 0, Shape::Bytes).map(|_| ()),
+        PipelineInput::Data(data) => match run_prefix(steps, data) {
+            (_, Err(e)) => Err(e),
+            (None, Ok(_)) => Ok(()),
+            (Some(k), Ok(d)) => pipeline::check_shapes(&steps[k..], k, d.shape()).map(|_| ()),
+        },
+        PipelineInput::NotAString => {
+            out.push(
+                msgs.error(
                     "SW386",
                     "/data",
                     "has `data` that is not a string; expected text for a file or unit asset"
                         .to_string(),
                     "Give file and unit assets their content as a string, or use `location`.",
-                ));
-                return;
-            }
-            None => {
-                out.push(err(
-                    "SW386",
-                    "",
-                    "has neither `data` nor `location`; expected one".to_string(),
-                    "Give the asset its content in `data`, or a `location` to fetch it from.",
-                ));
-                return;
-            }
+                ),
+            );
+            return;
+        }
+        PipelineInput::Nothing => {
+            out.push(msgs.error(
+                "SW386",
+                "",
+                "has neither `data` nor `location`; expected one".to_string(),
+                "Give the asset its content in `data`, or a `location` to fetch it from.",
+            ));
+            return;
         }
     };
+    if let Err(e) = result {
+        out.push(pipeline_message(&e, msgs));
+    }
+}
 
-    let mut templated = false;
-    for (si, step) in asset.data_pipeline.iter().enumerate() {
-        let step_ptr = format!("/data_pipeline/{si}");
-        let wrong = |found: &str, expected: &str| {
-            err(
+/// The message for the step a pipeline stopped at.
+fn pipeline_message(e: &PipelineError, msgs: &AssetMessages) -> Message {
+    let si = e.index;
+    let step = e.step;
+    match &e.failure {
+        StepFailure::Shape(found) => {
+            let expected = match step {
+                PipelineStep::Base64Encode => "bytes (add utf8_encode first)",
+                PipelineStep::Utf8Decode => "bytes (utf8_decode appears twice, or after template)",
+                PipelineStep::Utf8Encode => "text (add utf8_decode first)",
+                // base64_decode takes either shape.
+                PipelineStep::Template | PipelineStep::Base64Decode => "text: add utf8_decode before template (Drydock feeds assets to the pipeline as bytes, which Jinja2 rejects)",
+            };
+            msgs.error(
                 "SW385",
-                &step_ptr,
-                format!("pipeline step {si} `{step}` gets {found}; expected {expected}"),
+                &format!("/data_pipeline/{si}"),
+                format!("pipeline step {si} `{step}` gets {}; expected {expected}", found.word()),
                 "Order the pipeline as the data needs: base64_decode (bytes), then utf8_decode (bytes to text), then template (text).",
             )
-        };
-        stage = match (step.as_str(), stage) {
-            ("base64_encode", Stage::Bytes(b)) => {
-                use base64::Engine;
-                Stage::Bytes(b.map(|b| {
-                    base64::engine::general_purpose::STANDARD
-                        .encode(b)
-                        .into_bytes()
-                }))
-            }
-            ("base64_encode", Stage::Text(_)) => {
-                out.push(wrong("text", "bytes (add utf8_encode first)"));
-                return;
-            }
-            ("base64_decode", Stage::Bytes(Some(b))) => match b64decode(&b) {
-                Ok(v) => Stage::Bytes(Some(v)),
-                Err(e) => {
-                    out.push(err(
-                        "SW383",
-                        "/data",
-                        format!("cannot be base64-decoded at pipeline step {si}: {e}"),
-                        "Encode the content with `base64` (standard alphabet, with `=` padding) or remove base64_decode from the pipeline.",
-                    ));
-                    return;
-                }
+        }
+        StepFailure::Base64(shape, why) => msgs.error(
+            "SW383",
+            "/data",
+            format!("cannot be base64-decoded at pipeline step {si}: {why}"),
+            match shape {
+                Shape::Bytes => "Encode the content with `base64` (standard alphabet, with `=` padding) or remove base64_decode from the pipeline.",
+                Shape::Text => "Make the text at this step valid base64.",
             },
-            ("base64_decode", Stage::Text(Some(t))) => match b64decode(t.as_bytes()) {
-                Ok(v) => Stage::Bytes(Some(v)),
-                Err(e) => {
-                    out.push(err(
-                        "SW383",
-                        "/data",
-                        format!("cannot be base64-decoded at pipeline step {si}: {e}"),
-                        "Make the text at this step valid base64.",
-                    ));
-                    return;
-                }
-            },
-            ("base64_decode", _) => Stage::Bytes(None),
-            ("utf8_decode", Stage::Bytes(b)) => match b.map(String::from_utf8) {
-                None => Stage::Text(None),
-                Some(Ok(t)) => Stage::Text(Some(t)),
-                Some(Err(e)) => {
-                    out.push(err(
-                        "SW384",
-                        "/data",
-                        format!(
-                            "is not UTF-8 at pipeline step {si} (invalid byte at offset {})",
-                            e.utf8_error().valid_up_to()
-                        ),
-                        "Only text assets can be utf8_decoded; drop utf8_decode (and template) for binary content.",
-                    ));
-                    return;
-                }
-            },
-            ("utf8_decode", Stage::Text(_)) => {
-                out.push(wrong(
-                    "text",
-                    "bytes (utf8_decode appears twice, or after template)",
-                ));
-                return;
-            }
-            ("utf8_encode", Stage::Text(t)) => Stage::Bytes(t.map(String::into_bytes)),
-            ("utf8_encode", Stage::Bytes(_)) => {
-                out.push(wrong("bytes", "text (add utf8_decode first)"));
-                return;
-            }
-            ("template", Stage::Bytes(_)) => {
-                out.push(wrong(
-                    "bytes",
-                    "text: add utf8_decode before template (Drydock feeds assets to the pipeline as bytes, which Jinja2 rejects)",
-                ));
-                return;
-            }
-            ("template", Stage::Text(Some(src))) if !templated => {
-                templated = true;
-                add_template(
-                    design,
-                    bi,
-                    ba,
-                    &format!("{bi}/{ai}/data"),
-                    &src,
-                    at("/data"),
-                    what.clone(),
-                    templates,
-                    jobs,
-                    out,
-                );
-                Stage::Text(None)
-            }
-            // A second template's source depends on the node; it is checked
-            // when boot data is rendered, not here.
-            ("template", Stage::Text(_)) => Stage::Text(None),
-            (other, _) => {
-                out.push(err(
-                    "SW385",
-                    &step_ptr,
-                    format!("pipeline step {si} is `{other}`; expected base64_encode, base64_decode, utf8_encode, utf8_decode or template"),
-                    "Use only the pipeline steps Drydock knows.",
-                ));
-                return;
-            }
-        };
+        ),
+        StepFailure::Utf8(offset) => msgs.error(
+            "SW384",
+            "/data",
+            format!("is not UTF-8 at pipeline step {si} (invalid byte at offset {offset})"),
+            "Only text assets can be utf8_decoded; drop utf8_decode (and template) for binary content.",
+        ),
+        // Not reached: the steps run here are those before any template.
+        StepFailure::Template(why) => msgs.error(
+            "SW393",
+            "/data",
+            format!("fails at pipeline step {si} `{step}`: {why}"),
+            "Fix the template.",
+        ),
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn add_template(
-    design: &Design,
-    bi: usize,
-    ba: &Entity<BootActionData>,
-    name: &str,
-    src: &str,
-    pointer: String,
-    what: String,
-    templates: &mut Templates,
-    jobs: &mut Vec<RenderJob>,
-    out: &mut Vec<Message>,
-) {
-    match templates.add(name, src) {
-        Ok(()) => jobs.push(RenderJob {
-            ba: bi,
-            name: name.to_string(),
-            paths: simple_paths(src),
-            doc: ba.doc,
-            pointer,
-            what,
-        }),
-        Err(e) => out.push(design.msg_at(
-            Message::error(
-                "SW392",
-                format!("BootAction {}: {what} is not a valid template: {e}", ba.name),
-                "Fix the Jinja syntax, or drop `template` from the pipeline if the braces are literal text.",
-            ),
-            ba.doc,
-            &pointer,
-        )),
-    }
-}
-
-/// Python's `base64.b64decode` (non-validating): characters outside the
-/// alphabet are skipped, padding is required.
-fn b64decode(input: &[u8]) -> Result<Vec<u8>, String> {
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    use base64::Engine;
-    const ENGINE: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new()
-            .with_decode_allow_trailing_bits(true)
-            .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
-    );
-    if let Some(pos) = input.iter().position(|b| !b.is_ascii()) {
-        return Err(format!("non-ASCII byte at offset {pos}"));
-    }
-    let clean: Vec<u8> = input
-        .iter()
-        .copied()
-        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-        .collect();
-    ENGINE.decode(&clean).map_err(|e| e.to_string())
 }
 
 /// What makes a valid octal mode dangerous on a node: setuid or setgid (a
@@ -456,11 +374,9 @@ fn path_problem(p: &str) -> Option<&'static str> {
     None
 }
 
-fn check_pkg_list(
-    asset: &Asset,
-    err: &dyn Fn(&str, &str, String, &str) -> Message,
-    out: &mut Vec<Message>,
-) {
+/// BootactionPackageListValid (DD4002): SW381 (no packages), SW382 (a
+/// version that is not Debian's).
+fn check_pkg_list(asset: &Asset, msgs: &AssetMessages, out: &mut Vec<Message>) {
     match &asset.data {
         Some(serde_json::Value::Object(pkgs)) if !pkgs.is_empty() => {
             for (name, version) in pkgs {
@@ -468,7 +384,7 @@ fn check_pkg_list(
                     continue;
                 };
                 if !debian_version_ok(v) {
-                    out.push(err(
+                    out.push(msgs.error(
                         "SW382",
                         &format!("/data/{}", super::storage::esc(name)),
                         format!("pins package `{name}` to version `{v}`; expected a Debian version [epoch:]upstream-revision, e.g. `1.0.13-1`"),
@@ -478,7 +394,7 @@ fn check_pkg_list(
             }
         }
         _ if asset.location.is_some() => {}
-        _ => out.push(err(
+        _ => out.push(msgs.error(
             "SW381",
             "",
             "is a pkg_list with no packages; expected a mapping of package names to versions, or a location".to_string(),
@@ -524,7 +440,7 @@ fn check_paths(
     let mut writers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
     for (bi, ba) in design.boot_actions.iter().enumerate() {
         for (ai, a) in ba.data.assets.iter().enumerate() {
-            if a.asset_type.as_deref() == Some("pkg_list") {
+            if a.asset_type == Some(AssetType::PkgList) {
                 continue;
             }
             if let Some(p) = a.path.as_deref() {
@@ -600,180 +516,9 @@ fn first_common(a: &[usize], b: &[usize]) -> Option<usize> {
     None
 }
 
-/// Renders each template for each of its target nodes; one message per
-/// (template, error), naming the first failing node and counting the rest.
-///
-/// A simple template (no statements, only paths and total filters) fails or
-/// not by the kinds of the values it reads alone, so its targets are grouped
-/// by those kinds and one node per group is rendered: the verdict is the same
-/// as rendering every node, for a few renders instead of thousands. Other
-/// templates are rendered for every target, in parallel, one context per node.
-fn render_all(
-    ctx: &Ctx,
-    targets: &[Vec<usize>],
-    templates: &Templates,
-    jobs: &[RenderJob],
-    out: &mut Vec<Message>,
-) {
-    if jobs.is_empty() {
-        return;
-    }
-    let builder = ContextBuilder::new(ctx.design);
-    let action = PreparedAction::new(&ActionValues::placeholder());
-    let compiled: Vec<Option<Compiled>> =
-        jobs.iter().map(|j| templates.get(&j.name).ok()).collect();
-    let render = |j: usize, n: usize| -> Option<TemplateError> {
-        let rc = RenderContext::for_node(builder.node(&ctx.nodes[n]), &action);
-        compiled[j].as_ref()?.render(&rc).err()
-    };
-
-    // (job, first failing node, number of failing nodes, error)
-    let mut failures: Vec<(u32, usize, usize, TemplateError)> = Vec::new();
-    let mut per_node: Vec<Vec<u32>> = Vec::new();
-    for (ji, job) in jobs.iter().enumerate() {
-        let Some(paths) = &job.paths else {
-            if per_node.is_empty() {
-                per_node = vec![Vec::new(); ctx.nodes.len()];
-            }
-            for &n in &targets[job.ba] {
-                per_node[n].push(ji as u32);
-            }
-            continue;
-        };
-        let signatures: Vec<Vec<ValueKind>> = targets[job.ba]
-            .par_iter()
-            .map(|&n| {
-                paths
-                    .iter()
-                    .map(|p| builder.kind_of(&ctx.nodes[n], p))
-                    .collect()
-            })
-            .collect();
-        // Signature -> (representative node, count), in target order.
-        let mut groups: HashMap<&[ValueKind], (usize, usize)> = HashMap::new();
-        for (sig, &n) in signatures.iter().zip(&targets[job.ba]) {
-            groups.entry(sig.as_slice()).or_insert((n, 0)).1 += 1;
-        }
-        for (n, count) in groups.into_values() {
-            if let Some(e) = render(ji, n) {
-                failures.push((ji as u32, n, count, e));
-            }
-        }
-    }
-    if !per_node.is_empty() {
-        let each: Vec<(u32, usize, TemplateError)> = per_node
-            .par_iter()
-            .enumerate()
-            .filter(|(_, js)| !js.is_empty())
-            .flat_map_iter(|(n, js)| {
-                let rc = RenderContext::for_node(builder.node(&ctx.nodes[n]), &action);
-                js.iter()
-                    .filter_map(|&j| {
-                        let t = compiled[j as usize].as_ref()?;
-                        t.render(&rc).err().map(|e| (j, n, e))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        failures.extend(each.into_iter().map(|(j, n, e)| (j, n, 1, e)));
-    }
-
-    // (job, error text) -> (first node, count), in job then node order.
-    let mut grouped: BTreeMap<(u32, String), (usize, usize)> = BTreeMap::new();
-    for (j, n, count, e) in failures {
-        let entry = grouped.entry((j, e.to_string())).or_insert((n, 0));
-        entry.0 = entry.0.min(n);
-        entry.1 += count;
-    }
-    for ((j, text), (n, count)) in grouped {
-        let job = &jobs[j as usize];
-        let ba = &ctx.design.boot_actions[job.ba];
-        let others = if count > 1 {
-            format!(" (and {} more nodes)", count - 1)
-        } else {
-            String::new()
-        };
-        let m = Message::error(
-            "SW393",
-            format!(
-                "BootAction {}: {} fails to render for node {}{others}: {text}",
-                ba.name, job.what, ctx.nodes[n].name
-            ),
-            "Use only variables every target node has (node.hostname, node.domain, node.tags, node.labels.<owner_data key>, node.network.<net with a static address>.{ip,cidr,dns_suffix}, node.interfaces.<dev>, action.*), or guard with `is defined`.",
-        );
-        out.push(ctx.design.msg_at(m, job.doc, &job.pointer));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The 3-node gen-site with n00002's `zone` owner_data removed.
-    fn site_without_zone_on_n00002() -> Vec<crate::design::DesignFile> {
-        let base = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/designs/ok/gen-site-3-nodes.yaml"
-        ))
-        .unwrap();
-        let marker = "name: n00002";
-        let at = base.find(marker).unwrap();
-        let (head, tail) = base.split_at(at);
-        let tail = tail.replacen(
-            "      role: control\n      zone: z1\n",
-            "      role: control\n",
-            1,
-        );
-        vec![crate::design::DesignFile {
-            path: "site.yaml".into(),
-            bytes: format!("{head}{tail}").into_bytes(),
-        }]
-    }
-
-    #[test]
-    fn grouped_rendering_names_exactly_the_failing_nodes() {
-        let v = crate::design::validate(&site_without_zone_on_n00002());
-        let sw393: Vec<&Message> = v.messages.iter().filter(|m| m.code == "SW393").collect();
-        // Two templates read node.labels.zone; each fails for n00002 alone.
-        assert_eq!(sw393.len(), 2, "{sw393:#?}");
-        for m in sw393 {
-            assert!(m.message.contains("for node n00002:"), "{}", m.message);
-        }
-    }
-
-    #[test]
-    fn grouped_and_full_rendering_agree() {
-        let v = crate::design::validate(&site_without_zone_on_n00002());
-        let design = v.design.unwrap();
-        let nodes = design.effective_nodes();
-        let builder = ContextBuilder::new(&design);
-        let action = PreparedAction::new(&ActionValues::placeholder());
-        let mut templates = Templates::new();
-        let sources = [
-            "{{ node.labels.zone }}",
-            "{{ node.network.default.cidr | upper }} {{ node.interfaces.bond0.sriov }}",
-            "{{ node.interfaces.bond0.vf_count }}",
-            "{{ node.network.pxe.dns_suffix }} {{ node.tags | join(',') }} {{ action.report_url }}",
-            "{{ node.network.nosuch.ip }}",
-            "{{ node.hostname.first }}",
-        ];
-        for (i, src) in sources.iter().enumerate() {
-            templates.add(&i.to_string(), src).unwrap();
-            let paths = simple_paths(src).unwrap();
-            for node in nodes {
-                let full = templates
-                    .render(
-                        &i.to_string(),
-                        &RenderContext::for_node(builder.node(node), &action),
-                    )
-                    .is_ok();
-                let by_kind = paths
-                    .iter()
-                    .all(|p| builder.kind_of(node, p) != ValueKind::Undefined);
-                assert_eq!(full, by_kind, "{src} on {}", node.name);
-            }
-        }
-    }
 
     #[test]
     fn debian_versions_follow_drydock_pattern() {
@@ -783,12 +528,6 @@ mod tests {
         for bad in ["7.58.0", ":)", "1:", "-1", "1.0-", "x:1-1", "1.0-a-"] {
             assert!(!debian_version_ok(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn base64_like_python() {
-        assert_eq!(b64decode(b"aGVs\nbG8=\n").unwrap(), b"hello");
-        assert!(b64decode(b"aGVsbG8").is_err());
     }
 
     #[test]
@@ -875,20 +614,20 @@ mod never_panics {
                 "'qemu'",
             ][field];
             let files = with(&base, from, &value);
-            let _ = crate::design::validate(&files);
+            let _ = crate::validate(&files);
         }
 
         #[test]
         fn any_template(value in "[{}%#a-z. |()'\"-]{0,40}") {
             let base = base();
             let files = with(&base, "'{{ node.hostname }}'", &value);
-            let _ = crate::design::validate(&files);
+            let _ = crate::validate(&files);
             let files = with(
                 &base,
                 "Description=gensite first boot of {{ node.hostname }}",
                 &value,
             );
-            let _ = crate::design::validate(&files);
+            let _ = crate::validate(&files);
         }
     }
 }

@@ -41,8 +41,23 @@ fn kernel_param_ptr(design: &Design, node: &EffectiveNode, key: &str) -> super::
     })
 }
 
+/// Every platform rule on one node, in the order they report.
 fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
-    // --- Hardware profile: Drydock raises "Hardware profile not set/found."
+    let hwprof = hardware_profile(design, node, r);
+    hugepages_validity(design, node, r);
+    for (key, value) in node.kernel_params.iter() {
+        kernel_param_reference(design, node, r, hwprof, key, value);
+    }
+    platform_selection(design, node, r);
+}
+
+/// SW369: the node has a hardware profile (Drydock raises "Hardware profile
+/// not set/found."); the profile, when it is defined.
+fn hardware_profile<'d>(
+    design: &'d Design,
+    node: &EffectiveNode,
+    r: &mut NodeReport,
+) -> Option<&'d crate::design::Entity<crate::design::model::HardwareProfileData>> {
     let hw_origin = || {
         locate(design, node, |d| {
             d.hardware_profile
@@ -50,7 +65,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                 .map(|_| "/hardware_profile".to_string())
         })
     };
-    let hwprof = match node.hardware_profile.as_deref() {
+    match node.hardware_profile.as_deref() {
         None => {
             r.error(
                 node,
@@ -63,9 +78,11 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
         }
         // An undefined name is SW305 (references family); nothing more to check here.
         Some(name) => design.hardware_profile(name),
-    };
+    }
+}
 
-    // --- HugepagesValidity (DD1008): both or neither.
+/// HugepagesValidity (DD1008, SW365): `hugepages` and `hugepagesz` both or neither.
+fn hugepages_validity(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let kp = &node.kernel_params;
     match (kp.contains_key("hugepages"), kp.contains_key("hugepagesz")) {
         (true, false) | (false, true) => {
@@ -85,100 +102,109 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
         }
         _ => {}
     }
+}
 
-    // --- References into the hardware profile.
-    for (key, value) in kp.iter() {
-        let text = scalar_text(value);
-        let Some(reference) = text.strip_prefix("hardwareprofile:") else {
-            continue;
-        };
-        if reference.is_empty() {
-            continue; // Drydock passes an empty reference through unchanged.
-        }
-        let origin = || kernel_param_ptr(design, node, key);
-        let Some((ref_type, ref_val)) = reference.split_once('.') else {
-            r.error(
-                node,
-                "SW368",
-                &origin(),
-                format!("kernel_params.{key} is `{text}`; expected `hardwareprofile:cpuset.<set>` or `hardwareprofile:hugepages.<conf>.size|count`"),
-                "Write the reference in one of the two supported forms.",
-            );
-            continue;
-        };
-        match ref_type {
-            "cpuset" => {
-                let Some(hw) = hwprof else { continue };
-                if !hw.data.cpu_sets.contains_key(ref_val) {
-                    let known: Vec<&str> = hw.data.cpu_sets.keys().map(String::as_str).collect();
-                    r.error(
-                        node,
-                        "SW366",
-                        &origin(),
-                        format!(
-                            "kernel_params.{key} refers to cpu set `{ref_val}`, which HardwareProfile {} does not define (it has: {})",
-                            hw.name,
-                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                        ),
-                        "Define the cpu set in the node's hardware profile's `cpu_sets`, or correct the name.",
-                    );
-                }
-            }
-            "hugepages" => {
-                let Some((conf, field)) = ref_val.split_once('.') else {
-                    r.error(
-                        node,
-                        "SW368",
-                        &origin(),
-                        format!("kernel_params.{key} is `{text}`; expected `hardwareprofile:hugepages.<conf>.size` or `.count`"),
-                        "Name the hugepage configuration and the field (`size` or `count`).",
-                    );
-                    continue;
-                };
-                if field != "size" && field != "count" {
-                    r.error(
-                        node,
-                        "SW368",
-                        &origin(),
-                        format!("kernel_params.{key} refers to hugepage field `{field}`; expected `size` or `count`"),
-                        "Use `.size` or `.count`.",
-                    );
-                    continue;
-                }
-                let Some(hw) = hwprof else { continue };
-                let resolved = hw
-                    .data
-                    .hugepages
-                    .get(conf)
-                    .and_then(|c| c.get(field))
-                    .is_some_and(|v| !v.is_null());
-                if !resolved {
-                    r.error(
-                        node,
-                        "SW367",
-                        &origin(),
-                        format!(
-                            "kernel_params.{key} refers to hugepages `{conf}.{field}`, which HardwareProfile {} does not define",
-                            hw.name
-                        ),
-                        "Define the hugepage configuration (with size and count) in the hardware profile's `hugepages`.",
-                    );
-                }
-            }
-            other => r.error(
-                node,
-                "SW368",
-                &origin(),
-                format!(
-                    "kernel_params.{key} refers to `{other}`; expected `cpuset` or `hugepages`"
-                ),
-                "Only cpu sets and hugepage configurations can be referenced.",
-            ),
-        }
+/// References from a kernel parameter into the hardware profile:
+/// malformed (SW368), an undefined cpu set (SW366) or hugepage
+/// configuration (SW367).
+fn kernel_param_reference(
+    design: &Design,
+    node: &EffectiveNode,
+    r: &mut NodeReport,
+    hwprof: Option<&crate::design::Entity<crate::design::model::HardwareProfileData>>,
+    key: &str,
+    value: &serde_json::Value,
+) {
+    let text = scalar_text(value);
+    let Some(reference) = text.strip_prefix("hardwareprofile:") else {
+        return;
+    };
+    if reference.is_empty() {
+        return; // Drydock passes an empty reference through unchanged.
     }
+    let origin = || kernel_param_ptr(design, node, key);
+    let Some((ref_type, ref_val)) = reference.split_once('.') else {
+        r.error(
+            node,
+            "SW368",
+            &origin(),
+            format!("kernel_params.{key} is `{text}`; expected `hardwareprofile:cpuset.<set>` or `hardwareprofile:hugepages.<conf>.size|count`"),
+            "Write the reference in one of the two supported forms.",
+        );
+        return;
+    };
+    match ref_type {
+        "cpuset" => {
+            let Some(hw) = hwprof else { return };
+            if !hw.data.cpu_sets.contains_key(ref_val) {
+                let known: Vec<&str> = hw.data.cpu_sets.keys().map(String::as_str).collect();
+                r.error(
+                    node,
+                    "SW366",
+                    &origin(),
+                    format!(
+                        "kernel_params.{key} refers to cpu set `{ref_val}`, which HardwareProfile {} does not define (it has: {})",
+                        hw.name,
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ),
+                    "Define the cpu set in the node's hardware profile's `cpu_sets`, or correct the name.",
+                );
+            }
+        }
+        "hugepages" => {
+            let Some((conf, field)) = ref_val.split_once('.') else {
+                r.error(
+                    node,
+                    "SW368",
+                    &origin(),
+                    format!("kernel_params.{key} is `{text}`; expected `hardwareprofile:hugepages.<conf>.size` or `.count`"),
+                    "Name the hugepage configuration and the field (`size` or `count`).",
+                );
+                return;
+            };
+            if field != "size" && field != "count" {
+                r.error(
+                    node,
+                    "SW368",
+                    &origin(),
+                    format!("kernel_params.{key} refers to hugepage field `{field}`; expected `size` or `count`"),
+                    "Use `.size` or `.count`.",
+                );
+                return;
+            }
+            let Some(hw) = hwprof else { return };
+            let resolved = hw
+                .data
+                .hugepages
+                .get(conf)
+                .and_then(|c| c.get(field))
+                .is_some_and(|v| !v.is_null());
+            if !resolved {
+                r.error(
+                    node,
+                    "SW367",
+                    &origin(),
+                    format!(
+                        "kernel_params.{key} refers to hugepages `{conf}.{field}`, which HardwareProfile {} does not define",
+                        hw.name
+                    ),
+                    "Define the hugepage configuration (with size and count) in the hardware profile's `hugepages`.",
+                );
+            }
+        }
+        other => r.error(
+            node,
+            "SW368",
+            &origin(),
+            format!("kernel_params.{key} refers to `{other}`; expected `cpuset` or `hugepages`"),
+            "Only cpu sets and hugepage configurations can be referenced.",
+        ),
+    }
+}
 
-    // --- PlatformSelection (DD3001): without an image catalogue slipway can
-    // only say when nothing was chosen.
+/// PlatformSelection (DD3001, SW371): without an image catalogue slipway can
+/// only say when nothing was chosen.
+fn platform_selection(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let missing: Vec<&str> = [("image", &node.image), ("kernel", &node.kernel)]
         .into_iter()
         .filter(|(_, v)| v.is_none())

@@ -291,14 +291,32 @@ fn profile_parents(d: &Design, names: &Names, out: &mut Vec<Message>) {
     }
 }
 
+/// The names a host profile or node refers to, each defined, in the order
+/// they report.
 fn host_references(d: &Design, names: &Names, doc: usize, h: &HostData, out: &mut Vec<Message>) {
-    let undefined = |code: &str, what: &str, kind: &str, name: &str, fix: &str| {
-        Message::error(
-            code,
-            format!("{what} '{name}' is not defined: expected the name of a {kind}"),
-            fix.to_string(),
-        )
-    };
+    profile_and_rack_references(d, names, doc, h, out);
+    interface_references(d, names, doc, h, out);
+    addressing_references(d, names, doc, h, out);
+    oob_reference(d, names, doc, h, out);
+}
+
+/// SW3nn "not defined": what was named, the kind expected, how to fix it.
+fn undefined(code: &str, what: &str, kind: &str, name: &str, fix: &str) -> Message {
+    Message::error(
+        code,
+        format!("{what} '{name}' is not defined: expected the name of a {kind}"),
+        fix.to_string(),
+    )
+}
+
+/// SW305 (hardware_profile), SW306 (primary_network), SW307 (metadata.rack, a warning).
+fn profile_and_rack_references(
+    d: &Design,
+    names: &Names,
+    doc: usize,
+    h: &HostData,
+    out: &mut Vec<Message>,
+) {
     if let Some(hw) = named(&h.hardware_profile) {
         if !names.hardware_profiles.contains(hw) {
             let m = undefined(
@@ -336,6 +354,16 @@ fn host_references(d: &Design, names: &Names, doc: usize, h: &HostData, out: &mu
             out.push(d.msg_at(m, doc, "/metadata/rack"));
         }
     }
+}
+
+/// SW308 (an interface's device_link), SW310 (an interface's networks).
+fn interface_references(
+    d: &Design,
+    names: &Names,
+    doc: usize,
+    h: &HostData,
+    out: &mut Vec<Message>,
+) {
     for (name, iface) in &h.interfaces {
         let Some(iface) = iface else { continue };
         if let Some(link) = named(&iface.device_link) {
@@ -368,6 +396,16 @@ fn host_references(d: &Design, names: &Names, doc: usize, h: &HostData, out: &mu
             ));
         }
     }
+}
+
+/// SW313: each address names a defined network.
+fn addressing_references(
+    d: &Design,
+    names: &Names,
+    doc: usize,
+    h: &HostData,
+    out: &mut Vec<Message>,
+) {
     for (i, a) in h.addressing.iter().flatten().enumerate() {
         let Some(a) = a else { continue };
         // Built only for a message: most entries are fine.
@@ -394,6 +432,10 @@ fn host_references(d: &Design, names: &Names, doc: usize, h: &HostData, out: &mu
             Some(_) => {}
         }
     }
+}
+
+/// SW314: the out-of-band network is defined.
+fn oob_reference(d: &Design, names: &Names, doc: usize, h: &HostData, out: &mut Vec<Message>) {
     if let Some(net) = h.oob.as_ref().and_then(|o| named(&o.network)) {
         if !names.networks.contains(net) {
             let m = undefined(

@@ -425,8 +425,17 @@ impl Item<'_> {
     }
 }
 
+/// Every storage rule family on one node, in the order they report.
 fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
-    // --- BootStorageRational (DD1001): partitions named root and boot.
+    boot_storage_rational(design, node, r);
+    storage_partitioning(design, node, r);
+    storage_sizes(design, node, r);
+    mount_points(design, node, r);
+}
+
+/// BootStorageRational (DD1001): a partition named root (SW350) of at least
+/// 20g (SW351), boot of at least 1g (SW352), both with fixed sizes (SW354).
+fn boot_storage_rational(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let mut root_seen = false;
     for (dev, d) in node.physical_devices.iter() {
         for p in d.partitions.iter().flatten() {
@@ -488,8 +497,12 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             "Add a partition `name: root` (at least 20g) to one of the node's physical devices, in the node or its host profile.",
         );
     }
+}
 
-    // --- StoragePartitioning (DD2002).
+/// StoragePartitioning (DD2002): a device is partitioned or a physical
+/// volume (SW358), a partition is formatted or a physical volume (SW359),
+/// every volume group has a physical volume (SW360).
+fn storage_partitioning(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let mut pv_vgs: HashSet<&str> = HashSet::new();
     for (dev, d) in node.physical_devices.iter() {
         let has_parts = d.partitions.as_ref().is_some_and(|p| !p.is_empty());
@@ -543,8 +556,12 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             );
         }
     }
+}
 
-    // --- Sizes: format, sign, percent sums, `>` placement (DD2003 and beyond).
+/// Sizes (DD2003 and beyond), per device and per volume group: each item's
+/// size (SW353 format, SW355 sign, SW363 after a `>` size) and their
+/// percentages (SW356 on a device, SW357 in a volume group).
+fn storage_sizes(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let mut groups: Vec<(String, &'static str, Vec<Item>)> = Vec::new();
     for (dev, d) in node.physical_devices.iter() {
         let items = d
@@ -564,88 +581,102 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
         groups.push((format!("volume group {vg}"), "SW357", items));
     }
     for (group, sum_code, items) in &groups {
-        let mut percent_sum: i64 = 0;
-        let mut last_percent: Option<&Item> = None;
-        let mut greedy: Option<&Item> = None;
-        for item in items {
-            let Some(text) = item.size() else {
-                r.error(
-                    node,
-                    "SW353",
-                    &item.origin(design, node, "/size"),
-                    format!(
-                        "{} has no size; expected e.g. `20g`, `10%` or `>100g`",
-                        item.what()
-                    ),
-                    "Give every partition and logical volume a `size`.",
-                );
-                continue;
-            };
-            let Some(size) = parse_size(text) else {
-                r.error(
-                    node,
-                    "SW353",
-                    &item.origin(design, node, "/size"),
-                    format!(
-                        "{} has size `{text}`; expected an integer with a unit m/g/t (x1000), mi/gi/ti (x1024) or %, optionally after `>`",
-                        item.what()
-                    ),
-                    "Write sizes like `500m`, `20g`, `1t`, `30%` or `>100g`.",
-                );
-                continue;
-            };
-            if size.is_negative() {
-                r.error(
-                    node,
-                    "SW355",
-                    &item.origin(design, node, "/size"),
-                    format!(
-                        "{} has negative size `{text}`; expected zero or more",
-                        item.what()
-                    ),
-                    "Sizes must be positive.",
-                );
-                continue;
-            }
-            if let Some(g) = greedy {
-                r.error(
-                    node,
-                    "SW363",
-                    &item.origin(design, node, "/size"),
-                    format!(
-                        "{} cannot fit: it comes after {}, whose `>` size takes all remaining space of {group}",
-                        item.what(),
-                        g.what()
-                    ),
-                    "Put the single `>`-sized item last on its device or volume group, or give it a fixed size.",
-                );
-            }
-            if size.is_minimum() {
-                greedy = Some(item);
-            }
-            if let Size::Percent { percent, .. } = size {
-                percent_sum = percent_sum.saturating_add(percent);
-                last_percent = Some(item);
-            }
-        }
-        if percent_sum > 99 {
-            let origin = match last_percent {
-                Some(i) => i.origin(design, node, "/size"),
-                None => locate_storage(design, node),
-            };
+        group_sizes(design, node, r, group, sum_code, items);
+    }
+}
+
+/// The sizes of one device's partitions or one volume group's logical
+/// volumes (SW353, SW355, SW363), and their percentage sum (`sum_code`).
+fn group_sizes(
+    design: &Design,
+    node: &EffectiveNode,
+    r: &mut NodeReport,
+    group: &str,
+    sum_code: &'static str,
+    items: &[Item],
+) {
+    let mut percent_sum: i64 = 0;
+    let mut last_percent: Option<&Item> = None;
+    let mut greedy: Option<&Item> = None;
+    for item in items {
+        let Some(text) = item.size() else {
             r.error(
                 node,
-                sum_code,
-                &origin,
+                "SW353",
+                &item.origin(design, node, "/size"),
                 format!(
-                    "percentage sizes on {group} add up to {percent_sum}%; expected at most 99%"
+                    "{} has no size; expected e.g. `20g`, `10%` or `>100g`",
+                    item.what()
                 ),
-                "Reduce the percentages so they sum to 99% or less.",
+                "Give every partition and logical volume a `size`.",
+            );
+            continue;
+        };
+        let Some(size) = parse_size(text) else {
+            r.error(
+                node,
+                "SW353",
+                &item.origin(design, node, "/size"),
+                format!(
+                    "{} has size `{text}`; expected an integer with a unit m/g/t (x1000), mi/gi/ti (x1024) or %, optionally after `>`",
+                    item.what()
+                ),
+                "Write sizes like `500m`, `20g`, `1t`, `30%` or `>100g`.",
+            );
+            continue;
+        };
+        if size.is_negative() {
+            r.error(
+                node,
+                "SW355",
+                &item.origin(design, node, "/size"),
+                format!(
+                    "{} has negative size `{text}`; expected zero or more",
+                    item.what()
+                ),
+                "Sizes must be positive.",
+            );
+            continue;
+        }
+        if let Some(g) = greedy {
+            r.error(
+                node,
+                "SW363",
+                &item.origin(design, node, "/size"),
+                format!(
+                    "{} cannot fit: it comes after {}, whose `>` size takes all remaining space of {group}",
+                    item.what(),
+                    g.what()
+                ),
+                "Put the single `>`-sized item last on its device or volume group, or give it a fixed size.",
             );
         }
+        if size.is_minimum() {
+            greedy = Some(item);
+        }
+        if let Size::Percent { percent, .. } = size {
+            percent_sum = percent_sum.saturating_add(percent);
+            last_percent = Some(item);
+        }
     }
+    if percent_sum > 99 {
+        let origin = match last_percent {
+            Some(i) => i.origin(design, node, "/size"),
+            None => locate_storage(design, node),
+        };
+        r.error(
+            node,
+            sum_code,
+            &origin,
+            format!("percentage sizes on {group} add up to {percent_sum}%; expected at most 99%"),
+            "Reduce the percentages so they sum to 99% or less.",
+        );
+    }
+}
 
-    // --- Mount points (DD2004 and beyond).
+/// Mount points (DD2004 and beyond): absolute (SW364), once each (SW361),
+/// and `/` mounted (SW362).
+fn mount_points(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let mut mounts: BTreeMap<&str, Vec<Item>> = BTreeMap::new();
     for (dev, d) in node.physical_devices.iter() {
         for p in d.partitions.iter().flatten() {
@@ -743,26 +774,26 @@ mod drydock_samples {
     use std::collections::BTreeSet;
     use std::path::PathBuf;
 
-    use crate::design::{validate, DesignFile, Message};
+    use crate::design::{DesignFile, Message};
+    use crate::validate;
 
-    fn samples() -> Option<PathBuf> {
+    /// Drydock's samples; a missing copy fails the test (`../shared` must sit
+    /// beside the checkout), it never skips it.
+    fn samples() -> PathBuf {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/reference/drydock/yaml_samples");
-        dir.is_dir().then_some(dir)
+        assert!(dir.is_dir(), "{} is missing", dir.display());
+        dir
     }
 
-    fn run(name: &str) -> Option<Vec<Message>> {
-        run_in(&samples()?, name)
-    }
-
-    fn run_in(dir: &std::path::Path, name: &str) -> Option<Vec<Message>> {
-        let path = dir.join(name);
-        let bytes = std::fs::read(path).ok()?;
-        let v = validate(&[DesignFile {
+    fn run(name: &str) -> Vec<Message> {
+        let path = samples().join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        validate(&[DesignFile {
             path: name.to_string(),
             bytes,
-        }]);
-        Some(v.messages)
+        }])
+        .messages
     }
 
     /// Error codes of the host families (SW350–SW399).
@@ -783,7 +814,7 @@ mod drydock_samples {
             "validation.yaml",
             "partitions_without_mountpoints.yaml",
         ] {
-            let Some(ms) = run(name) else { return };
+            let ms = run(name);
             let errs: Vec<String> = ms
                 .iter()
                 .filter(|m| m.error && m.code.as_str() >= "SW350")
@@ -809,7 +840,7 @@ mod drydock_samples {
                 &["SW350", "SW355", "SW356", "SW360", "SW361", "SW365"],
             ),
         ] {
-            let Some(ms) = run(name) else { return };
+            let ms = run(name);
             let got = host_errors(&ms);
             for c in codes {
                 assert!(
@@ -821,88 +852,6 @@ mod drydock_samples {
                         .join("\n")
                 );
             }
-        }
-    }
-
-    #[test]
-    #[ignore = "prints every sample's messages, for inspection"]
-    fn dump() {
-        let dir = match std::env::var("DUMP_DIR") {
-            Ok(d) => PathBuf::from(d),
-            Err(_) => match samples() {
-                Some(d) => d,
-                None => return,
-            },
-        };
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for name in names {
-            if let Some(ms) = run_in(&dir, &name) {
-                println!("== {name}");
-                for m in ms {
-                    println!("  {}", m.to_text_line());
-                }
-            }
-        }
-    }
-}
-
-/// Timing of the rule stage on a generated site: `SLIPWAY_SITE=/tmp/gs10k
-/// cargo test --release --lib rules_timing -- --ignored --nocapture`.
-#[cfg(test)]
-mod timing {
-    #[test]
-    #[ignore = "needs SLIPWAY_SITE pointing at a gen-site directory"]
-    fn rules_timing() {
-        let Ok(dir) = std::env::var("SLIPWAY_SITE") else {
-            return;
-        };
-        let path = std::path::Path::new(&dir).join("site.yaml");
-        let files = vec![crate::design::DesignFile {
-            path: "site.yaml".into(),
-            bytes: std::fs::read(path).unwrap(),
-        }];
-        let parsed = crate::design::parse::parse_files(&files);
-        let (design, _) = crate::design::build(parsed.documents);
-        let t = std::time::Instant::now();
-        let ctx = super::super::Ctx::new(&design);
-        println!("compile nodes: {:?}", t.elapsed());
-        let reps: usize = std::env::var("REPS")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(3);
-        for _ in 0..reps {
-            let t = std::time::Instant::now();
-            let mut out = Vec::new();
-            super::super::bootaction::check(&ctx, &mut out);
-            println!("bootaction warm: {:?}", t.elapsed());
-        }
-        for (name, f) in [
-            (
-                "storage",
-                super::check as fn(&super::super::Ctx, &mut Vec<_>),
-            ),
-            ("platform", super::super::platform::check),
-            ("oob", super::super::oob::check),
-            ("bootaction", super::super::bootaction::check),
-        ] {
-            let t = std::time::Instant::now();
-            let mut out = Vec::new();
-            f(&ctx, &mut out);
-            let errors: Vec<_> = out
-                .iter()
-                .filter(|m| m.error)
-                .take(5)
-                .map(|m| m.to_text_line())
-                .collect();
-            println!(
-                "{name}: {:?}, {} messages, errors: {errors:#?}",
-                t.elapsed(),
-                out.len()
-            );
         }
     }
 }

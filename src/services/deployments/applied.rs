@@ -148,8 +148,8 @@ pub(super) fn read_design(
         .map_err(|e| err(e.to_string()))?;
     drop(repo);
     let v = match cache {
-        Some(c) => design::validate_cached(&files, c),
-        None => design::validate(&files),
+        Some(c) => crate::validate_cached(&files, c),
+        None => crate::validate(&files),
     };
     drop(files);
     let mut design = match v.design {
