@@ -40,8 +40,8 @@ use crate::metrics::Metrics;
 use crate::plan::{Plan, Snapshot};
 use crate::render::bootdata::{self, BootDataKind, RenderError};
 use crate::state::{
-    BootActionDetail, BootActionRecord, DatabaseFile, DeploymentInputs, DeploymentRecord,
-    NewDeployment, ReportOutcome, StateError, Store,
+    BootActionDetail, BootActionRecord, BootActionStatus, DatabaseFile, DeploymentInputs,
+    DeploymentRecord, NewDeployment, ReportOutcome, StateError, Store,
 };
 
 use super::render_cache::{
@@ -749,7 +749,7 @@ impl BootService {
     pub fn submit_report(
         &self,
         action_id: &str,
-        status: Option<&str>,
+        status: Option<BootActionStatus>,
         details: &[BootActionDetail],
     ) -> Result<tokio::sync::oneshot::Receiver<Result<ReportOutcome, BootError>>, BootError> {
         self.reports
@@ -763,7 +763,7 @@ impl BootService {
     pub fn report(
         &self,
         action_id: &str,
-        status: Option<&str>,
+        status: Option<BootActionStatus>,
         details: &[BootActionDetail],
     ) -> Result<ReportOutcome, BootError> {
         self.reports

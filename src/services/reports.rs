@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::deployments::BootError;
 use crate::clock::now;
-use crate::state::{BootActionDetail, DatabaseFile, ReportOutcome, StateError, Store};
+use crate::state::{
+    BootActionDetail, BootActionStatus, DatabaseFile, ReportOutcome, StateError, Store,
+};
 
 /// The report writer of a service, started on the first report.
 #[derive(Default)]
@@ -24,7 +26,7 @@ impl ReportWriter {
     pub fn submit(
         &self,
         action_id: &str,
-        status: Option<&str>,
+        status: Option<BootActionStatus>,
         details: &[BootActionDetail],
         target: impl FnOnce() -> Result<Target, BootError>,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<ReportOutcome, BootError>>, BootError> {
@@ -32,7 +34,7 @@ impl ReportWriter {
         self.send(
             ReportJob {
                 action_id: action_id.to_string(),
-                status: status.map(str::to_string),
+                status,
                 details: details.to_vec(),
                 reply: Reply::Async(reply),
             },
@@ -45,7 +47,7 @@ impl ReportWriter {
     pub fn report(
         &self,
         action_id: &str,
-        status: Option<&str>,
+        status: Option<BootActionStatus>,
         details: &[BootActionDetail],
         target: impl FnOnce() -> Result<Target, BootError>,
     ) -> Result<ReportOutcome, BootError> {
@@ -53,7 +55,7 @@ impl ReportWriter {
         self.send(
             ReportJob {
                 action_id: action_id.to_string(),
-                status: status.map(str::to_string),
+                status,
                 details: details.to_vec(),
                 reply: Reply::Blocking(reply),
             },
@@ -108,7 +110,7 @@ impl Reply {
 /// A report waiting for the writer, and where its outcome goes.
 struct ReportJob {
     action_id: String,
-    status: Option<String>,
+    status: Option<BootActionStatus>,
     details: Vec<BootActionDetail>,
     reply: Reply,
 }
@@ -141,7 +143,7 @@ fn spawn_report_writer(
                     .iter()
                     .map(|j| crate::state::Report {
                         action_id: &j.action_id,
-                        status: j.status.as_deref(),
+                        status: j.status.map(BootActionStatus::as_str),
                         details: &j.details,
                     })
                     .collect();

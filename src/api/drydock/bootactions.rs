@@ -14,12 +14,12 @@ use super::bootdata::{blocking, for_node, forbidden, key_rejected, presented_key
 use super::revisions::rfc3339;
 use super::{AppState, HttpError};
 use crate::clock::now;
-use crate::services::{BootActionDetail, BootActionRecord, ReportOutcome};
+use crate::services::{BootActionDetail, BootActionRecord, BootActionStatus, ReportOutcome};
 
 /// A parsed report: the final status, if any, and the details.
 #[derive(Debug)]
 struct Report {
-    status: Option<&'static str>,
+    status: Option<BootActionStatus>,
     details: Vec<BootActionDetail>,
 }
 
@@ -55,8 +55,12 @@ fn parse_report(body: &[u8], now: i64) -> Result<Report, HttpError> {
     }
     let status = match obj.get("status") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s == "Success" || s == "success" => Some("Success"),
-        Some(Value::String(s)) if s == "Failure" || s == "failure" => Some("Failure"),
+        Some(Value::String(s)) if s == "Success" || s == "success" => {
+            Some(BootActionStatus::Success)
+        }
+        Some(Value::String(s)) if s == "Failure" || s == "failure" => {
+            Some(BootActionStatus::Failure)
+        }
         Some(other) => {
             return Err(bad(format!(
                 "`status` must be one of Success, Failure, success, failure; found {other}"
