@@ -103,7 +103,7 @@ impl IntoResponse for Full {
     }
 }
 
-/// The 429 of a full server: Drydock's Status and `Retry-After`.
+/// The 429 of a full server: an `HttpError` (the dialect's body) and `Retry-After`.
 fn too_many_requests() -> Response {
     let mut r = HttpError::new(
         StatusCode::TOO_MANY_REQUESTS,

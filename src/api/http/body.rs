@@ -1,6 +1,6 @@
 //! Request bodies: read whole, bounded in size and time, before a handler
-//! runs ([`read_whole`]); JSON read by hand so every rejection is a Drydock
-//! Status (400) instead of axum's plain-text errors.
+//! runs ([`read_whole`]); JSON read by hand so every rejection is an `HttpError`
+//! (400, in the dialect's shape) instead of axum's plain-text errors.
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ pub fn bad_request(message: impl Into<String>) -> HttpError {
     HttpError::new(StatusCode::BAD_REQUEST, "BadRequest", message)
 }
 
-/// Parses a JSON body into `T`; any failure is a 400 Status saying why.
+/// Parses a JSON body into `T`; any failure is a 400 saying why.
 pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, HttpError> {
     if body.is_empty() {
         return Err(bad_request(
@@ -35,7 +35,7 @@ where
 }
 
 /// A raw request body whose rejections (too large: 413, unreadable: 400)
-/// are Drydock Status objects.
+/// are `HttpError`s.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {

@@ -8,7 +8,7 @@
 //! request's first byte until its header is complete, `--idle-timeout`
 //! without a new request (and for a response the client stops reading); the
 //! body has `--body-timeout` (enforced where it is read, `body.rs`, so the
-//! client gets a 408 Status). A connection being answered is never cut by
+//! client gets a 408). A connection being answered is never cut by
 //! them: the server's own work has no deadline here.
 //!
 //! When every connection permit is taken and a client is waiting, the

@@ -169,7 +169,7 @@ where
         ))
 }
 
-/// The reason word of a Status for an HTTP code.
+/// The reason word of an error answer for an HTTP code (Drydock's words, the first dialect's).
 fn reason_for(code: StatusCode) -> &'static str {
     match code.as_u16() {
         400 => "BadRequest",
@@ -193,7 +193,7 @@ fn reason_for(code: StatusCode) -> &'static str {
     }
 }
 
-/// Whether a response already carries JSON (our Status, or a handler's
+/// Whether a response already carries JSON (a presented error, or a handler's
 /// own JSON error shape).
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
     headers
