@@ -596,6 +596,24 @@ impl Store {
         }))
     }
 
+    /// The names of the stored nodes holding `address` on some network,
+    /// sorted (an address is unique per network, not across networks).
+    pub fn nodes_with_address(&self, address: &str) -> Result<Vec<String>, StateError> {
+        let what = || format!("finding nodes with address {address}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT node FROM node_addresses WHERE address = ?1 ORDER BY node",
+            )
+            .ctx(what)?;
+        let names = stmt
+            .query_map([address], |r| r.get(0))
+            .ctx(what)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .ctx(what);
+        names
+    }
+
     /// Names of the stored nodes, sorted.
     pub fn node_names(&self) -> Result<Vec<String>, StateError> {
         let what = || "listing nodes".to_string();
@@ -897,6 +915,20 @@ mod tests {
             .unwrap();
         assert!(old.ended.is_some(), "D1 is no node's current deployment");
         assert_eq!(current.ended, None);
+    }
+
+    #[test]
+    fn nodes_are_found_by_any_of_their_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let design = example();
+        let p = crate::plan::plan(&design, &store.snapshot().unwrap());
+        store.apply(&p, &rev(1)).unwrap();
+        let node = store.node("n00001").unwrap().unwrap();
+        for (_, address) in &node.addresses {
+            assert_eq!(store.nodes_with_address(address).unwrap(), ["n00001"]);
+        }
+        assert!(store.nodes_with_address("192.0.2.1").unwrap().is_empty());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! nodes (by name) with their boot-action counts, build data, tasks. A
 //! dialect reads through [`Inventory::read`], which hands its closure
 //! [`Records`] (the queries a dialect may make) on a blocking thread, on the
-//! API's own connection. Lookups by MAC or IP, which the Ironic and
-//! inspector dialects need, go here too.
+//! API's own connection. Lookups by IP are here ([`Records::nodes_by_address`]);
+//! by MAC (a node's `boot_mac`, in the applied design) go here too when the
+//! Ironic and inspector dialects need them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -76,6 +77,17 @@ impl Records<'_> {
     /// One applied node by name, with its addresses.
     pub fn node(&self, name: &str) -> Result<Option<NodeRecord>, StateError> {
         self.store.node(name)
+    }
+
+    /// The applied nodes holding an IP `address` (on any network), with
+    /// their addresses; what the Ironic agent and inspector dialects look
+    /// nodes up by.
+    pub fn nodes_by_address(&self, address: &str) -> Result<Vec<NodeRecord>, StateError> {
+        let mut out = Vec::new();
+        for name in self.store.nodes_with_address(address)? {
+            out.extend(self.store.node(&name)?);
+        }
+        Ok(out)
     }
 
     /// Boot-action counts per node and status.
