@@ -3,6 +3,7 @@
 //! Crate map (see docs/ARCHITECTURE.md):
 //! - [`design`]: parse, schema-check, type and validate design documents (pure).
 //! - [`validation`]: [`validate`]: `design`'s stages, then `render`'s template checks.
+//! - [`inspection`]: machine inventories matched, compared and proposed against the design (pure).
 //! - [`source`]: git revisions and directories as design files (only user of git2).
 //! - [`state`]: SQLite state and migrations (only user of rusqlite).
 //! - [`plan`]: the pure diff of a design against the applied state.
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod boot;
 pub mod design;
+pub mod inspection;
 pub mod keys;
 pub mod metrics;
 pub mod plan;
