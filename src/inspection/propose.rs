@@ -26,7 +26,7 @@ use crate::design::{Design, Entity};
 pub struct Proposal {
     /// The proposed node's name.
     pub name: String,
-    /// The file it belongs in, relative to the repository root.
+    /// The file it belongs in, relative to the design directory.
     pub path: String,
     /// The YAML document, comments included.
     pub yaml: String,
