@@ -21,8 +21,14 @@ pub mod propose;
 
 pub use compare::{compare, Disagreement};
 pub use inventory::{parse, Callback, InventoryError};
-pub use matching::{Match, NodeIndex};
+pub use matching::{lookup_addresses, Match, NodeIndex};
 pub use propose::{propose, Proposal, ProposeError};
+
+/// The node an inspection callback names, as ironic-inspector's
+/// `node_cache.find_node` finds it (see [`NodeIndex::match_callback`]).
+pub fn match_node<'a>(cb: &Callback, index: &'a NodeIndex) -> Match<'a> {
+    index.match_callback(cb)
+}
 
 /// The interface label that states an interface's MAC address(es).
 pub const MAC_LABEL: &str = "mac_address";

@@ -18,10 +18,17 @@ fn every_node_of_a_10000_node_site_is_found_by_its_boot_mac_and_by_its_bmc_addre
     let v = validate(&read_dir_files(&g.path().join("designs")).unwrap());
     assert!(v.is_valid(), "{:?}", &v.messages[..v.messages.len().min(3)]);
     let design = v.design.unwrap();
+    let secret = slipway::keys::Secret::from_bytes([9; slipway::keys::SECRET_LEN]);
     let started = Instant::now();
-    let index = NodeIndex::build(&design);
+    let index = NodeIndex::build_with_uuids(&design, &secret);
     let built = started.elapsed();
     assert_eq!(index.len(), 10_000);
+    let uuids: std::collections::HashSet<&str> = design
+        .effective_nodes()
+        .iter()
+        .map(|n| index.uuid(&n.name).unwrap())
+        .collect();
+    assert_eq!(uuids.len(), 10_000, "one UUID per node");
 
     // What each machine would post: its boot NIC and its BMC.
     let callbacks: Vec<(String, inspection::Callback)> = design

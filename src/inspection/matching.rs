@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use super::inventory::Callback;
 use crate::design::Design;
+use crate::keys::Secret;
 
 /// The outcome of matching a machine against the design.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +26,12 @@ pub enum Match<'a> {
 #[derive(Debug, Default, Clone)]
 pub struct NodeIndex {
     names: Vec<String>,
+    by_name: HashMap<String, u32>,
     by_mac: HashMap<u64, Vec<u32>>,
     by_bmc: HashMap<IpAddr, Vec<u32>>,
+    /// Node UUIDs (`Secret::node_uuid`), when built with the secret.
+    uuids: Vec<String>,
+    by_uuid: HashMap<String, u32>,
 }
 
 fn push(map_entry: &mut Vec<u32>, node: u32) {
@@ -42,12 +47,16 @@ impl NodeIndex {
         let nodes = design.effective_nodes();
         let mut index = NodeIndex {
             names: Vec::with_capacity(nodes.len()),
+            by_name: HashMap::with_capacity(nodes.len()),
             by_mac: HashMap::with_capacity(nodes.len() * 2),
             by_bmc: HashMap::with_capacity(nodes.len()),
+            uuids: Vec::new(),
+            by_uuid: HashMap::new(),
         };
         for (i, node) in nodes.iter().enumerate() {
             let id = i as u32;
             index.names.push(node.name.clone());
+            index.by_name.insert(node.name.clone(), id);
             let boot = node.boot_mac.as_deref().and_then(super::mac_key);
             let labelled = node
                 .interfaces
@@ -61,6 +70,36 @@ impl NodeIndex {
             }
         }
         index
+    }
+
+    /// [`NodeIndex::build`] plus each node's UUID (`Secret::node_uuid`), so
+    /// routes can take a UUID where Ironic and inspector do.
+    pub fn build_with_uuids(design: &Design, secret: &Secret) -> NodeIndex {
+        let mut index = NodeIndex::build(design);
+        index.uuids = index.names.iter().map(|n| secret.node_uuid(n)).collect();
+        index.by_uuid = index
+            .uuids
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.clone(), i as u32))
+            .collect();
+        index
+    }
+
+    /// The node a route's `{node}` names: its UUID (case-insensitive, when
+    /// built with UUIDs) or its name.
+    pub fn node(&self, ident: &str) -> Option<&str> {
+        let id = self
+            .by_name
+            .get(ident)
+            .or_else(|| self.by_uuid.get(&ident.to_ascii_lowercase()))?;
+        Some(&self.names[*id as usize])
+    }
+
+    /// The UUID of a node (built with UUIDs only).
+    pub fn uuid(&self, name: &str) -> Option<&str> {
+        let id = *self.by_name.get(name)?;
+        self.uuids.get(id as usize).map(String::as_str)
     }
 
     /// Number of indexed nodes.
@@ -146,6 +185,16 @@ impl NodeIndex {
         names.sort_unstable();
         names
     }
+}
+
+/// The MACs of a lookup's `addresses` parameter (comma-separated, as IPA
+/// sends them); what is not a MAC is skipped, as Ironic skips it. None left
+/// (and no `node_uuid`) is Ironic's 400 "incomplete lookup".
+pub fn lookup_addresses(addresses: &str) -> Vec<u64> {
+    let mut out: Vec<u64> = addresses.split(',').filter_map(super::mac_key).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The node's BMC address: its static address on its `oob.network`.
@@ -237,6 +286,33 @@ mod tests {
             idx.lookup_macs(&[k("02:bd:50:00:00:01"), k("02:bd:50:00:00:02")]),
             Match::Several(vec!["n00001", "n00002"])
         );
+    }
+
+    #[test]
+    fn nodes_are_named_by_name_or_by_their_uuid() {
+        let d = design();
+        let secret = Secret::from_bytes([3; crate::keys::SECRET_LEN]);
+        let idx = NodeIndex::build_with_uuids(&d, &secret);
+        let uuid = secret.node_uuid("n00007");
+        assert_eq!(idx.uuid("n00007"), Some(uuid.as_str()));
+        assert_eq!(idx.node(&uuid), Some("n00007"));
+        assert_eq!(idx.node(&uuid.to_uppercase()), Some("n00007"));
+        assert_eq!(idx.node("n00007"), Some("n00007"));
+        assert_eq!(idx.node("n99999"), None);
+        assert_eq!(idx.node(&secret.node_uuid("n99999")), None);
+        let plain = NodeIndex::build(&d);
+        assert_eq!((plain.uuid("n00007"), plain.node(&uuid)), (None, None));
+    }
+
+    #[test]
+    fn lookup_addresses_keep_macs_only() {
+        let k = |s| crate::inspection::mac_key(s).unwrap();
+        assert_eq!(
+            lookup_addresses("02:BD:50:00:00:01,bogus,,02-bd-50-00-00-02,02:bd:50:00:00:01"),
+            vec![k("02:bd:50:00:00:01"), k("02:bd:50:00:00:02")]
+        );
+        assert!(lookup_addresses("").is_empty());
+        assert!(lookup_addresses("10.0.0.1").is_empty());
     }
 
     #[test]
