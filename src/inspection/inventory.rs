@@ -41,7 +41,9 @@ pub enum InventoryError {
 pub struct Callback {
     /// The typed fields.
     pub data: CallbackData,
-    /// The body exactly as parsed (what is stored as build data).
+    /// The body as parsed, every field kept. serde_json's maps sort their
+    /// keys, so the build data stored is the request's own bytes (which
+    /// the caller holds), not this re-serialised.
     pub posted: Value,
 }
 
