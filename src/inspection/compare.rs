@@ -451,6 +451,22 @@ mod tests {
     }
 
     #[test]
+    fn a_boot_mac_on_no_nic_of_the_machine_is_reported_without_a_boot_interface() {
+        let mut m = n00001_machine();
+        m.as_object_mut().unwrap().remove("boot_interface");
+        m["inventory"]["boot"]
+            .as_object_mut()
+            .unwrap()
+            .remove("pxe_interface");
+        m["inventory"]["interfaces"][0]["mac_address"] = json!("02:bd:50:00:00:99");
+        let msgs: Vec<String> = check(m).iter().map(|d| d.message()).collect();
+        assert_eq!(msgs, [
+            "interface pxe: the design's MAC 02:bd:50:00:00:01 is not on the machine; the machine has 02:bd:50:00:00:99 not in the design",
+            "boot MAC: the design says 02:bd:50:00:00:01, the machine has no NIC with that MAC",
+        ]);
+    }
+
+    #[test]
     fn a_machine_short_of_the_hardware_profile_is_reported_per_figure() {
         let mut m = n00001_machine();
         m["inventory"]["cpu"]["count"] = json!(32); // cpu_sets name CPU 47
