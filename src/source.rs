@@ -535,7 +535,7 @@ pub struct ProposedFile {
 
 /// How often a proposal is retried when another writer moved the branch
 /// between our read and our update.
-const PROPOSE_ATTEMPTS: usize = 20;
+const PROPOSE_ATTEMPTS: u32 = 64;
 
 /// A repository path's components, refusing what would escape or hit `.git`.
 fn proposal_path(path: &str) -> Result<Vec<&str>, SourceError> {
@@ -588,7 +588,7 @@ impl Repo {
         let blob = repo.blob(bytes).map_err(git_err(what()))?;
         let sig = git2::Signature::now(&author.name, &author.email).map_err(git_err(what()))?;
         let mut last = None;
-        for _ in 0..PROPOSE_ATTEMPTS {
+        for attempt in 0..PROPOSE_ATTEMPTS {
             let existing = match repo.find_reference(&refname) {
                 Ok(r) => Some(r.peel_to_commit().map_err(git_err(what()))?),
                 Err(e) if e.code() == git2::ErrorCode::NotFound => None,
@@ -640,7 +640,13 @@ impl Repo {
                     ) =>
                 {
                     last = Some(e);
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    // Growing, jittered back-off so writers that collided
+                    // do not collide again in step.
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos() % 1000);
+                    let micros = 1000 * u64::from(attempt.min(20) + 1) + u64::from(jitter);
+                    std::thread::sleep(std::time::Duration::from_micros(micros));
                 }
                 Err(e) => return Err(git_err(what())(e)),
             }
