@@ -35,6 +35,16 @@ if [ ! -x "$venv/bin/sushy-emulator" ] || ! "$venv/bin/python" -c 'import pyghmi
         || { echo "error: python3 -m venv failed (install python3-venv)" >&2; exit 2; }
     "$venv/bin/pip" install -q sushy-tools pyghmi || { echo "error: cannot install sushy-tools and pyghmi into $venv" >&2; exit 2; }
 fi
+# The Ironic agent and inspector tests drive the server with the real clients'
+# own code (tests/ironic/*.py): ironic-python-agent 13.x (Python >= 3.11) and
+# python-ironic-inspector-client 5.x, in the same virtualenv.
+if ! "$venv/bin/python" -c 'import ironic_python_agent.ironic_api_client, ironic_inspector_client' 2>/dev/null; then
+    echo "== installing ironic-python-agent 13.x and python-ironic-inspector-client 5.x into $venv"
+    "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || { echo "error: ironic-python-agent 13 needs Python >= 3.11; $venv has $("$venv/bin/python" --version 2>&1) (set SLIPWAY_TEST_VENV to a newer one)" >&2; exit 2; }
+    "$venv/bin/pip" install -q 'ironic-python-agent>=13,<14' 'python-ironic-inspector-client>=5,<6' \
+        || { echo "error: cannot install ironic-python-agent 13.x and python-ironic-inspector-client 5.x into $venv" >&2; exit 2; }
+fi
 # c++: the fuzz targets' libFuzzer is compiled by `cargo check` below.
 need c++ || apt_install g++
 if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then

@@ -8,6 +8,10 @@
 //! - action key: `HMAC(secret, action_id)`;
 //! - node identity key: `HMAC(secret, "identity:" + node + ":" + deployment)`.
 //!
+//! - node UUID (Ironic dialect): `HMAC(secret, "node-uuid:" + node)`, 16 bytes
+//!   with RFC 4122 version and variant bits;
+//! - stored form of an agent token: `HMAC(secret, "agent-token:" + token)`.
+//!
 //! The inputs cannot collide: an action id is 26 Crockford base32 characters
 //! and never contains `:`. Keys are shown as 64 lowercase hex characters;
 //! presented keys are compared in constant time.
@@ -212,6 +216,74 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// The stable UUID of a node in the Ironic dialects: derived from the
+    /// secret and the node's name, so it is the same after a restart and on
+    /// every replica sharing the secret, and unguessable without the secret.
+    ///
+    /// Marked as RFC 4122 version 4 (random): to anyone without the secret it
+    /// is indistinguishable from a random UUID, and version 5 would claim a
+    /// SHA-1 name hash it is not.
+    pub fn node_uuid(&self, node_name: &str) -> String {
+        let digest = self
+            .mac(&[b"node-uuid:", node_name.as_bytes()])
+            .finalize()
+            .into_bytes();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&digest[..16]);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex::encode(b);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+
+    /// The form an agent token is stored in: `HMAC-SHA256(secret,
+    /// "agent-token:" + token)` as hex. A copy of the database alone shows no
+    /// usable token, and every replica sharing the secret can check one.
+    pub fn agent_token_digest(&self, token: &str) -> String {
+        hex::encode(
+            self.mac(&[b"agent-token:", token.as_bytes()])
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
+    /// Checks a presented agent token against its stored digest in constant
+    /// time (the HMAC's own `verify_slice`). A stored digest that is not 64 hex
+    /// characters matches nothing.
+    pub fn check_agent_token(&self, stored_digest: &str, presented: &str) -> bool {
+        let Ok(expected) = hex::decode(stored_digest) else {
+            return false;
+        };
+        if expected.len() != 32 {
+            return false;
+        }
+        self.mac(&[b"agent-token:", presented.as_bytes()])
+            .verify_slice(&expected)
+            .is_ok()
+    }
+}
+
+/// Characters of a new agent token (Ironic issues `secrets.token_urlsafe()`,
+/// 43 characters; IPA keeps a token of 32 or more).
+pub const AGENT_TOKEN_LEN: usize = 43;
+
+/// A new agent token: 32 bytes from the OS's random source as 43 URL-safe
+/// base64 characters (no padding), like Ironic's.
+pub fn agent_token() -> Result<String, std::io::Error> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 fn identity_input<'a>(node: &'a str, deployment: &'a str) -> [&'a [u8]; 4] {
     [b"identity:", node.as_bytes(), b":", deployment.as_bytes()]
 }
@@ -281,6 +353,58 @@ mod tests {
         assert_ne!(k, s.action_key("n1:D1"));
         assert_eq!(s.check_identity_key("n1", "D1", &k), KeyCheck::Valid);
         assert_eq!(s.check_identity_key("n2", "D1", &k), KeyCheck::Wrong);
+    }
+
+    #[test]
+    fn node_uuid_is_stable_per_secret_and_name_with_rfc4122_bits() {
+        let s = secret();
+        let u = s.node_uuid("n00001");
+        assert_eq!(u, Secret::from_bytes([7; SECRET_LEN]).node_uuid("n00001"));
+        assert_ne!(u, s.node_uuid("n00002"));
+        assert_ne!(u, Secret::from_bytes([8; SECRET_LEN]).node_uuid("n00001"));
+        let parts: Vec<&str> = u.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(u
+            .bytes()
+            .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(parts[2].starts_with('4'), "version 4: {u}");
+        assert!(
+            matches!(&parts[3][..1], "8" | "9" | "a" | "b"),
+            "RFC 4122 variant: {u}"
+        );
+    }
+
+    #[test]
+    fn agent_tokens_are_43_url_safe_random_chars() {
+        let a = agent_token().unwrap();
+        let b = agent_token().unwrap();
+        assert_eq!(a.len(), AGENT_TOKEN_LEN);
+        assert_ne!(a, b);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+
+    #[test]
+    fn agent_token_is_checked_against_its_digest_never_in_clear() {
+        let s = secret();
+        let t = agent_token().unwrap();
+        let stored = s.agent_token_digest(&t);
+        assert_eq!(stored.len(), 64);
+        assert!(!stored.contains(&t));
+        assert!(s.check_agent_token(&stored, &t));
+        assert!(!s.check_agent_token(&stored, &agent_token().unwrap()));
+        assert!(!s.check_agent_token(&stored, ""));
+        assert!(!s.check_agent_token(&stored, "******"));
+        assert!(!Secret::from_bytes([8; SECRET_LEN]).check_agent_token(&stored, &t));
+        assert!(
+            !s.check_agent_token("", &t),
+            "an empty digest matches nothing"
+        );
+        assert!(!s.check_agent_token("zz", &t));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! - [`render`]: boot data rendering (only user of minijinja, tar, flate2).
 //! - [`power`]: power and BMC control over IPMI (ipmitool) and Redfish (only user of reqwest).
 //! - [`validation`]: [`validate`]: `design`'s stages, then `render`'s template checks.
+//! - [`inspection`]: machine inventories matched, compared and proposed against the design (pure).
 //! - [`design`]: parse, schema-check, type and validate design documents (pure).
 //! - [`keys`]: server secret, action and identity keys, ULIDs (only user of hmac, ulid).
 //! - [`revision`]: what a revision is, shared by source and state.
@@ -25,6 +26,7 @@
 pub mod api;
 pub mod clock;
 pub mod design;
+pub mod inspection;
 pub mod keys;
 pub mod metrics;
 pub mod plan;

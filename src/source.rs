@@ -42,6 +42,9 @@ pub enum SourceError {
     /// Any other git failure, with what was being done.
     #[error("{0}")]
     Git(String),
+    /// A proposal cannot be written as asked (a bad path or branch).
+    #[error("proposal: {0}")]
+    Proposal(String),
     /// A filesystem failure reading a plain directory.
     #[error("{path}: {source}")]
     Io {
@@ -494,4 +497,243 @@ mod tests {
     fn unreadable_signature_is_none() {
         assert_eq!(signer_of("-----BEGIN PGP SIGNATURE-----\n\n!!\n"), None);
     }
+}
+
+/// Who a proposal commit is by (author and committer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+}
+
+/// What writing a proposal did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proposed {
+    /// A new commit on the proposal branch.
+    Committed {
+        /// The new commit.
+        commit: String,
+        /// True when the branch was created by this commit.
+        created_branch: bool,
+    },
+    /// The file already holds these bytes: no commit.
+    Unchanged,
+}
+
+/// One proposed file not yet on the followed branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposedFile {
+    /// Path in the repository.
+    pub path: String,
+    /// Its content on the proposal branch.
+    pub bytes: Vec<u8>,
+    /// True when the followed branch has no such file (a new node).
+    pub added: bool,
+}
+
+/// How often a proposal is retried when another writer moved the branch
+/// between our read and our update.
+const PROPOSE_ATTEMPTS: u32 = 64;
+
+/// A repository path's components, refusing what would escape or hit `.git`.
+fn proposal_path(path: &str) -> Result<Vec<&str>, SourceError> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let bad = parts.iter().any(|p| {
+        p.is_empty()
+            || *p == "."
+            || *p == ".."
+            || p.eq_ignore_ascii_case(".git")
+            || p.contains('\0')
+    });
+    if bad {
+        return Err(SourceError::Proposal(format!(
+            "path `{path}`: expected a relative path of named components (no empty, `.`, `..` or `.git`)"
+        )));
+    }
+    Ok(parts)
+}
+
+impl Repo {
+    /// Writes `bytes` as the file `path` in a new commit on `branch`
+    /// (created from the head of `from`, the followed branch, when missing),
+    /// without touching `from`, HEAD, the index or the work tree. The same
+    /// path always names the same machine, so a repeated proposal replaces
+    /// its file; identical bytes make no commit. The branch is moved by
+    /// compare-and-swap and retried when another writer moved it first.
+    pub fn propose(
+        &self,
+        branch: &str,
+        from: &str,
+        path: &str,
+        bytes: &[u8],
+        author: &Person,
+        message: &str,
+    ) -> Result<Proposed, SourceError> {
+        if branch == from {
+            return Err(SourceError::Proposal(format!(
+                "branch `{branch}` is the followed branch; expected a separate review branch"
+            )));
+        }
+        let refname = format!("refs/heads/{branch}");
+        if !git2::Reference::is_valid_name(&refname) {
+            return Err(SourceError::Proposal(format!(
+                "`{branch}` is not a valid branch name"
+            )));
+        }
+        let parts = proposal_path(path)?;
+        let what = || format!("writing proposal {path} on {branch}");
+        let repo = &self.repo;
+        let blob = repo.blob(bytes).map_err(git_err(what()))?;
+        let sig = git2::Signature::now(&author.name, &author.email).map_err(git_err(what()))?;
+        let mut last = None;
+        for attempt in 0..PROPOSE_ATTEMPTS {
+            let existing = match repo.find_reference(&refname) {
+                Ok(r) => Some(r.peel_to_commit().map_err(git_err(what()))?),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+                Err(e) => return Err(git_err(what())(e)),
+            };
+            let parent = match &existing {
+                Some(c) => c.clone(),
+                None => {
+                    let base = self.head(Some(from))?;
+                    repo.find_commit(git2::Oid::from_str(&base.commit).map_err(git_err(what()))?)
+                        .map_err(git_err(what()))?
+                }
+            };
+            let tree = parent.tree().map_err(git_err(what()))?;
+            let current = tree.get_path(Path::new(path)).ok().map(|e| e.id());
+            if current == Some(blob) {
+                return Ok(Proposed::Unchanged);
+            }
+            let new_tree = put_blob(repo, Some(&tree), &parts, blob).map_err(|e| match e {
+                PutError::Git(e) => git_err(what())(e),
+                PutError::NotADirectory(at) => SourceError::Proposal(format!(
+                    "path `{path}`: `{at}` is a file on {branch}; expected a directory"
+                )),
+            })?;
+            let new_tree = repo.find_tree(new_tree).map_err(git_err(what()))?;
+            let commit = repo
+                .commit(None, &sig, &sig, message, &new_tree, &[&parent])
+                .map_err(git_err(what()))?;
+            let log = format!("slipway: proposal {path}");
+            let moved = match &existing {
+                Some(old) => repo.reference_matching(&refname, commit, true, old.id(), &log),
+                // Not forced: fails when another writer created it meanwhile.
+                None => repo.reference(&refname, commit, false, &log),
+            };
+            match moved {
+                Ok(_) => {
+                    return Ok(Proposed::Committed {
+                        commit: commit.to_string(),
+                        created_branch: existing.is_none(),
+                    })
+                }
+                // Another writer won (the ref moved, exists, or is locked): read again.
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        git2::ErrorCode::Modified
+                            | git2::ErrorCode::Exists
+                            | git2::ErrorCode::Locked
+                    ) =>
+                {
+                    last = Some(e);
+                    // Growing, jittered back-off so writers that collided
+                    // do not collide again in step.
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos() % 1000);
+                    let micros = 1000 * u64::from(attempt.min(20) + 1) + u64::from(jitter);
+                    std::thread::sleep(std::time::Duration::from_micros(micros));
+                }
+                Err(e) => return Err(git_err(what())(e)),
+            }
+        }
+        Err(SourceError::Proposal(format!(
+            "branch `{branch}` kept moving under {PROPOSE_ATTEMPTS} attempts to write {path}: {}",
+            last.map(|e| e.message().to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// The files on proposal `branch` that differ from the followed branch
+    /// `from` (proposals not yet merged), sorted by path. A missing proposal
+    /// branch has none.
+    pub fn proposals(&self, branch: &str, from: &str) -> Result<Vec<ProposedFile>, SourceError> {
+        let what = || format!("listing proposals on {branch}");
+        let repo = &self.repo;
+        let tip = match repo.find_reference(&format!("refs/heads/{branch}")) {
+            Ok(r) => r.peel_to_commit().map_err(git_err(what()))?,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(git_err(what())(e)),
+        };
+        let base = self.head(Some(from))?;
+        let base = repo
+            .find_commit(git2::Oid::from_str(&base.commit).map_err(git_err(what()))?)
+            .map_err(git_err(what()))?;
+        let (new, old) = (
+            tip.tree().map_err(git_err(what()))?,
+            base.tree().map_err(git_err(what()))?,
+        );
+        let diff = repo
+            .diff_tree_to_tree(Some(&old), Some(&new), None)
+            .map_err(git_err(what()))?;
+        let mut out = Vec::new();
+        for delta in diff.deltas() {
+            use git2::Delta;
+            let added = match delta.status() {
+                Delta::Added => true,
+                Delta::Modified | Delta::Typechange => false,
+                // A file the proposal branch lacks is the operator's change, not a proposal.
+                _ => continue,
+            };
+            let file = delta.new_file();
+            let Some(p) = file.path().and_then(|p| p.to_str()) else {
+                continue;
+            };
+            let blob = repo.find_blob(file.id()).map_err(git_err(what()))?;
+            out.push(ProposedFile {
+                path: p.to_string(),
+                bytes: blob.content().to_vec(),
+                added,
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+}
+
+enum PutError {
+    Git(git2::Error),
+    NotADirectory(String),
+}
+
+impl From<git2::Error> for PutError {
+    fn from(e: git2::Error) -> Self {
+        PutError::Git(e)
+    }
+}
+
+/// A tree like `tree` with the blob at `parts` (directories made as needed).
+fn put_blob(
+    repo: &git2::Repository,
+    tree: Option<&git2::Tree<'_>>,
+    parts: &[&str],
+    blob: git2::Oid,
+) -> Result<git2::Oid, PutError> {
+    let mut builder = repo.treebuilder(tree)?;
+    let (first, rest) = parts.split_first().expect("a path has a component");
+    if rest.is_empty() {
+        builder.insert(first, blob, 0o100644)?;
+    } else {
+        let sub = match tree.and_then(|t| t.get_name(first)) {
+            Some(e) if e.kind() == Some(git2::ObjectType::Tree) => Some(repo.find_tree(e.id())?),
+            Some(_) => return Err(PutError::NotADirectory(first.to_string())),
+            None => None,
+        };
+        let id = put_blob(repo, sub.as_ref(), rest, blob)?;
+        builder.insert(first, id, 0o040000)?;
+    }
+    Ok(builder.write()?)
 }
