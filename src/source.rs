@@ -618,11 +618,15 @@ impl Repo {
                 .commit(None, &sig, &sig, message, &new_tree, &[&parent])
                 .map_err(git_err(what()))?;
             let log = format!("slipway: proposal {path}");
-            let moved = match &existing {
-                Some(old) => repo.reference_matching(&refname, commit, true, old.id(), &log),
-                // Not forced: fails when another writer created it meanwhile.
-                None => repo.reference(&refname, commit, false, &log),
-            };
+            // Compare-and-swap under the ref's lock. A missing branch is created
+            // with the zero id as the expected value, which libgit2 also checks
+            // under the lock; an unforced create checks existence before taking
+            // the lock, so two writers creating the branch at once could both
+            // succeed and the first one's commit be lost.
+            let expected = existing
+                .as_ref()
+                .map_or_else(git2::Oid::zero, |old| old.id());
+            let moved = repo.reference_matching(&refname, commit, true, expected, &log);
             match moved {
                 Ok(_) => {
                     return Ok(Proposed::Committed {
@@ -642,9 +646,7 @@ impl Repo {
                     last = Some(e);
                     // Growing, jittered back-off so writers that collided
                     // do not collide again in step.
-                    let jitter = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.subsec_nanos() % 1000);
+                    let jitter = (crate::clock::now_nanos() % 1000) as u64;
                     let micros = 1000 * u64::from(attempt.min(20) + 1) + u64::from(jitter);
                     std::thread::sleep(std::time::Duration::from_micros(micros));
                 }
