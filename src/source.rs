@@ -647,7 +647,7 @@ impl Repo {
                     // Growing, jittered back-off so writers that collided
                     // do not collide again in step.
                     let jitter = (crate::clock::now_nanos() % 1000) as u64;
-                    let micros = 1000 * u64::from(attempt.min(20) + 1) + u64::from(jitter);
+                    let micros = 1000 * u64::from(attempt.min(20) + 1) + jitter;
                     std::thread::sleep(std::time::Duration::from_micros(micros));
                 }
                 Err(e) => return Err(git_err(what())(e)),
