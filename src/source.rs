@@ -586,7 +586,10 @@ impl Repo {
         let what = || format!("writing proposal {path} on {branch}");
         let repo = &self.repo;
         let blob = repo.blob(bytes).map_err(git_err(what()))?;
-        let sig = git2::Signature::now(&author.name, &author.email).map_err(git_err(what()))?;
+        // The commit's time from the one clock (`git2::Signature::now` reads its own).
+        let when = git2::Time::new(crate::clock::now(), 0);
+        let sig =
+            git2::Signature::new(&author.name, &author.email, &when).map_err(git_err(what()))?;
         let mut last = None;
         for attempt in 0..PROPOSE_ATTEMPTS {
             let existing = match repo.find_reference(&refname) {
