@@ -2,7 +2,6 @@
 //! settings become it (`target_from_oob`, pure).
 
 use std::fmt;
-use std::net::IpAddr;
 
 /// The protocol a BMC is driven with, chosen by the node's `oob.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -267,58 +266,43 @@ pub fn target_from_oob(
         expected: "the BMC account's password",
     })?;
     let scheme = match (driver, present(oob.scheme)) {
-        (Driver::Redfish, None) | (Driver::Redfish, Some("https")) => Scheme::Https,
-        (Driver::Redfish, Some("http")) => Scheme::Http,
-        (Driver::Redfish, Some(other)) => {
-            return Err(invalid("scheme", "`https` or `http`", other))
+        (Driver::Redfish, None) => Scheme::Https,
+        (Driver::Redfish, Some(s)) => {
+            if field(crate::design::oob::https(s))? {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            }
         }
         (Driver::Ipmi, Some(other)) => {
-            return Err(invalid(
-                "scheme",
-                "no scheme for an ipmi node (redfish only)",
-                other,
-            ))
+            return Err(oob_err(crate::design::oob::not_for(
+                "scheme", "ipmi", other,
+            )))
         }
         (Driver::Ipmi, None) => Scheme::Https,
     };
     let port = match present(oob.port) {
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(invalid("port", "a port number from 1 to 65535", p)),
-        },
+        Some(p) => field(crate::design::oob::port(p))?,
         None => match driver {
             Driver::Ipmi => IPMI_PORT,
             Driver::Redfish => scheme.default_port(),
         },
     };
     let system = match (driver, present(oob.system)) {
-        (Driver::Redfish, Some(s)) => Some(check_system(s)?),
+        (Driver::Redfish, Some(s)) => Some(field(crate::design::oob::system(s))?),
         (Driver::Ipmi, Some(s)) => {
-            return Err(invalid(
-                "system",
-                "no system for an ipmi node (redfish only)",
-                s,
-            ))
+            return Err(oob_err(crate::design::oob::not_for("system", "ipmi", s)))
         }
         (_, None) => None,
     };
     let cipher_suite = match (driver, present(oob.cipher_suite)) {
-        (Driver::Ipmi, Some(c)) => match c.parse::<u8>() {
-            Ok(n) if n <= 17 => Some(n),
-            _ => {
-                return Err(invalid(
-                    "cipher_suite",
-                    "an IPMI cipher suite from 0 to 17",
-                    c,
-                ))
-            }
-        },
+        (Driver::Ipmi, Some(c)) => Some(field(crate::design::oob::cipher_suite(c))?),
         (Driver::Redfish, Some(c)) => {
-            return Err(invalid(
+            return Err(oob_err(crate::design::oob::not_for(
                 "cipher_suite",
-                "no cipher suite for a redfish node (ipmi only)",
+                "redfish",
                 c,
-            ))
+            )))
         }
         (_, None) => None,
     };
@@ -340,57 +324,21 @@ fn present(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn invalid(field: &'static str, expected: &'static str, found: &str) -> OobError {
+/// The design's grammar of a connection field (`design::oob`), as an `OobError`.
+fn field<T>(r: Result<T, crate::design::oob::FieldProblem>) -> Result<T, OobError> {
+    r.map_err(oob_err)
+}
+
+fn oob_err(p: crate::design::oob::FieldProblem) -> OobError {
     OobError::Invalid {
-        field,
-        expected,
-        found: found.to_string(),
+        field: p.field,
+        expected: p.expected,
+        found: p.found,
     }
 }
 
-/// An IP address (v4, v6, bracketed v6) or an RFC 1123 host name.
-fn check_host(field: &'static str, h: &str) -> Result<String, OobError> {
-    let bare = h
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(h);
-    if bare.parse::<IpAddr>().is_ok() {
-        return Ok(bare.to_string());
-    }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    // Drydock allows `dhcp` as an address; nothing can be powered at it.
-    if h.len() <= 253 && h != "dhcp" && h.split('.').all(label_ok) {
-        return Ok(h.to_string());
-    }
-    Err(invalid(field, "an IP address or host name of the BMC", h))
-}
-
-/// A ComputerSystem id (URL-safe characters) or an absolute `/redfish/v1/Systems/…` path.
-fn check_system(s: &str) -> Result<String, OobError> {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-._~:@".contains(c);
-    let ok = if let Some(rest) = s.strip_prefix("/redfish/v1/Systems/") {
-        !rest.is_empty()
-            && rest
-                .split('/')
-                .all(|seg| !seg.is_empty() && seg.chars().all(safe))
-    } else {
-        s.chars().all(safe)
-    };
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(invalid(
-            "system",
-            "a ComputerSystem id or a path under /redfish/v1/Systems/",
-            s,
-        ))
-    }
+fn check_host(name: &'static str, h: &str) -> Result<String, OobError> {
+    field(crate::design::oob::host(name, h))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Out-of-band rules (SW375–SW379): Drydock's IpmiValidity (DD4001) and
-//! LibvirtValidity (DD4002).
+//! LibvirtValidity (DD4002), and the BMC connection fields slipway adds
+//! (SW379, `design::oob`: what the power service will connect to).
 //!
 //! Drydock crashes (a `%` format bug) when an IPMI node lacks one of
 //! `account`, `credential`, `network`; slipway reports each missing parameter.
@@ -41,6 +42,7 @@ fn oob_origin(design: &Design, node: &EffectiveNode, field: &str) -> Origin {
 
 fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
     let Some(oob) = &node.oob else { return };
+    connection_fields(design, node, r);
     match oob.oob_type.as_deref() {
         Some("ipmi") => {
             let params = [
@@ -80,6 +82,7 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
                 }
             }
         }
+        Some("redfish") => redfish_parameters(design, node, r),
         Some("libvirt") => {
             let uri = oob.other.get("libvirt_uri").map(scalar_text);
             match uri.as_deref() {
@@ -114,5 +117,107 @@ fn check_node(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
             }
         }
         _ => {}
+    }
+}
+
+/// SW379: the connection fields of an IPMI or Redfish node (`oob.host`, `port`,
+/// `scheme`, `system`, `cipher_suite`) hold what the power service can use, each
+/// on the driver it belongs to (docs/power.md).
+fn connection_fields(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
+    let Some(oob) = &node.oob else { return };
+    let Some(driver @ ("ipmi" | "redfish")) = oob.oob_type.as_deref() else {
+        return;
+    };
+    for &(field, only) in crate::design::oob::CONNECTION_FIELDS {
+        let Some(value) = oob.other.get(field) else {
+            continue;
+        };
+        let problem = match value {
+            serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                Some(crate::design::oob::FieldProblem {
+                    field,
+                    expected: "a single value",
+                    found: if value.is_array() {
+                        "a list"
+                    } else {
+                        "a mapping"
+                    }
+                    .to_string(),
+                })
+            }
+            serde_json::Value::Null => None,
+            _ => {
+                let text = scalar_text(value);
+                let text = text.trim();
+                if text.is_empty() {
+                    None
+                } else if only.is_some_and(|d| d != driver) {
+                    Some(crate::design::oob::not_for(field, driver, text))
+                } else {
+                    match field {
+                        "host" => crate::design::oob::host("host", text).err(),
+                        "port" => crate::design::oob::port(text).err(),
+                        "scheme" => crate::design::oob::https(text).err(),
+                        "system" => crate::design::oob::system(text).err(),
+                        _ => crate::design::oob::cipher_suite(text).err(),
+                    }
+                }
+            }
+        };
+        if let Some(p) = problem {
+            let origin = oob_origin(design, node, field);
+            r.error(
+                node,
+                "SW379",
+                &origin,
+                format!("BMC connection setting {p}"),
+                "See docs/power.md for the oob connection fields and their values.",
+            );
+        }
+    }
+}
+
+/// SW379: what a Redfish node needs to be reached (IPMI has SW375/SW376):
+/// an account and its credential, and an address (on `oob.network`, or
+/// `oob.host`).
+fn redfish_parameters(design: &Design, node: &EffectiveNode, r: &mut NodeReport) {
+    let Some(oob) = &node.oob else { return };
+    for (name, value) in [("account", &oob.account), ("credential", &oob.credential)] {
+        if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            let origin = oob_origin(design, node, "type");
+            r.error(
+                node,
+                "SW379",
+                &origin,
+                format!("Redfish out-of-band parameter `{name}` is missing; expected a value"),
+                &format!("Set oob.{name} on the node or its host profile."),
+            );
+        }
+    }
+    let host = oob.other.get("host").map(scalar_text);
+    if host.as_deref().is_some_and(|h| !h.trim().is_empty()) {
+        return;
+    }
+    let address = oob
+        .network
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .and_then(|net| {
+            node.addressing
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(net))
+                .and_then(|(_, a)| a.as_deref())
+        });
+    if address.is_none_or(|a| a.is_empty() || a == "dhcp") {
+        let origin = oob_origin(design, node, "network");
+        r.error(
+            node,
+            "SW379",
+            &origin,
+            "Redfish node has no BMC address: expected an address on `oob.network` \
+             (its addressing entry, not dhcp) or `oob.host`"
+                .to_string(),
+            "Add the BMC's address to the node's addressing on the OOB network, or set oob.host.",
+        );
     }
 }
