@@ -5,6 +5,7 @@ pub mod effective;
 pub mod filter;
 pub mod message;
 pub mod model;
+pub mod oob;
 pub mod parse;
 pub mod pipeline;
 pub mod rules;
