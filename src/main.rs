@@ -428,7 +428,7 @@ fn main() -> ExitCode {
             power,
         } => {
             let (action, hosts) = args.split_last().expect("clap requires one argument");
-            if filter.is_some() == !hosts.is_empty() {
+            if filter.is_some() != hosts.is_empty() {
                 return cli::fail(
                     "name the nodes (`slipway power HOST... ACTION`) or give --filter FILE, not both",
                 );
