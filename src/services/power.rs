@@ -13,10 +13,15 @@ use crate::design::model::scalar_text;
 use crate::design::Design;
 use crate::power::{
     target_from_oob, BmcTarget, BootDevice, FailureKind, OobError, OobSettings, OperationRecord,
-    Outcome, PowerConfig, PowerOp, PowerService, PowerSetupError, PowerState,
+    Outcome, PowerConfig, PowerService, PowerSetupError, PowerState,
 };
 
 use super::BootService;
+
+/// The power types a dialect presents, as the core service defines them.
+pub use crate::power::{
+    OperationId, OperationRecord as PowerRecord, Outcome as PowerOutcome, PowerOp,
+};
 
 /// How the server (or the CLI) sets the power service up.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,8 +11,10 @@ use serde_json::{json, Value};
 
 use super::body::{bad_request, parse_json, RawBody};
 use super::{AppState, HttpError};
-use crate::power::{OperationRecord, Outcome, PowerOp};
-use crate::services::power::{parse_action, NodeFailure, NodeOutcome, ACTION_NAMES};
+use crate::services::power::{
+    parse_action, NodeFailure, NodeOutcome, PowerOp, PowerOutcome as Outcome,
+    PowerRecord as OperationRecord, ACTION_NAMES,
+};
 
 /// The body of `POST …/power`.
 #[derive(Debug, Deserialize)]
