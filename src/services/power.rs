@@ -6,8 +6,6 @@
 //! node's journal. A node without a power driver (`libvirt`, `manual`, no
 //! `oob`) is a per-node failure with the reason, never a crash.
 
-use std::time::Duration;
-
 use crate::design::effective::EffectiveNode;
 use crate::design::model::scalar_text;
 use crate::design::Design;
@@ -171,13 +169,6 @@ impl NodePower {
     /// The core service (its gauges and limits).
     pub fn service(&self) -> &PowerService {
         &self.service
-    }
-
-    /// The longest one operation can take: every attempt's timeout and the
-    /// backoffs between them.
-    pub fn operation_bound(&self) -> Duration {
-        let c = self.service.config();
-        c.timeout * (1 + c.retries) + c.max_backoff * c.retries
     }
 
     /// The targets of `names` in `design`, in that order.
