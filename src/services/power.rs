@@ -305,6 +305,54 @@ pub const PXE_AND_CYCLE: [PowerOp; 2] = [PowerOp::BootOnce(BootDevice::Pxe), Pow
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::power::{Driver, Scheme};
+
+    fn forwarded_site() -> Design {
+        let bytes = include_bytes!("../../tests/data/designs/ok/bmc-behind-a-port-forward.yaml");
+        let v = crate::validate(&[crate::design::DesignFile {
+            path: "site.yaml".into(),
+            bytes: bytes.to_vec(),
+        }]);
+        assert!(v.is_valid(), "{:?}", v.messages);
+        v.design.unwrap()
+    }
+
+    #[test]
+    fn a_nodes_target_comes_from_its_effective_oob_and_the_sites_tls_switch() {
+        let d = forwarded_site();
+        let power = NodePower::new(&PowerSettings {
+            verify_tls: false,
+            ..PowerSettings::default()
+        })
+        .unwrap();
+        let names = ["n00001".to_string(), "nosuch".to_string()];
+        let mut t = power.targets(&d, &names);
+        assert_eq!(t[1], ("nosuch".to_string(), Err(NodeFailure::UnknownNode)));
+        let target = t.remove(0).1.unwrap();
+        // From the HostProfile chain: type, account, host, port, scheme, system.
+        assert_eq!(target.driver, Driver::Redfish);
+        assert_eq!(target.endpoint(), "https://bmc-gw.example.com:8443");
+        assert_eq!(target.scheme, Scheme::Https);
+        assert_eq!(target.system.as_deref(), Some("System.Embedded.1"));
+        assert_eq!(target.username, "admin");
+        assert!(!target.verify_tls);
+    }
+
+    #[test]
+    fn a_node_without_a_power_driver_is_named_with_the_field() {
+        let d = forwarded_site();
+        let mut node = (*d.effective_nodes()[0]).clone();
+        node.oob.as_mut().unwrap().oob_type = Some("libvirt".into());
+        assert_eq!(
+            target_of(&node, true).unwrap_err().to_string(),
+            "oob.type: expected `ipmi` or `redfish`, found `libvirt`"
+        );
+        node.oob = None;
+        assert_eq!(
+            target_of(&node, true).unwrap_err().to_string(),
+            "oob.type: expected `ipmi` or `redfish`, found nothing"
+        );
+    }
 
     #[test]
     fn action_names_parse_with_either_separator() {
