@@ -364,3 +364,104 @@ pub fn render(a: &RenderArgs<'_>) -> ExitCode {
         Err(e) => fail(&e),
     }
 }
+
+/// What `slipway power` acts on and how.
+pub struct PowerArgs<'a> {
+    /// A path inside the design repository, or a design directory.
+    pub path: &'a Path,
+    /// Revision when `path` is a repository (default HEAD).
+    pub rev: Option<&'a str>,
+    /// Design root inside the repository or directory.
+    pub design_dir: Option<&'a str>,
+    /// The nodes named.
+    pub hosts: &'a [String],
+    /// A node filter file (Drydock's `node_filter`, JSON) instead of names.
+    pub filter: Option<&'a Path>,
+    /// The action (`status`, `on`, `off`, `cycle`, `pxe-once`...).
+    pub action: &'a str,
+    /// The power service's limits and TLS switch.
+    pub settings: slipway::services::power::PowerSettings,
+}
+
+/// `slipway power (HOST…|--filter FILE) ACTION`: runs the action on the nodes
+/// of a design read like `validate` does (no server), one line per node
+/// (`node outcome message`); exit 0 when every node succeeded, 1 when any
+/// failed, 2 on a usage or I/O error.
+pub fn power(a: PowerArgs<'_>) -> ExitCode {
+    use slipway::services::power::{parse_action, NodePower, ACTION_NAMES};
+    let Some(op) = parse_action(a.action) else {
+        return fail(&format!(
+            "unknown power action `{}`; expected one of {ACTION_NAMES}",
+            a.action
+        ));
+    };
+    let (what, files) = match load(a.path, a.rev, a.design_dir, &design::Limits::default()) {
+        Ok(x) => x,
+        Err(LoadError::Fail(e)) => return fail(&e),
+        Err(LoadError::Invalid(m)) => return fail(&m.to_text_line()),
+    };
+    let v = slipway::validate(&files);
+    let Some(d) = v.design.as_ref().filter(|_| v.is_valid()) else {
+        return fail(&format!(
+            "{what} is invalid ({} error(s)); run `slipway validate`",
+            v.error_count()
+        ));
+    };
+    let names: Vec<String> = match a.filter {
+        Some(file) => {
+            let text = match std::fs::read_to_string(file) {
+                Ok(t) => t,
+                Err(e) => return fail(&format!("{}: {e}", file.display())),
+            };
+            let f: design::model::NodeFilter = match serde_json::from_str(&text) {
+                Ok(f) => f,
+                Err(e) => {
+                    return fail(&format!(
+                        "{}: expected a Drydock node_filter (JSON): {e}",
+                        file.display()
+                    ))
+                }
+            };
+            let nodes = d.effective_nodes();
+            design::filter::select(d, nodes, Some(&f))
+                .into_iter()
+                .map(|i| nodes[i].name.clone())
+                .collect()
+        }
+        None => a.hosts.to_vec(),
+    };
+    if names.is_empty() {
+        return fail("no node selected: name nodes or give a --filter that selects some");
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    let power = match NodePower::new(&a.settings) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let targets = power.targets(d, &names);
+    let outcomes = rt.block_on(power.run(targets, &[op]));
+    let mut failed = 0;
+    for o in &outcomes {
+        let outcome = match &o.failure {
+            None => "ok".to_string(),
+            Some(f) => {
+                failed += 1;
+                format!("failed ({})", f.kind())
+            }
+        };
+        println!("{}\t{outcome}\t{}", o.node, o.message);
+    }
+    eprintln!(
+        "{op}: {} node(s), {} ok, {failed} failed",
+        outcomes.len(),
+        outcomes.len() - failed
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -76,6 +76,32 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size `{s}` is too large"))
 }
 
+/// The power service's limits and the site's TLS switch (`serve` and `power`);
+/// see docs/power.md.
+#[derive(clap::Args, Clone, Copy)]
+struct PowerFlags {
+    /// Calls to BMCs at once, over every power operation.
+    #[arg(long, default_value_t = 64)]
+    power_concurrency: usize,
+    /// Seconds one call to a BMC may take (fractions allowed); then it fails with `timeout`.
+    #[arg(long, default_value_t = 20.0)]
+    power_timeout: f64,
+    /// Do not verify Redfish BMCs' TLS certificates (the site's switch; most BMCs ship
+    /// self-signed ones).
+    #[arg(long)]
+    bmc_insecure: bool,
+}
+
+impl PowerFlags {
+    fn settings(self) -> slipway::services::power::PowerSettings {
+        let mut s = slipway::services::power::PowerSettings::default();
+        s.config.concurrency = self.power_concurrency.max(1);
+        s.config.timeout = Duration::from_secs_f64(self.power_timeout.clamp(0.001, 3600.0));
+        s.verify_tls = !self.bmc_insecure;
+        s
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -143,6 +169,8 @@ enum Command {
         allow_mass_delete: bool,
         #[command(flatten)]
         caps: SizeCaps,
+        #[command(flatten)]
+        power: PowerFlags,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -207,6 +235,28 @@ enum Command {
         /// Server secret file (default: <db>.secret).
         #[arg(long)]
         secret: Option<PathBuf>,
+    },
+    /// Run a power action on nodes of a design through their BMCs (no server needed):
+    /// status, on, off, soft_off, cycle, pxe-once, disk-once, identify-on, identify-off.
+    /// One line per node; exit 0 all succeeded, 1 any failed, 2 usage or I/O error.
+    Power {
+        /// The nodes, then the action (`slipway power n1 n2 cycle`); with --filter, the
+        /// action only.
+        #[arg(required = true, num_args = 1..)]
+        args: Vec<String>,
+        /// A file holding a Drydock node_filter (JSON) selecting the nodes.
+        #[arg(long)]
+        filter: Option<PathBuf>,
+        /// A design directory, or a path inside the design repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Revision to read when --repo is a git repository (default HEAD).
+        #[arg(long)]
+        rev: Option<String>,
+        #[arg(long)]
+        design_dir: Option<String>,
+        #[command(flatten)]
+        power: PowerFlags,
     },
     /// Show, per document and per node, what changes between two revisions.
     Diff {
@@ -279,6 +329,7 @@ fn main() -> ExitCode {
             max_delete_share,
             allow_mass_delete,
             caps,
+            power,
         } => {
             let cfg = slipway::server::ServeConfig {
                 repo,
@@ -299,6 +350,7 @@ fn main() -> ExitCode {
                 max_delete_share,
                 allow_mass_delete,
                 limits: caps.limits(),
+                power: power.settings(),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -367,6 +419,30 @@ fn main() -> ExitCode {
             secret.as_deref(),
             &hostname,
         ),
+        Command::Power {
+            args,
+            filter,
+            repo,
+            rev,
+            design_dir,
+            power,
+        } => {
+            let (action, hosts) = args.split_last().expect("clap requires one argument");
+            if filter.is_some() != hosts.is_empty() {
+                return cli::fail(
+                    "name the nodes (`slipway power HOST... ACTION`) or give --filter FILE, not both",
+                );
+            }
+            cli::power(cli::PowerArgs {
+                path: &repo,
+                rev: rev.as_deref(),
+                design_dir: design_dir.as_deref(),
+                hosts,
+                filter: filter.as_deref(),
+                action,
+                settings: power.settings(),
+            })
+        }
         Command::Diff {
             repo,
             design_dir,

@@ -75,6 +75,9 @@ pub struct ServeConfig {
     /// Byte caps on a commit's design files (`--max-file-size`,
     /// `--max-design-size`): a commit over them is recorded invalid unread.
     pub limits: design::Limits,
+    /// The power service's limits and the site's TLS switch (`--power-concurrency`,
+    /// `--power-timeout`, `--bmc-insecure`).
+    pub power: crate::services::power::PowerSettings,
 }
 
 /// The HTTP defaults (`--max-in-flight`, `--max-connections`, the
@@ -337,12 +340,15 @@ pub async fn run(
         limits: cfg.limits,
     };
     let inventory = Inventory::new(Arc::new(Mutex::new(reader)));
+    let power = crate::services::power::NodePower::new(&cfg.power)
+        .map_err(|e| ServeError::Other(e.to_string()))?;
     let tasks = TaskEngine::new(
         inventory.connection(),
         boot.clone(),
         status.clone(),
         design.clone(),
-    );
+    )
+    .with_power(power.clone());
     let state = AppState {
         inventory,
         tasks,
@@ -356,6 +362,7 @@ pub async fn run(
         metrics,
         max_in_flight: cfg.max_in_flight.max(1),
         body_timeout: cfg.body_timeout,
+        power,
     };
     let limits = api::ConnLimits {
         max_connections: cfg.max_connections.max(1),

@@ -12,6 +12,8 @@
 //! - [`reports`]: the report writer (group commit on its own thread);
 //! - [`workers`]: the worker pool for requests' blocking work;
 //! - [`inventory`]: read-only lookups of nodes, revisions, build data, tasks;
+//! - [`power`]: the power service on the nodes of a design (targets from
+//!   their `oob`, operations on one node or many, the journal);
 //! - [`tasks`]: the task engine;
 //! - [`designs`]: design references resolved to design files;
 //! - [`status`]: what the server serves, written by the reconcile loop.
@@ -19,6 +21,7 @@
 pub mod deployments;
 pub mod designs;
 pub mod inventory;
+pub mod power;
 pub mod render_cache;
 pub mod reports;
 pub mod status;

@@ -313,6 +313,29 @@ async fn nodes_of_the_applied_revision() {
 }
 
 /// Polls a task until it is complete (bounded); returns every status seen.
+/// A node task on one node whose BMC does not exist: its first step (`step`)
+/// succeeded, its power step failed, so the task failed for that node.
+fn assert_node_steps(done: &Value, node: &str, step: &str) {
+    let list = done["result"]["details"]["messageList"].as_array().unwrap();
+    let mine: Vec<&Value> = list
+        .iter()
+        .filter(|m| m["context_type"] == "node" && m["context"] == node)
+        .collect();
+    assert_eq!(mine.len(), 2, "{done}");
+    assert_eq!(mine[0]["error"], false, "{done}");
+    assert!(
+        mine[0]["message"].as_str().unwrap().contains(step),
+        "{done}"
+    );
+    assert_eq!(mine[1]["error"], true, "{done}");
+    assert!(
+        mine[1]["message"].as_str().unwrap().contains(": power "),
+        "{done}"
+    );
+    assert_eq!(done["result"]["status"], "failure", "{done}");
+    assert_eq!(done["result"]["failures"], json!([node]), "{done}");
+}
+
 async fn wait_task(s: &Server, id: &str) -> (Vec<String>, Value) {
     let mut seen: Vec<String> = Vec::new();
     let deadline = std::time::Instant::now() + common::TIMEOUT;
@@ -338,7 +361,14 @@ async fn wait_task(s: &Server, id: &str) -> (Vec<String>, Value) {
 async fn tasks_run_and_report() {
     let repo = gen_site_repo();
     let db = repo.path().join("state.db");
-    let (s, commit) = started(&repo, &db).await;
+    let commit = repo.commit("site");
+    // The gen-site BMCs do not exist: node power fails after this timeout.
+    let s = Server::start_with(repo.path(), &db, |cfg| {
+        cfg.power.config.timeout = std::time::Duration::from_millis(300);
+    })
+    .await
+    .unwrap();
+    s.wait_status(&commit, "applied").await;
 
     // validate_design on the applied revision (no design_ref).
     let (code, t) = post_json(&s, "/api/v1.0/tasks", json!({"action": "validate_design"})).await;
@@ -402,7 +432,9 @@ async fn tasks_run_and_report() {
         .await;
         assert_eq!(code, 201, "{action}: {t}");
         let (_, done) = wait_task(&s, t["task_id"].as_str().unwrap()).await;
-        assert_eq!(done["result"]["status"], "success", "{action}: {done}");
+        // The new deployment is made; PXE once fails (no such BMC), so the
+        // node, and with it the task, failed.
+        assert_node_steps(&done, "n00001", "new deployment");
     }
     let (_, after) = s.get("/api/v1.0/nodes/n00001/identity").await;
     assert_ne!(
@@ -419,7 +451,7 @@ async fn tasks_run_and_report() {
     .await;
     assert_eq!(code, 201, "{t}");
     let (_, done) = wait_task(&s, t["task_id"].as_str().unwrap()).await;
-    assert_eq!(done["result"]["status"], "success", "{done}");
+    assert_node_steps(&done, "n00001", "deployment revoked");
     // The revoked deployment's keys are refused: identity key for boot data,
     // and for its action's status reports.
     let key = after["identity_key"].as_str().unwrap();
@@ -451,13 +483,29 @@ async fn tasks_run_and_report() {
     let (_, still) = s.get("/api/v1.0/nodes/n00002/identity").await;
     assert_eq!(other["deployment"], still["deployment"]);
 
-    // Node actions needing hardware control: complete with failure naming what is missing.
-    for action in [
-        "prepare_nodes",
-        "verify_nodes",
-        "relabel_nodes",
-        "configure_hardware",
-    ] {
+    // Node actions through the BMC: one failed node (its BMC does not exist).
+    for action in ["prepare_nodes", "verify_nodes"] {
+        let (code, t) = post_json(
+            &s,
+            "/api/v1.0/tasks",
+            json!({"action": action, "design_ref": "main", "node_filter": one}),
+        )
+        .await;
+        assert_eq!(code, 201, "{action}: {t}");
+        let (_, done) = wait_task(&s, t["task_id"].as_str().unwrap()).await;
+        assert_eq!(done["result"]["status"], "failure", "{action}: {done}");
+        assert_eq!(done["result"]["failures"], json!(["n00001"]), "{done}");
+        let list = done["result"]["details"]["messageList"].as_array().unwrap();
+        assert!(
+            list.iter().any(|m| m["context_type"] == "node"
+                && m["context"] == "n00001"
+                && m["error"] == true
+                && m["message"].as_str().unwrap().contains(": power ")),
+            "{done}"
+        );
+    }
+    // Node actions slipway cannot carry out: complete with failure naming what is missing.
+    for action in ["relabel_nodes", "configure_hardware"] {
         let (code, t) = post_json(
             &s,
             "/api/v1.0/tasks",

@@ -21,7 +21,14 @@ async fn start() -> (GitRepo, tempfile::TempDir, Server, Secret) {
     let commit = repo.commit("example site");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let s = Server::start(repo.path(), &db, NEVER).await;
+    // The example site's BMCs do not exist: the power step of the deployment
+    // tasks fails after this per-call timeout.
+    let s = Server::start_with(repo.path(), &db, |cfg| {
+        cfg.poll = NEVER;
+        cfg.power.config.timeout = Duration::from_millis(300);
+    })
+    .await
+    .unwrap();
     s.wait_status(&commit, "applied").await;
     let secret = Secret::load(&slipway::keys::default_secret_path(&db)).unwrap();
     (repo, dir, s, secret)
@@ -155,7 +162,22 @@ async fn task(s: &Server, action: &str, host: &str) {
     loop {
         let (_, t) = s.get(&format!("/api/v1.0/tasks/{id}")).await;
         if t["status"] == "complete" {
-            assert_eq!(t["result"]["status"], "success", "{t}");
+            // The deployment step succeeds; the power step fails honestly (the
+            // example site's BMCs do not exist), so the node, and the task, fail.
+            let m: Vec<&Value> = t["result"]["details"]["messageList"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["context_type"] == "node" && m["context"] == host)
+                .collect();
+            assert_eq!(m.len(), 2, "{t}");
+            assert_eq!(m[0]["error"], false, "{t}");
+            assert_eq!(m[1]["error"], true, "{t}");
+            assert!(
+                m[1]["message"].as_str().unwrap().contains(": power "),
+                "{t}"
+            );
+            assert_eq!(t["result"]["status"], "failure", "{t}");
             return;
         }
         assert!(std::time::Instant::now() < deadline, "task {id}: {t}");

@@ -12,6 +12,7 @@ mod health;
 mod hooks;
 mod nodes;
 pub mod openapi;
+mod power;
 mod revisions;
 mod status;
 mod tasks;

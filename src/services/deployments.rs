@@ -653,6 +653,13 @@ impl BootService {
         )
     }
 
+    /// Runs `f` on the design being served (the power service reads nodes'
+    /// OOB settings from it).
+    pub fn with_design<T>(&self, f: impl FnOnce(&Design) -> T) -> Result<T, BootError> {
+        let loaded = self.loaded()?;
+        Ok(f(&loaded.design))
+    }
+
     /// Starts a new deployment for a node (`deploy_nodes`): new action ids and
     /// keys, whatever its inputs, made only if the node's boot data renders
     /// with them (otherwise the current deployment stays). The previous

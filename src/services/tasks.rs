@@ -4,8 +4,11 @@
 //! runs one itself.
 //!
 //! What each action really does is in `docs/api.md`: slipway validates and
-//! plans; it has no hardware control, so node actions end as `failure` with a
-//! message naming what is missing, never as a fake success.
+//! plans; node actions that imply power drive the power service
+//! ([`super::power`]) and report one message per node (`context_type: node`),
+//! ending `success`, `partial_success` (some nodes failed) or `failure` (all
+//! failed), as Drydock does. Actions slipway cannot carry out end as `failure`
+//! with a message naming what is missing, never as a fake success.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +58,8 @@ pub struct TaskEngine {
     boot: Arc<BootService>,
     status: SharedStatus,
     design: DesignSource,
+    /// The power service (`None`: node power actions fail saying so).
+    power: Option<super::power::NodePower>,
 }
 
 impl TaskEngine {
@@ -71,7 +76,14 @@ impl TaskEngine {
             boot,
             status,
             design,
+            power: None,
         }
+    }
+
+    /// The engine driving node power through `power`.
+    pub fn with_power(mut self, power: super::power::NodePower) -> TaskEngine {
+        self.power = Some(power);
+        self
     }
 
     /// Stores a new `queued` task and runs it in the background; returns it
@@ -177,37 +189,39 @@ async fn run(engine: TaskEngine, mut task: TaskRecord, action: TaskAction) {
         tracing::error!(task = %task.task_id, error = ?e, "cannot record task start");
         return;
     }
-    let src = engine.design.clone();
-    let applied = engine.status.read().ok().and_then(|s| s.applied.clone());
-    let design_ref = task.design_ref.clone();
-    let store = engine.store.clone();
-    let boot = engine.boot.clone();
-    let filter = task.node_filter.clone();
-    if action.is_deployment() {
-        // Deployments need the applied design, read again after a start.
+    let outcome = if action.is_deployment() || !action.power_ops().is_empty() {
+        // Node actions need the served design, read again after a start.
         engine.boot.wait_ready(super::LOAD_WAIT).await;
-    }
-    let outcome = tokio::task::spawn_blocking(move || {
-        if action.is_deployment() {
-            return deployments(&boot, action, filter);
-        }
-        execute(
-            action,
-            design_ref.as_deref(),
-            applied.as_deref(),
-            &src,
-            &store,
-        )
-    })
-    .await
-    .unwrap_or_else(|e| Outcome::failure(format!("task crashed: {e}"), Vec::new()));
+        node_actions(&engine, action, task.node_filter.clone()).await
+    } else {
+        let src = engine.design.clone();
+        let applied = engine.status.read().ok().and_then(|s| s.applied.clone());
+        let design_ref = task.design_ref.clone();
+        let store = engine.store.clone();
+        tokio::task::spawn_blocking(move || {
+            execute(
+                action,
+                design_ref.as_deref(),
+                applied.as_deref(),
+                &src,
+                &store,
+            )
+        })
+        .await
+        .unwrap_or_else(|e| Outcome::failure(format!("task crashed: {e}"), Vec::new()))
+    };
 
     let id = task.task_id.clone();
     let messages = outcome.messages;
     task.status = TaskStatus::Complete.as_str().into();
     task.result = Some(outcome.result.as_str().into());
     task.updated = Some(now());
-    task.body = json!({"message": outcome.message, "reason": outcome.result.as_str()});
+    task.body = json!({
+        "message": outcome.message,
+        "reason": outcome.result.as_str(),
+        "successes": outcome.successes,
+        "failures": outcome.failures,
+    });
     let t = task.clone();
     let r = engine
         .write(move |s| {
@@ -229,6 +243,10 @@ struct Outcome {
     result: TaskResult,
     message: String,
     messages: Vec<TaskMessage>,
+    /// Nodes the action was carried out on (Drydock's `successes`).
+    successes: Vec<String>,
+    /// Nodes it failed on (Drydock's `failures`).
+    failures: Vec<String>,
 }
 
 impl Outcome {
@@ -238,6 +256,18 @@ impl Outcome {
             result: TaskResult::Failure,
             message,
             messages,
+            successes: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn success(message: String, messages: Vec<TaskMessage>) -> Outcome {
+        Outcome {
+            result: TaskResult::Success,
+            message,
+            messages,
+            successes: Vec::new(),
+            failures: Vec::new(),
         }
     }
 }
@@ -267,10 +297,20 @@ fn from_design_message(m: &Message) -> TaskMessage {
     t
 }
 
-/// `deploy_nodes`, `redeploy_server`: a new deployment per selected node;
-/// `destroy_nodes`: the selected nodes' deployments revoked (blocking).
-fn deployments(
-    boot: &BootService,
+/// A per-node message (`context_type: node`, `context: <name>`).
+fn node_msg(node: &str, text: &str, error: bool) -> TaskMessage {
+    let mut m = task_msg(text, error, Some(node.to_string()));
+    m.context_type = Some("node".into());
+    m
+}
+
+/// The node actions: `deploy_nodes`, `redeploy_server` start a new
+/// deployment per selected node, `destroy_nodes` revokes them (blocking,
+/// first); then each node the step left standing gets the action's power
+/// operations (`TaskAction::power_ops`) through the power service, every
+/// node at once within its concurrency limit. One message per node and step.
+async fn node_actions(
+    engine: &TaskEngine,
     action: TaskAction,
     filter: Option<serde_json::Value>,
 ) -> Outcome {
@@ -283,18 +323,120 @@ fn deployments(
             }
         },
     };
+    let boot = engine.boot.clone();
+    let step = tokio::task::spawn_blocking(move || deployment_step(&boot, action, filter)).await;
+    let (nodes, mut messages, mut failed) = match step {
+        Ok(Ok(s)) => s,
+        Ok(Err(o)) => return o,
+        Err(e) => return Outcome::failure(format!("task crashed: {e}"), Vec::new()),
+    };
+    let ops = action.power_ops();
+    let standing: Vec<String> = nodes
+        .iter()
+        .filter(|n| !failed.contains(*n))
+        .cloned()
+        .collect();
+    if !ops.is_empty() && !standing.is_empty() {
+        let outcomes = match &engine.power {
+            None => standing
+                .iter()
+                .map(|n| {
+                    (
+                        n.clone(),
+                        Err("the power service is not configured".to_string()),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            Some(power) => match power.served_targets(&engine.boot, &standing) {
+                Err(e) => standing
+                    .iter()
+                    .map(|n| (n.clone(), Err(format!("no served design: {e}"))))
+                    .collect(),
+                Ok(targets) => power
+                    .run(targets, ops)
+                    .await
+                    .into_iter()
+                    .map(|o| {
+                        let text = match &o.failure {
+                            None => Ok(o.message),
+                            Some(f) => Err(format!("power {}: {}", f.kind(), o.message)),
+                        };
+                        (o.node, text)
+                    })
+                    .collect(),
+            },
+        };
+        for (node, r) in outcomes {
+            match r {
+                Ok(text) => {
+                    messages.push(node_msg(&node, &format!("{node}: power: {text}"), false))
+                }
+                Err(text) => {
+                    messages.push(node_msg(&node, &format!("{node}: {text}"), true));
+                    failed.push(node);
+                }
+            }
+        }
+    }
+    let successes: Vec<String> = nodes
+        .iter()
+        .filter(|n| !failed.contains(*n))
+        .cloned()
+        .collect();
+    let failures: Vec<String> = nodes
+        .iter()
+        .filter(|n| failed.contains(*n))
+        .cloned()
+        .collect();
+    let (done, nfailed) = (successes.len(), failures.len());
+    let (result, message) = match (done, nfailed) {
+        (_, 0) => (TaskResult::Success, format!("{action}: {done} node(s)")),
+        (0, _) => (
+            TaskResult::Failure,
+            format!("{action}: failed for all {nfailed} node(s)"),
+        ),
+        _ => (
+            TaskResult::PartialSuccess,
+            format!("{action}: {done} node(s) done, {nfailed} failed"),
+        ),
+    };
+    Outcome {
+        result,
+        message,
+        messages,
+        successes,
+        failures,
+    }
+}
+
+/// The selected nodes, and for the deployment actions the deployment step
+/// on each: its messages and the nodes it failed on (blocking).
+#[allow(clippy::type_complexity)]
+fn deployment_step(
+    boot: &BootService,
+    action: TaskAction,
+    filter: Option<crate::design::model::NodeFilter>,
+) -> Result<(Vec<String>, Vec<TaskMessage>, Vec<String>), Outcome> {
     let nodes = match boot.select_nodes(filter.as_ref()) {
         Ok(n) => n,
-        Err(e) => return Outcome::failure(format!("cannot select nodes: {e}"), Vec::new()),
+        Err(e) => {
+            return Err(Outcome::failure(
+                format!("cannot select nodes: {e}"),
+                Vec::new(),
+            ))
+        }
     };
     if nodes.is_empty() {
-        return Outcome::failure(
+        return Err(Outcome::failure(
             "the node filter selects no node of the applied design".into(),
             Vec::new(),
-        );
+        ));
     }
     let mut messages = Vec::new();
-    let mut failed = 0;
+    let mut failed = Vec::new();
+    if !action.is_deployment() {
+        return Ok((nodes, messages, failed));
+    }
     for node in &nodes {
         let (text, error) = if action == TaskAction::DestroyNodes {
             match boot.revoke(node) {
@@ -314,26 +456,12 @@ fn deployments(
                 Err(e) => (format!("{node}: cannot redeploy: {e}"), true),
             }
         };
-        failed += usize::from(error);
-        messages.push(task_msg(&text, error, Some(node.clone())));
+        if error {
+            failed.push(node.clone());
+        }
+        messages.push(node_msg(node, &text, error));
     }
-    let done = nodes.len() - failed;
-    let (result, message) = match (done, failed) {
-        (_, 0) => (TaskResult::Success, format!("{action}: {done} node(s)")),
-        (0, _) => (
-            TaskResult::Failure,
-            format!("{action}: failed for all {failed} node(s)"),
-        ),
-        _ => (
-            TaskResult::PartialSuccess,
-            format!("{action}: {done} node(s) done, {failed} failed"),
-        ),
-    };
-    Outcome {
-        result,
-        message,
-        messages,
-    }
+    Ok((nodes, messages, failed))
 }
 
 /// Carries out an action (blocking).
@@ -372,11 +500,7 @@ fn execute(
     if action != TaskAction::PrepareSite {
         let text = format!("design {reference} is valid");
         messages.push(task_msg(&text, false, None));
-        return Outcome {
-            result: TaskResult::Success,
-            message: text,
-            messages,
-        };
+        return Outcome::success(text, messages);
     }
     let Some(d) = v.design else {
         return Outcome::failure("the design could not be built".into(), messages);
@@ -412,11 +536,7 @@ fn execute(
         if p.is_empty() { "no change" } else { "changes listed" }
     );
     messages.push(task_msg(&text, false, None));
-    Outcome {
-        result: TaskResult::Success,
-        message: text,
-        messages,
-    }
+    Outcome::success(text, messages)
 }
 
 /// Ends tasks a previous run left `queued` or `running` (the process stopped

@@ -7,7 +7,8 @@ use axum::routing::{get, post};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bootactions, bootdata, builddata, health, hooks, metrics, nodes, revisions, tasks, validation,
+    bootactions, bootdata, builddata, health, hooks, metrics, nodes, power, revisions, tasks,
+    validation,
 };
 use crate::api::http::routes::{Group, Route};
 
@@ -243,6 +244,30 @@ pub fn routes() -> Vec<Route> {
             &[200],
             get(nodes::get),
         ),
+        Route {
+            extra: &[404, 409, 502, 503],
+            ..r(
+                "GET",
+                "/api/v1.0/nodes/{hostname}/power",
+                Operator,
+                "a node's power state, read from its BMC now, and its recent power operations",
+                None,
+                &[200],
+                get(power::get),
+            )
+        },
+        Route {
+            extra: &[400, 404, 409, 502, 503],
+            ..r(
+                "POST",
+                "/api/v1.0/nodes/{hostname}/power",
+                Operator,
+                "runs a power action on a node through its BMC; answers when it is done",
+                Some(power::body_schema()),
+                &[200],
+                post(power::post),
+            )
+        },
         r(
             "GET",
             "/api/v1.0/tasks",

@@ -213,6 +213,7 @@ mod tests {
             metrics: Default::default(),
             max_in_flight: super::super::DEFAULT_MAX_IN_FLIGHT,
             body_timeout: super::super::DEFAULT_BODY_TIMEOUT,
+            power: crate::services::power::NodePower::new(&Default::default()).unwrap(),
         })
     }
 

@@ -40,6 +40,8 @@ pub struct AppState {
     pub max_in_flight: usize,
     /// Longest wait for a request's body (`--body-timeout`); 408 after it.
     pub body_timeout: std::time::Duration,
+    /// The power service on the served design's nodes.
+    pub power: crate::services::power::NodePower,
 }
 
 impl AppState {

@@ -10,19 +10,21 @@ pub enum TaskAction {
     VerifySite,
     /// Validate a design and plan it against the applied state, not applied.
     PrepareSite,
-    /// Needs BMC access; not supported.
+    /// Reads each selected node's power state through its BMC.
     VerifyNodes,
-    /// Needs BMC power and boot device; not supported.
+    /// Sets PXE for the next boot of each selected node, then cycles it.
     PrepareNodes,
-    /// A new deployment (new action ids and keys) for each selected node.
+    /// A new deployment (new action ids and keys) for each selected node,
+    /// then PXE once and a cycle.
     DeployNodes,
     /// Like `deploy_nodes`.
     RedeployServer,
-    /// Revokes the selected nodes' deployments (their keys are refused).
+    /// Revokes the selected nodes' deployments (their keys are refused),
+    /// then powers them off.
     DestroyNodes,
     /// Needs a Kubernetes API client; not supported.
     RelabelNodes,
-    /// Needs BMC and firmware settings; not supported.
+    /// Needs BIOS and firmware settings through the BMC; not supported.
     ConfigureHardware,
 }
 
@@ -67,17 +69,27 @@ impl TaskAction {
         )
     }
 
+    /// The power operations the action runs on each selected node, in order
+    /// (docs/power.md, "What each task action does to power"); empty: none.
+    pub fn power_ops(self) -> &'static [crate::power::PowerOp] {
+        use crate::power::PowerOp;
+        match self {
+            TaskAction::VerifyNodes => &[PowerOp::Status],
+            TaskAction::PrepareNodes | TaskAction::DeployNodes | TaskAction::RedeployServer => {
+                &crate::services::power::PXE_AND_CYCLE
+            }
+            TaskAction::DestroyNodes => &[PowerOp::Off],
+            _ => &[],
+        }
+    }
+
     /// What a node action slipway cannot carry out would need (`None`: it
     /// can carry it out).
     pub fn unsupported(self) -> Option<&'static str> {
         match self {
-            TaskAction::VerifyNodes => Some("out-of-band hardware control (BMC access)"),
-            TaskAction::PrepareNodes => {
-                Some("out-of-band hardware control (BMC power and boot device)")
-            }
             TaskAction::RelabelNodes => Some("a Kubernetes API client to relabel nodes"),
             TaskAction::ConfigureHardware => {
-                Some("out-of-band hardware control (BMC and firmware settings)")
+                Some("BIOS and firmware settings through the BMC (its BMC control covers power and boot device only)")
             }
             _ => None,
         }
