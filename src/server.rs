@@ -75,6 +75,9 @@ pub struct ServeConfig {
     /// Byte caps on a commit's design files (`--max-file-size`,
     /// `--max-design-size`): a commit over them is recorded invalid unread.
     pub limits: design::Limits,
+    /// The branch unknown machines are proposed on (`--proposal-branch`;
+    /// `None`: `slipway/discovered`); never the followed branch.
+    pub proposal_branch: Option<String>,
 }
 
 /// The HTTP defaults (`--max-in-flight`, `--max-connections`, the
@@ -244,6 +247,7 @@ pub async fn run(
         .into());
     }
     let secret = crate::keys::Secret::load_or_create(&secret_path)?;
+    let secret_for_inspection = secret.clone();
     let report_url = match &cfg.report_url {
         Some(u) => u.clone(),
         None => {
@@ -301,6 +305,7 @@ pub async fn run(
         }
     };
 
+    let followed = branch.clone();
     let ctx = PassContext {
         repo: root.clone(),
         branch,
@@ -343,7 +348,22 @@ pub async fn run(
         status.clone(),
         design.clone(),
     );
+    let inspection = Arc::new(crate::services::inspection::InspectionService::new(
+        crate::services::inspection::InspectionConfig {
+            repo: root.clone(),
+            branch: followed,
+            design_dir: cfg.design_dir.clone(),
+            proposal_branch: cfg.proposal_branch.clone().unwrap_or_else(|| {
+                crate::services::inspection::DEFAULT_PROPOSAL_BRANCH.to_string()
+            }),
+        },
+        boot.clone(),
+        inventory.connection(),
+        secret_for_inspection,
+        metrics.clone(),
+    ));
     let state = AppState {
+        inspection,
         inventory,
         tasks,
         status,

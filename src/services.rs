@@ -11,6 +11,8 @@
 //!   boot data rendered per (node, deployment, kind);
 //! - [`reports`]: the report writer (group commit on its own thread);
 //! - [`workers`]: the worker pool for requests' blocking work;
+//! - [`inspection`]: a ramdisk's inspection callback matched, stored,
+//!   compared with the design or proposed; introspection rows;
 //! - [`inventory`]: read-only lookups of nodes, revisions, build data, tasks;
 //! - [`tasks`]: the task engine;
 //! - [`designs`]: design references resolved to design files;
@@ -18,6 +20,7 @@
 
 pub mod deployments;
 pub mod designs;
+pub mod inspection;
 pub mod inventory;
 pub mod render_cache;
 pub mod reports;
@@ -34,7 +37,8 @@ pub use status::{PassOutcome, PassReport, ServeStatus, SharedStatus};
 
 /// The record types dialects present, as the state module defines them.
 pub use crate::state::{
-    BootActionDetail, BootActionRecord, BootActionStatus, BuildDataRecord, NodeRecord,
+    BootActionDetail, BootActionRecord, BootActionStatus, BuildDataRecord, InspectionMessage,
+    IntrospectionRecord, NodeRecord,
     ReportOutcome, RevisionRecord, RevisionStatus, StateError, TaskMessage, TaskRecord,
 };
 

@@ -16,6 +16,7 @@
 mod boot_actions;
 mod build_data;
 mod deployments;
+mod inspection;
 mod migrations;
 mod node_summary;
 mod ownership;
@@ -38,6 +39,9 @@ pub use boot_actions::{
     BOOT_ACTION_INCOMPLETE,
 };
 pub use build_data::BuildDataRecord;
+pub use inspection::{
+    InspectionMessage, InspectionResult, IntrospectionRecord, INSPECTOR_GENERATOR,
+};
 pub use deployments::{
     new_deployment, DeploymentInputs, DeploymentRecord, NewDeployment, BOOT_ACTION_REVOKED,
     BOOT_ACTION_UNREPORTED,
