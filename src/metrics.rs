@@ -32,7 +32,8 @@ pub const CLOSE_REASONS: [&str; 4] = [
 ];
 
 /// Outcomes of an inspection callback (`slipway_inspection_callbacks_total`).
-pub const INSPECTION_OUTCOMES: [&str; 5] = ["matched", "proposed", "several", "malformed", "refused"];
+pub const INSPECTION_OUTCOMES: [&str; 5] =
+    ["matched", "proposed", "several", "malformed", "refused"];
 
 /// The server's metrics. Cheap to update from any thread.
 pub struct Metrics {
@@ -327,12 +328,16 @@ impl Metrics {
 
     /// Records an inspection callback's outcome (one of [`INSPECTION_OUTCOMES`]).
     pub fn inspection_callback(&self, outcome: &str) {
-        self.inspection_callbacks.with_label_values(&[outcome]).inc();
+        self.inspection_callbacks
+            .with_label_values(&[outcome])
+            .inc();
     }
 
     /// Counts one disagreement of an inspected machine with the design.
     pub fn inspection_disagreement(&self, kind: &str) {
-        self.inspection_disagreements.with_label_values(&[kind]).inc();
+        self.inspection_disagreements
+            .with_label_values(&[kind])
+            .inc();
     }
 
     /// Boot data rendered so far, all kinds.

@@ -38,8 +38,8 @@ pub use status::{PassOutcome, PassReport, ServeStatus, SharedStatus};
 /// The record types dialects present, as the state module defines them.
 pub use crate::state::{
     BootActionDetail, BootActionRecord, BootActionStatus, BuildDataRecord, InspectionMessage,
-    IntrospectionRecord, NodeRecord,
-    ReportOutcome, RevisionRecord, RevisionStatus, StateError, TaskMessage, TaskRecord,
+    IntrospectionRecord, NodeRecord, ReportOutcome, RevisionRecord, RevisionStatus, StateError,
+    TaskMessage, TaskRecord,
 };
 
 /// How long a boot-data request waits for the applied revision to be loaded

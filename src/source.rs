@@ -97,7 +97,11 @@ impl Repo {
     /// The design directory of `commit` as a repository path prefix (`""`
     /// for the root, else `dir/`): `design_dir` when given, else `designs/`
     /// when the commit's tree has it, as [`Repo::design_files_within`] reads.
-    pub fn design_root(&self, commit: &str, design_dir: Option<&str>) -> Result<String, SourceError> {
+    pub fn design_root(
+        &self,
+        commit: &str,
+        design_dir: Option<&str>,
+    ) -> Result<String, SourceError> {
         match design_dir.map(|d| d.trim_matches('/')) {
             None | Some("") | Some(".") => {
                 let rev = self.resolve(commit)?;
@@ -110,7 +114,11 @@ impl Repo {
                 let has_designs = tree
                     .get_name("designs")
                     .is_some_and(|e| e.kind() == Some(git2::ObjectType::Tree));
-                Ok(if has_designs { "designs/".into() } else { String::new() })
+                Ok(if has_designs {
+                    "designs/".into()
+                } else {
+                    String::new()
+                })
             }
             Some(dir) => Ok(format!("{dir}/")),
         }

@@ -39,12 +39,12 @@ pub use boot_actions::{
     BOOT_ACTION_INCOMPLETE,
 };
 pub use build_data::BuildDataRecord;
-pub use inspection::{
-    InspectionMessage, InspectionResult, IntrospectionRecord, INSPECTOR_GENERATOR,
-};
 pub use deployments::{
     new_deployment, DeploymentInputs, DeploymentRecord, NewDeployment, BOOT_ACTION_REVOKED,
     BOOT_ACTION_UNREPORTED,
+};
+pub use inspection::{
+    InspectionMessage, InspectionResult, IntrospectionRecord, INSPECTOR_GENERATOR,
 };
 pub use migrations::LATEST as SCHEMA_VERSION;
 pub use ownership::{lock_path, DatabaseFile, DatabaseLock};

@@ -28,9 +28,7 @@ use crate::inspection::{self, Match, NodeIndex};
 use crate::keys::Secret;
 use crate::metrics::Metrics;
 use crate::source::{Person, Proposed, ProposedFile, Repo};
-use crate::state::{
-    InspectionMessage, InspectionResult, IntrospectionRecord, StateError, Store,
-};
+use crate::state::{InspectionMessage, InspectionResult, IntrospectionRecord, StateError, Store};
 
 /// Default of `--proposal-branch`.
 pub const DEFAULT_PROPOSAL_BRANCH: &str = "slipway/discovered";
@@ -438,9 +436,9 @@ pub fn proposals(
     let repo = Repo::discover(repo).map_err(|e| e.to_string())?;
     let followed = match followed {
         Some(b) => b.to_string(),
-        None => repo
-            .current_branch()
-            .ok_or("the repository's HEAD is on no branch; name the followed branch (--followed)")?,
+        None => repo.current_branch().ok_or(
+            "the repository's HEAD is on no branch; name the followed branch (--followed)",
+        )?,
     };
     repo.proposals(branch, &followed).map_err(|e| e.to_string())
 }

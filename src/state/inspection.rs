@@ -123,7 +123,11 @@ impl Store {
                     .ctx(what)?;
             }
         }
-        let state = if r.error.is_some() { "error" } else { "finished" };
+        let state = if r.error.is_some() {
+            "error"
+        } else {
+            "finished"
+        };
         tx.prepare_cached(
             "INSERT INTO introspections (node, state, manage_boot, started_at, finished_at, error)
              VALUES (?1, ?2, 0, ?3, ?3, ?4)
@@ -215,9 +219,15 @@ mod tests {
         })
         .unwrap();
         let r = s.introspection("n1").unwrap().unwrap();
-        assert_eq!((r.state.as_str(), r.started_at, r.finished_at), ("finished", 10, Some(20)));
+        assert_eq!(
+            (r.state.as_str(), r.started_at, r.finished_at),
+            ("finished", 10, Some(20))
+        );
         assert_eq!(s.inspection_messages("n1").unwrap().len(), 1);
-        assert_eq!(s.inspection_data("n1").unwrap().unwrap().data_element, "{\"a\": 1}");
+        assert_eq!(
+            s.inspection_data("n1").unwrap().unwrap().data_element,
+            "{\"a\": 1}"
+        );
         // A second inspection, unasked, with the ramdisk's error and no disagreement.
         s.finish_inspection(&InspectionResult {
             node: "n1",

@@ -15,7 +15,10 @@ use crate::services::inspection::{CallbackError, CallbackOutcome};
 use crate::services::LOAD_WAIT;
 
 /// The data path shared by `/v1/continue` and `/v1/continue_inspection`.
-pub async fn process(state: &AppState, body: axum::body::Bytes) -> Result<CallbackOutcome, HttpError> {
+pub async fn process(
+    state: &AppState,
+    body: axum::body::Bytes,
+) -> Result<CallbackOutcome, HttpError> {
     state.boot.wait_ready(LOAD_WAIT).await;
     let svc = state.inspection.clone();
     blocking(move || {

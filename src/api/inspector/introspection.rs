@@ -74,9 +74,8 @@ pub async fn start(
 ) -> Result<Response, HttpError> {
     let manage_boot = match q.get("manage_boot") {
         None => true,
-        Some(v) => boolean(v).ok_or_else(|| {
-            bad_request(format!("Invalid boolean value for manage_boot: {v}"))
-        })?,
+        Some(v) => boolean(v)
+            .ok_or_else(|| bad_request(format!("Invalid boolean value for manage_boot: {v}")))?,
     };
     state.boot.wait_ready(LOAD_WAIT).await;
     let svc = state.inspection.clone();
@@ -142,7 +141,10 @@ pub async fn list(
     let all = blocking(move || Ok(svc.list(usize::MAX >> 2)?)).await?;
     let mut rows: &[IntrospectionView] = &all;
     if let Some(m) = &marker {
-        match rows.iter().position(|v| &v.node.uuid == m || &v.node.name == m) {
+        match rows
+            .iter()
+            .position(|v| &v.node.uuid == m || &v.node.name == m)
+        {
             Some(i) => rows = &rows[i + 1..],
             None => return Err(bad_request(format!("Marker {m} not found"))),
         }

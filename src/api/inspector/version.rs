@@ -73,7 +73,10 @@ pub fn check(requested: Option<&[u8]>) -> Result<(), HttpError> {
 /// Middleware on every inspector route: negotiate, then add the headers
 /// (to errors too, as inspector's `after_request` does).
 pub async fn negotiate(req: Request, next: Next) -> Response {
-    let requested = req.headers().get(VERSION_HEADER).map(|v| v.as_bytes().to_vec());
+    let requested = req
+        .headers()
+        .get(VERSION_HEADER)
+        .map(|v| v.as_bytes().to_vec());
     let mut resp = match check(requested.as_deref()) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
@@ -90,7 +93,14 @@ mod tests {
 
     #[test]
     fn versions_are_negotiated_as_inspector_does() {
-        for ok in [None, Some("1.0"), Some("1.18"), Some("latest"), Some("LATEST"), Some("1.2.3")] {
+        for ok in [
+            None,
+            Some("1.0"),
+            Some("1.18"),
+            Some("latest"),
+            Some("LATEST"),
+            Some("1.2.3"),
+        ] {
             assert!(check(ok.map(str::as_bytes)).is_ok(), "{ok:?}");
         }
         for (bad, code) in [
