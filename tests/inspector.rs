@@ -461,6 +461,19 @@ async fn bad_callbacks_and_versions_are_refused_in_inspectors_shape() {
     assert_inspector_error(code, &h, &v, 404);
     let (code, h, v) = get(s, "/v1/introspection?limit=5000", &[]).await;
     assert_inspector_error(code, &h, &v, 400);
+    // The HTTP layer's own refusals are in inspector's shape too: a wrong
+    // method (405), a body over 1 MiB (413).
+    let r = common::client()
+        .put(s.url("/v1/continue"))
+        .send()
+        .await
+        .unwrap();
+    let (code, h) = (r.status().as_u16(), r.headers().clone());
+    let v: Value = r.json().await.unwrap();
+    assert_inspector_error(code, &h, &v, 405);
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(1 << 20));
+    let (code, h, v) = post(s, "/v1/continue", &big, &[]).await;
+    assert_inspector_error(code, &h, &v, 413);
     // Ironic's /v1/continue_inspection answers in Ironic's shape.
     let (code, h, v) = post(s, "/v1/continue_inspection", "[1]", &[]).await;
     assert_eq!(code, 400, "{v}");

@@ -112,9 +112,15 @@ pub fn routes() -> Vec<Route> {
 /// The inspector's routes in its error shape with its version headers,
 /// and Ironic's `/v1/continue_inspection` in Ironic's.
 pub fn router(state: &AppState) -> Router<AppState> {
+    // The 405 of a known path is set here, under the dialect's layers, so it
+    // is answered in the dialect's shape (`app()`'s own only fills in the
+    // method routers that have none).
+    let not_allowed = super::http::error::method_not_allowed;
     let inspector = super::http::routes::router(routes(), state)
+        .method_not_allowed_fallback(not_allowed)
         .layer(axum::middleware::from_fn(version::negotiate));
-    let builtin = super::http::routes::router(continue_inspection::routes(), state);
+    let builtin = super::http::routes::router(continue_inspection::routes(), state)
+        .method_not_allowed_fallback(not_allowed);
     super::http::error::answers(inspector, Presenter).merge(super::http::error::answers(
         builtin,
         continue_inspection::ErrorMessage,
