@@ -232,6 +232,16 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    // Proposals of unknown machines never go on the followed branch.
+    if let (Some(p), Some(b)) = (&cfg.proposal_branch, &branch) {
+        if p == b {
+            return Err(ServeError::Other(format!(
+                "--proposal-branch `{p}` is the followed branch; proposals of unknown machines \
+                 need a branch of their own (default {})",
+                crate::services::inspection::DEFAULT_PROPOSAL_BRANCH
+            )));
+        }
+    }
     let secret_path = cfg
         .secret
         .clone()

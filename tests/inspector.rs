@@ -534,3 +534,16 @@ async fn starting_an_introspection_needs_an_operator_token_and_the_ramdisk_does_
     assert_eq!(code, 200);
     assert_eq!(list["introspection"].as_array().unwrap().len(), 1, "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proposal_branch_that_is_the_followed_branch_is_refused_at_start() {
+    let (g, _) = site();
+    let dir = tempfile::tempdir().unwrap();
+    let err = Server::start_with(g.path(), &dir.path().join("s.db"), |cfg| {
+        cfg.proposal_branch = Some("main".into())
+    })
+    .await
+    .err()
+    .expect("the server refuses to start");
+    assert!(err.to_string().contains("is the followed branch"), "{err}");
+}

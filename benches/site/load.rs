@@ -304,8 +304,9 @@ function request()
   next_one = next_one % #prepared + 1
   return prepared[next_one]
 end
-"#
-        + &WRK_SCRIPT[WRK_SCRIPT.find("function response").expect("the shared script")..];
+"# + &WRK_SCRIPT[WRK_SCRIPT
+        .find("function response")
+        .expect("the shared script")..];
     let path = dir.path().join("continue.lua");
     std::fs::write(&path, script)?;
     Ok(path)
