@@ -547,3 +547,31 @@ async fn a_proposal_branch_that_is_the_followed_branch_is_refused_at_start() {
     .expect("the server refuses to start");
     assert!(err.to_string().contains("is the followed branch"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_machine_is_matched_by_the_macs_of_the_revision_being_served() {
+    let site = start(|_| {}).await;
+    let s = &site.s;
+    let body = r#"{"inventory": {"interfaces": [{"name": "eth0", "mac_address": "3c:fd:fe:00:02:02"}], "bmc_address": "0.0.0.0"}}"#;
+    // No node states that MAC yet: the machine is proposed.
+    let (code, _, v) = post(s, "/v1/continue", body, &[]).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["proposed"]["path"].is_string(), "{v}");
+    // A commit labels n00002's bond with it; once that revision is served,
+    // the index is the new revision's and the machine is n00002.
+    let path = site.g.path().join("designs/nodes/rack-01.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let from = text.find("name: n00002").unwrap();
+    let anchor = "data:\n  host_profile: control-node\n";
+    let at = from + text[from..].find(anchor).unwrap() + anchor.len();
+    let labels =
+        "  interfaces:\n    bond0:\n      labels:\n        mac_address: '3c:fd:fe:00:02:02'\n";
+    std::fs::write(&path, format!("{}{labels}{}", &text[..at], &text[at..])).unwrap();
+    let commit = site.g.commit("n00002's bond MAC");
+    s.hook().await;
+    s.wait_status(&commit, "applied").await;
+    let (code, _, v) = post(s, "/v1/continue", body, &[]).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["uuid"], site.uuid("n00002").as_str(), "{v}");
+    assert!(v.get("proposed").is_none(), "{v}");
+}
