@@ -142,6 +142,31 @@ pub struct InspectionService {
     served: Mutex<Option<Arc<ServedIndex>>>,
     /// One proposal written at a time (git's compare-and-swap would retry).
     proposing: Mutex<()>,
+    /// Processed callbacks waiting to be written (see [`InspectionService::record`]).
+    pending: Mutex<Vec<(Owned, Arc<Slot>)>>,
+}
+
+/// A processed callback, owned, waiting in [`InspectionService::record`].
+struct Owned {
+    node: String,
+    data: String,
+    messages: Vec<(String, String)>,
+    error: Option<String>,
+    at: i64,
+}
+
+/// Where the writer of a batch leaves one callback's outcome.
+#[derive(Default)]
+struct Slot(Mutex<Option<Result<(), String>>>);
+
+impl Slot {
+    fn set(&self, r: Result<(), String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    }
+
+    fn take(&self) -> Option<Result<(), String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 impl std::fmt::Debug for InspectionService {
@@ -178,6 +203,7 @@ impl InspectionService {
             metrics,
             served: Mutex::new(None),
             proposing: Mutex::new(()),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -339,14 +365,12 @@ impl InspectionService {
                     .collect();
                 self.boot.check_database().map_err(ServiceError::from)?;
                 let error = cb.data.error.as_deref().filter(|e| !e.is_empty());
-                self.with_store(|s| {
-                    s.finish_inspection(&InspectionResult {
-                        node: name,
-                        data: text,
-                        messages: &messages,
-                        error,
-                        at: now(),
-                    })
+                self.record(Owned {
+                    node: name.to_string(),
+                    data: text.to_string(),
+                    messages: messages.clone(),
+                    error: error.map(str::to_string),
+                    at: now(),
                 })?;
                 for d in &found {
                     self.metrics.inspection_disagreement(d.kind());
@@ -364,6 +388,54 @@ impl InspectionService {
             )),
             Match::Unknown => self.propose(&cb, &loaded),
         }
+    }
+
+    /// Writes a processed callback with whatever others wait (group commit:
+    /// one transaction and one sync for the batch, each in a savepoint), and
+    /// returns once it is durable. The callback is queued first, then the
+    /// connection taken: whoever holds it writes every callback queued by
+    /// then and leaves each its outcome, so a callback either finds its
+    /// outcome when it gets the connection or is still queued and written by
+    /// its own thread.
+    fn record(&self, r: Owned) -> Result<(), ServiceError> {
+        let slot = Arc::new(Slot::default());
+        self.pending
+            .lock()
+            .map_err(|_| ServiceError::poisoned())?
+            .push((r, slot.clone()));
+        let mut store = self.store.lock().map_err(|_| ServiceError::poisoned())?;
+        if let Some(done) = slot.take() {
+            return done.map_err(ServiceError::Internal);
+        }
+        let batch =
+            std::mem::take(&mut *self.pending.lock().map_err(|_| ServiceError::poisoned())?);
+        let views: Vec<InspectionResult<'_>> = batch
+            .iter()
+            .map(|(o, _)| InspectionResult {
+                node: &o.node,
+                data: &o.data,
+                messages: &o.messages,
+                error: o.error.as_deref(),
+                at: o.at,
+            })
+            .collect();
+        match store.finish_inspections(&views) {
+            Ok(each) => {
+                for ((_, s), r) in batch.iter().zip(each) {
+                    s.set(r.map_err(|e| e.to_string()));
+                }
+            }
+            Err(e) => {
+                for (_, s) in &batch {
+                    s.set(Err(e.to_string()));
+                }
+            }
+        }
+        drop(views);
+        drop(store);
+        slot.take()
+            .unwrap_or_else(|| Err("an inspection was not written".into()))
+            .map_err(ServiceError::Internal)
     }
 
     /// Proposes an unknown machine on the proposal branch.

@@ -56,6 +56,49 @@ pub struct InspectionResult<'a> {
 
 const COLUMNS: &str = "node, state, manage_boot, started_at, finished_at, error";
 
+/// Writes one processed callback on `conn` (inside the caller's transaction).
+fn write_inspection(
+    conn: &rusqlite::Connection,
+    r: &InspectionResult<'_>,
+) -> Result<(), StateError> {
+    let what = || format!("recording the inspection of node {}", r.node);
+    conn.prepare_cached(
+        "INSERT INTO build_data (node, task_id, generator, data_format, data_element, collected_at)
+         VALUES (?1, NULL, ?2, 'application/json', ?3, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![r.node, INSPECTOR_GENERATOR, r.data, r.at]))
+    .ctx(what)?;
+    conn.prepare_cached("DELETE FROM inspection_messages WHERE node = ?1")
+        .and_then(|mut s| s.execute([r.node]))
+        .ctx(what)?;
+    {
+        let mut ins = conn
+            .prepare_cached(
+                "INSERT INTO inspection_messages (node, kind, message, at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .ctx(what)?;
+        for (kind, message) in r.messages {
+            ins.execute(params![r.node, kind, message, r.at])
+                .ctx(what)?;
+        }
+    }
+    let state = if r.error.is_some() {
+        "error"
+    } else {
+        "finished"
+    };
+    conn.prepare_cached(
+        "INSERT INTO introspections (node, state, manage_boot, started_at, finished_at, error)
+         VALUES (?1, ?2, 0, ?3, ?3, ?4)
+         ON CONFLICT (node) DO UPDATE SET state = ?2, finished_at = ?3, error = ?4,
+             started_at = CASE WHEN introspections.state IN ('waiting', 'processing')
+                               THEN introspections.started_at ELSE ?3 END",
+    )
+    .and_then(|mut s| s.execute(params![r.node, state, r.at, r.error]))
+    .ctx(what)?;
+    Ok(())
+}
+
 fn read(r: &Row<'_>) -> rusqlite::Result<IntrospectionRecord> {
     Ok(IntrospectionRecord {
         node: r.get(0)?,
@@ -103,41 +146,36 @@ impl Store {
     pub fn finish_inspection(&mut self, r: &InspectionResult<'_>) -> Result<(), StateError> {
         let what = || format!("recording the inspection of node {}", r.node);
         let tx = self.conn.transaction().ctx(what)?;
-        tx.prepare_cached(
-            "INSERT INTO build_data (node, task_id, generator, data_format, data_element, collected_at)
-             VALUES (?1, NULL, ?2, 'application/json', ?3, ?4)",
-        )
-        .and_then(|mut s| s.execute(params![r.node, INSPECTOR_GENERATOR, r.data, r.at]))
-        .ctx(what)?;
-        tx.prepare_cached("DELETE FROM inspection_messages WHERE node = ?1")
-            .and_then(|mut s| s.execute([r.node]))
-            .ctx(what)?;
-        {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO inspection_messages (node, kind, message, at) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .ctx(what)?;
-            for (kind, message) in r.messages {
-                ins.execute(params![r.node, kind, message, r.at])
-                    .ctx(what)?;
+        write_inspection(&tx, r)?;
+        tx.commit().ctx(what)
+    }
+
+    /// [`Store::finish_inspection`] for several callbacks in one transaction
+    /// (group commit: one sync for all), each in a savepoint of its own, so
+    /// one that fails leaves the others written. `Err` when the transaction
+    /// itself failed (nothing written); else each callback's outcome.
+    pub fn finish_inspections(
+        &mut self,
+        results: &[InspectionResult<'_>],
+    ) -> Result<Vec<Result<(), StateError>>, StateError> {
+        let what = || format!("recording {} inspections", results.len());
+        let mut tx = self.conn.transaction().ctx(what)?;
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            let mut sp = tx.savepoint().ctx(what)?;
+            match write_inspection(&sp, r) {
+                Ok(()) => {
+                    sp.commit().ctx(what)?;
+                    out.push(Ok(()));
+                }
+                Err(e) => {
+                    sp.rollback().ctx(what)?;
+                    out.push(Err(e));
+                }
             }
         }
-        let state = if r.error.is_some() {
-            "error"
-        } else {
-            "finished"
-        };
-        tx.prepare_cached(
-            "INSERT INTO introspections (node, state, manage_boot, started_at, finished_at, error)
-             VALUES (?1, ?2, 0, ?3, ?3, ?4)
-             ON CONFLICT (node) DO UPDATE SET state = ?2, finished_at = ?3, error = ?4,
-                 started_at = CASE WHEN introspections.state IN ('waiting', 'processing')
-                                   THEN introspections.started_at ELSE ?3 END",
-        )
-        .and_then(|mut s| s.execute(params![r.node, state, r.at, r.error]))
-        .ctx(what)?;
-        tx.commit().ctx(what)
+        tx.commit().ctx(what)?;
+        Ok(out)
     }
 
     /// A node's latest introspection.
@@ -241,5 +279,27 @@ mod tests {
         assert_eq!((r.state.as_str(), r.started_at), ("error", 30));
         assert!(s.inspection_messages("n1").unwrap().is_empty());
         assert_eq!(s.introspections(10).unwrap().len(), 1);
+        // Several in one transaction.
+        let done = s
+            .finish_inspections(&[
+                InspectionResult {
+                    node: "n2",
+                    data: "{}",
+                    messages: &msgs,
+                    error: None,
+                    at: 40,
+                },
+                InspectionResult {
+                    node: "n3",
+                    data: "{}",
+                    messages: &[],
+                    error: None,
+                    at: 41,
+                },
+            ])
+            .unwrap();
+        assert!(done.iter().all(Result::is_ok));
+        assert_eq!(s.introspections(10).unwrap().len(), 3);
+        assert_eq!(s.inspection_messages("n2").unwrap().len(), 1);
     }
 }
