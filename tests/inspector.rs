@@ -508,8 +508,16 @@ async fn starting_an_introspection_needs_an_operator_token_and_the_ramdisk_does_
     )
     .await;
     assert_inspector_error(code, &h, &v, 401);
-    let (code, h, v) = get(s, "/v1/introspection/n00001", &[]).await;
-    assert_inspector_error(code, &h, &v, 401);
+    for path in [
+        "/v1/introspection/n00001",
+        "/v1/introspection",
+        "/v1/introspection/n00001/data",
+    ] {
+        let (code, h, v) = get(s, path, &[]).await;
+        assert_inspector_error(code, &h, &v, 401);
+        let (code, h, v) = get(s, path, &[("Authorization", "Bearer wrong")]).await;
+        assert_inspector_error(code, &h, &v, 401);
+    }
     let (code, _, v) = post(
         s,
         "/v1/introspection/n00001?manage_boot=false",
