@@ -474,6 +474,26 @@ async fn bad_callbacks_and_versions_are_refused_in_inspectors_shape() {
     let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(1 << 20));
     let (code, h, v) = post(s, "/v1/continue", &big, &[]).await;
     assert_inspector_error(code, &h, &v, 413);
+    // The dialect's OpenAPI document (the contract run's) lists every route.
+    let (code, _, doc) = get(s, "/v1/openapi.json", &[]).await;
+    assert_eq!(code, 200);
+    for path in [
+        "/v1/introspection/{node}",
+        "/v1/introspection",
+        "/v1/introspection/{node}/data",
+        "/v1/continue",
+        "/v1/continue_inspection",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing: {doc}");
+    }
+    // A wrong method is a 405 before the requested version is looked at.
+    let r = common::client()
+        .delete(s.url("/v1/continue"))
+        .header("X-OpenStack-Ironic-Inspector-API-Version", "x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
     // Ironic's /v1/continue_inspection answers in Ironic's shape.
     let (code, h, v) = post(s, "/v1/continue_inspection", "[1]", &[]).await;
     assert_eq!(code, 400, "{v}");

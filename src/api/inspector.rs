@@ -13,6 +13,7 @@
 mod callback;
 pub mod continue_inspection;
 mod introspection;
+pub mod openapi;
 pub mod version;
 
 use axum::response::{IntoResponse, Response};
@@ -106,6 +107,15 @@ pub fn routes() -> Vec<Route> {
             &[200],
             post(callback::continue_),
         ),
+        r(
+            "GET",
+            "/v1/openapi.json",
+            Public,
+            "This dialect's OpenAPI document (a slipway addition)",
+            None,
+            &[200],
+            get(openapi::openapi),
+        ),
     ]
 }
 
@@ -117,8 +127,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
     // method routers that have none).
     let not_allowed = super::http::error::method_not_allowed;
     let inspector = super::http::routes::router(routes(), state)
+        .route_layer(axum::middleware::from_fn(version::negotiate))
         .method_not_allowed_fallback(not_allowed)
-        .layer(axum::middleware::from_fn(version::negotiate));
+        .layer(axum::middleware::from_fn(version::advertise));
     let builtin = super::http::routes::router(continue_inspection::routes(), state)
         .method_not_allowed_fallback(not_allowed);
     super::http::error::answers(inspector, Presenter).merge(super::http::error::answers(

@@ -70,21 +70,33 @@ pub fn check(requested: Option<&[u8]>) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// Middleware on every inspector route: negotiate, then add the headers
-/// (to errors too, as inspector's `after_request` does).
+/// Route middleware (on each method a route has, so a wrong method is a
+/// 405 first): a requested version that is not served is refused.
 pub async fn negotiate(req: Request, next: Next) -> Response {
     let requested = req
         .headers()
         .get(VERSION_HEADER)
         .map(|v| v.as_bytes().to_vec());
-    let mut resp = match check(requested.as_deref()) {
+    match check(requested.as_deref()) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
-    };
+    }
+}
+
+/// Middleware on every inspector route: the two version headers on every
+/// response, errors included (inspector's `after_request`).
+pub async fn advertise(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
     for (name, value) in headers() {
         resp.headers_mut().insert(name, value);
     }
     resp
+}
+
+/// The requested version header as the OpenAPI document states it: the
+/// values served.
+pub fn header_pattern() -> &'static str {
+    r"^(latest|1\.([0-9]|1[0-8]))$"
 }
 
 #[cfg(test)]
