@@ -465,3 +465,27 @@ pub fn power(a: PowerArgs<'_>) -> ExitCode {
         ExitCode::from(1)
     }
 }
+
+/// `slipway discovered`: one line per proposal on `branch` not yet on the
+/// followed branch (`new` for a machine the design lacks, `changed` for a
+/// file that differs), then a count. Exit 0, or 2 when the repository or a
+/// branch cannot be read.
+pub fn discovered(repo: &Path, branch: &str, followed: Option<&str>) -> ExitCode {
+    let files = match slipway::services::inspection::proposals(repo, branch, followed) {
+        Ok(f) => f,
+        Err(e) => return fail(&e),
+    };
+    for f in &files {
+        // The proposed node's name: the document's `metadata.name`.
+        let text = String::from_utf8_lossy(&f.bytes);
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("  name: "))
+            .map(|n| n.trim().trim_matches('\'').to_string())
+            .unwrap_or_default();
+        let what = if f.added { "new" } else { "changed" };
+        println!("{what:<8} {name:<28} {}", f.path);
+    }
+    println!("{} proposal(s) on {branch}", files.len());
+    ExitCode::SUCCESS
+}

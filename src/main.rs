@@ -167,10 +167,26 @@ enum Command {
         /// Apply revisions whatever share of the applied nodes they delete.
         #[arg(long)]
         allow_mass_delete: bool,
+        /// Branch unknown machines are proposed on (never the followed branch).
+        #[arg(long, default_value = slipway::services::inspection::DEFAULT_PROPOSAL_BRANCH)]
+        proposal_branch: String,
         #[command(flatten)]
         caps: SizeCaps,
         #[command(flatten)]
         power: PowerFlags,
+    },
+    /// List the proposed nodes of unknown machines: the files on the
+    /// proposal branch not yet on the followed branch.
+    Discovered {
+        /// A path inside the design repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The proposal branch.
+        #[arg(long, default_value = slipway::services::inspection::DEFAULT_PROPOSAL_BRANCH)]
+        branch: String,
+        /// The followed branch (default: the checked-out branch).
+        #[arg(long)]
+        followed: Option<String>,
     },
     /// Validate a design directory or a git revision; exit 0 valid, 1 invalid, 2 error.
     Validate {
@@ -328,6 +344,7 @@ fn main() -> ExitCode {
             idle_timeout,
             max_delete_share,
             allow_mass_delete,
+            proposal_branch,
             caps,
             power,
         } => {
@@ -351,6 +368,7 @@ fn main() -> ExitCode {
                 allow_mass_delete,
                 limits: caps.limits(),
                 power: power.settings(),
+                proposal_branch: Some(proposal_branch),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -449,5 +467,10 @@ fn main() -> ExitCode {
             from,
             to,
         } => cli::diff(&repo, design_dir.as_deref(), &from, &to),
+        Command::Discovered {
+            repo,
+            branch,
+            followed,
+        } => cli::discovered(&repo, &branch, followed.as_deref()),
     }
 }

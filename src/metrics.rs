@@ -31,6 +31,10 @@ pub const CLOSE_REASONS: [&str; 4] = [
     "reclaimed",
 ];
 
+/// Outcomes of an inspection callback (`slipway_inspection_callbacks_total`).
+pub const INSPECTION_OUTCOMES: [&str; 5] =
+    ["matched", "proposed", "several", "malformed", "refused"];
+
 /// The server's metrics. Cheap to update from any thread.
 pub struct Metrics {
     registry: Registry,
@@ -49,6 +53,8 @@ pub struct Metrics {
     render_duration: Histogram,
     nodes_rerendered: IntCounter,
     signals: IntCounterVec,
+    inspection_callbacks: IntCounterVec,
+    inspection_disagreements: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -194,6 +200,22 @@ impl Metrics {
             "Boot-action status reports, by outcome (recorded, already_final, unknown, rejected).",
             &["outcome"],
         );
+        let inspection_callbacks = counter_vec(
+            &r,
+            "slipway_inspection_callbacks_total",
+            "Inspection callbacks of ramdisks (/v1/continue, /v1/continue_inspection), by outcome \
+             (matched, proposed, several, malformed, refused).",
+            &["outcome"],
+        );
+        let inspection_disagreements = counter_vec(
+            &r,
+            "slipway_inspection_disagreements_total",
+            "Disagreements between what an inspected machine reports and the design, by kind.",
+            &["kind"],
+        );
+        for outcome in INSPECTION_OUTCOMES {
+            inspection_callbacks.with_label_values(&[outcome]);
+        }
         // Known label values start at 0, so a series exists before its first
         // event and `rate()` sees the first one.
         for kind in ["units", "files", "pkg_list", "all"] {
@@ -225,6 +247,8 @@ impl Metrics {
             render_duration,
             nodes_rerendered,
             signals,
+            inspection_callbacks,
+            inspection_disagreements,
         }
     }
 
@@ -300,6 +324,20 @@ impl Metrics {
     /// `rejected` (bad key or body).
     pub fn signal(&self, outcome: &str) {
         self.signals.with_label_values(&[outcome]).inc();
+    }
+
+    /// Records an inspection callback's outcome (one of [`INSPECTION_OUTCOMES`]).
+    pub fn inspection_callback(&self, outcome: &str) {
+        self.inspection_callbacks
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
+    /// Counts one disagreement of an inspected machine with the design.
+    pub fn inspection_disagreement(&self, kind: &str) {
+        self.inspection_disagreements
+            .with_label_values(&[kind])
+            .inc();
     }
 
     /// Boot data rendered so far, all kinds.

@@ -78,6 +78,9 @@ pub struct ServeConfig {
     /// The power service's limits and the site's TLS switch (`--power-concurrency`,
     /// `--power-timeout`, `--bmc-insecure`).
     pub power: crate::services::power::PowerSettings,
+    /// The branch unknown machines are proposed on (`--proposal-branch`;
+    /// `None`: `slipway/discovered`); never the followed branch.
+    pub proposal_branch: Option<String>,
 }
 
 /// The HTTP defaults (`--max-in-flight`, `--max-connections`, the
@@ -232,6 +235,16 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    // Proposals of unknown machines never go on the followed branch.
+    if let (Some(p), Some(b)) = (&cfg.proposal_branch, &branch) {
+        if p == b {
+            return Err(ServeError::Other(format!(
+                "--proposal-branch `{p}` is the followed branch; proposals of unknown machines \
+                 need a branch of their own (default {})",
+                crate::services::inspection::DEFAULT_PROPOSAL_BRANCH
+            )));
+        }
+    }
     let secret_path = cfg
         .secret
         .clone()
@@ -247,6 +260,7 @@ pub async fn run(
         .into());
     }
     let secret = crate::keys::Secret::load_or_create(&secret_path)?;
+    let secret_for_inspection = secret.clone();
     let report_url = match &cfg.report_url {
         Some(u) => u.clone(),
         None => {
@@ -304,6 +318,7 @@ pub async fn run(
         }
     };
 
+    let followed = branch.clone();
     let ctx = PassContext {
         repo: root.clone(),
         branch,
@@ -349,7 +364,22 @@ pub async fn run(
         design.clone(),
     )
     .with_power(power.clone());
+    let inspection = Arc::new(crate::services::inspection::InspectionService::new(
+        crate::services::inspection::InspectionConfig {
+            repo: root.clone(),
+            branch: followed,
+            design_dir: cfg.design_dir.clone(),
+            proposal_branch: cfg.proposal_branch.clone().unwrap_or_else(|| {
+                crate::services::inspection::DEFAULT_PROPOSAL_BRANCH.to_string()
+            }),
+        },
+        boot.clone(),
+        inventory.connection(),
+        secret_for_inspection,
+        metrics.clone(),
+    ));
     let state = AppState {
+        inspection,
         inventory,
         tasks,
         status,

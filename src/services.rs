@@ -11,6 +11,8 @@
 //!   boot data rendered per (node, deployment, kind);
 //! - [`reports`]: the report writer (group commit on its own thread);
 //! - [`workers`]: the worker pool for requests' blocking work;
+//! - [`inspection`]: a ramdisk's inspection callback matched, stored,
+//!   compared with the design or proposed; introspection rows;
 //! - [`inventory`]: read-only lookups of nodes, revisions, build data, tasks;
 //! - [`power`]: the power service on the nodes of a design (targets from
 //!   their `oob`, operations on one node or many, the journal);
@@ -20,6 +22,7 @@
 
 pub mod deployments;
 pub mod designs;
+pub mod inspection;
 pub mod inventory;
 pub mod power;
 pub mod render_cache;
@@ -37,8 +40,9 @@ pub use status::{PassOutcome, PassReport, ServeStatus, SharedStatus};
 
 /// The record types dialects present, as the state module defines them.
 pub use crate::state::{
-    BootActionDetail, BootActionRecord, BootActionStatus, BuildDataRecord, NodeRecord,
-    ReportOutcome, RevisionRecord, RevisionStatus, StateError, TaskMessage, TaskRecord,
+    BootActionDetail, BootActionRecord, BootActionStatus, BuildDataRecord, InspectionMessage,
+    IntrospectionRecord, NodeRecord, ReportOutcome, RevisionRecord, RevisionStatus, StateError,
+    TaskMessage, TaskRecord,
 };
 
 /// How long a boot-data request waits for the applied revision to be loaded

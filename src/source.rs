@@ -94,6 +94,36 @@ impl Repo {
             .to_path_buf()
     }
 
+    /// The design directory of `commit` as a repository path prefix (`""`
+    /// for the root, else `dir/`): `design_dir` when given, else `designs/`
+    /// when the commit's tree has it, as [`Repo::design_files_within`] reads.
+    pub fn design_root(
+        &self,
+        commit: &str,
+        design_dir: Option<&str>,
+    ) -> Result<String, SourceError> {
+        match design_dir.map(|d| d.trim_matches('/')) {
+            None | Some("") | Some(".") => {
+                let rev = self.resolve(commit)?;
+                let oid = git2::Oid::from_str(&rev.commit).map_err(git_err("parsing commit id"))?;
+                let tree = self
+                    .repo
+                    .find_commit(oid)
+                    .and_then(|c| c.tree())
+                    .map_err(git_err(format!("reading the tree of {}", rev.commit)))?;
+                let has_designs = tree
+                    .get_name("designs")
+                    .is_some_and(|e| e.kind() == Some(git2::ObjectType::Tree));
+                Ok(if has_designs {
+                    "designs/".into()
+                } else {
+                    String::new()
+                })
+            }
+            Some(dir) => Ok(format!("{dir}/")),
+        }
+    }
+
     /// The checked-out branch name, if HEAD is on a branch.
     pub fn current_branch(&self) -> Option<String> {
         // `find_reference("HEAD")` works even on an unborn branch, unlike `head()`.

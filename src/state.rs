@@ -16,6 +16,7 @@
 mod boot_actions;
 mod build_data;
 mod deployments;
+mod inspection;
 mod migrations;
 mod node_summary;
 mod ownership;
@@ -41,6 +42,9 @@ pub use build_data::BuildDataRecord;
 pub use deployments::{
     new_deployment, DeploymentInputs, DeploymentRecord, NewDeployment, BOOT_ACTION_REVOKED,
     BOOT_ACTION_UNREPORTED,
+};
+pub use inspection::{
+    InspectionMessage, InspectionResult, IntrospectionRecord, INSPECTOR_GENERATOR,
 };
 pub use migrations::LATEST as SCHEMA_VERSION;
 pub use ownership::{lock_path, DatabaseFile, DatabaseLock};

@@ -1,6 +1,6 @@
 //! The HTTP figures of the site benchmark: the release server on a git
 //! repository of a gen-site site, driven by `wrk` (boot-data GETs, signal POSTs,
-//! a boot storm), then a one-node commit through the webhook, and its peak RSS.
+//! inspection callbacks, a boot storm), then a one-node commit through the webhook, and its peak RSS.
 //!
 //! Every call goes to 127.0.0.1 with a timeout; the server is killed when
 //! [`Server`] drops, also on a panic.
@@ -124,6 +124,30 @@ pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
         speedup: "—".into(),
     });
 
+    // Inspection callbacks (`/v1/continue`): each matched by MAC against the
+    // served revision's index, its body stored as build data, compared with
+    // the design, its introspection row finished.
+    let script = continue_script(&work.dir, &work.boot_macs)?;
+    let r = wrk.run(&script, CONNECTIONS)?;
+    println!(
+        "  inspection callback POST /v1/continue (wrk -t2 -c{CONNECTIONS}): {}",
+        r.summary()
+    );
+    table.push(Row {
+        figure: format!("inspection callback (/v1/continue), {} nodes", count(nodes)),
+        target: "≥ 1,000/s".into(),
+        measured: format!(
+            "{}/s, p50 {}, p99 {}, {} non-2xx",
+            count(r.rate() as usize),
+            seconds(r.p50),
+            seconds(r.p99),
+            r.non_2xx()
+        ),
+        met: Some(r.rate() >= 1_000.0 && r.non_2xx() == 0),
+        drydock: "—".into(),
+        speedup: "—".into(),
+    });
+
     let commit = one_node_commit(&api, &work)?;
     println!("  one-node commit: {}", commit.summary());
     table.push(Row {
@@ -187,6 +211,8 @@ struct Workspace {
     dir: tempfile::TempDir,
     /// The BaremetalNodes' names, in document order.
     hosts: Vec<String>,
+    /// Their `boot_mac`s, in document order (what an inspection callback names).
+    boot_macs: Vec<String>,
 }
 
 impl Workspace {
@@ -201,6 +227,7 @@ impl Workspace {
         let text = std::fs::read_to_string(&site)?;
         let work = Workspace {
             hosts: baremetal_nodes(&text),
+            boot_macs: boot_macs(&text),
             dir,
         };
         git(&work.repo(), &["init", "-q", "-b", "main"])?;
@@ -231,6 +258,58 @@ fn baremetal_nodes(yaml: &str) -> Vec<String> {
         }
     }
     hosts
+}
+
+/// The `boot_mac`s of a gen-site file's nodes, in document order.
+fn boot_macs(yaml: &str) -> Vec<String> {
+    yaml.lines()
+        .filter_map(|l| l.trim().strip_prefix("boot_mac: "))
+        .map(|m| m.trim().trim_matches('\'').to_string())
+        .collect()
+}
+
+/// The inspection callbacks wrk cycles over: one IPA-shaped body per node
+/// (its boot interface and BMC-less inventory), for [`ASKING_NODES`] nodes
+/// spread over the site; written as `continues.lua`.
+fn continue_script(dir: &tempfile::TempDir, macs: &[String]) -> Result<PathBuf> {
+    let step = (macs.len() / ASKING_NODES).max(1);
+    let mut lua = String::from("continues = {\n");
+    for mac in macs.iter().step_by(step).take(ASKING_NODES) {
+        let body = serde_json::json!({
+            "inventory": {
+                "interfaces": [{"name": "eth0", "mac_address": mac, "has_carrier": true}],
+                "cpu": {"count": 64, "architecture": "x86_64"},
+                "memory": {"physical_mb": 262144},
+                "bmc_address": "0.0.0.0",
+                "boot": {"current_boot_mode": "bios", "pxe_interface": mac},
+            },
+            "boot_interface": mac,
+            "error": null,
+        });
+        writeln!(lua, "  {:?},", body.to_string())?;
+    }
+    lua.push_str("}\n");
+    let script = lua
+        + r#"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args)
+  ok, limited, server_errors, other = 0, 0, 0, 0
+  prepared, next_one = {}, 0
+  for i, body in ipairs(continues) do
+    prepared[i] = wrk.format("POST", "/v1/continue", {["Content-Type"] = "application/json"}, body)
+  end
+end
+function request()
+  next_one = next_one % #prepared + 1
+  return prepared[next_one]
+end
+"# + &WRK_SCRIPT[WRK_SCRIPT
+        .find("function response")
+        .expect("the shared script")..];
+    let path = dir.path().join("continue.lua");
+    std::fs::write(&path, script)?;
+    Ok(path)
 }
 
 /// Runs git in `repo` as a fixed author, without signing.

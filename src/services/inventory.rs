@@ -90,6 +90,22 @@ impl Records<'_> {
         Ok(out)
     }
 
+    /// A node's latest introspection (the inspector dialect's row).
+    pub fn introspection(
+        &self,
+        node: &str,
+    ) -> Result<Option<crate::state::IntrospectionRecord>, StateError> {
+        self.store.introspection(node)
+    }
+
+    /// Where a node's latest inspection disagreed with the design.
+    pub fn inspection_messages(
+        &self,
+        node: &str,
+    ) -> Result<Vec<crate::state::InspectionMessage>, StateError> {
+        self.store.inspection_messages(node)
+    }
+
     /// Boot-action counts per node and status.
     pub fn boot_action_counts(
         &self,

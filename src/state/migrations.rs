@@ -5,7 +5,7 @@
 //! the field already ran it. Add a new one at the end instead.
 
 /// Every migration, oldest first. `MIGRATIONS[i]` brings the schema to version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -169,6 +169,32 @@ WHERE NOT EXISTS (
 );
 "#;
 
+/// Version 5: inspection (issue 12). `introspections`, one row per node: the
+/// node's latest introspection as ironic-inspector shows it (started by
+/// `POST /v1/introspection/{node}` or by the ramdisk's callback itself);
+/// `inspection_messages`, where the node's latest inspection disagreed with
+/// the design (replaced by each callback). Nodes are named, not referenced:
+/// a node removed from the design keeps its history.
+const V5: &str = r#"
+CREATE TABLE introspections (
+    node        TEXT PRIMARY KEY,
+    state       TEXT NOT NULL CHECK (state IN ('waiting', 'processing', 'finished', 'error')),
+    manage_boot INTEGER NOT NULL CHECK (manage_boot IN (0, 1)),
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    error       TEXT
+) WITHOUT ROWID;
+CREATE INDEX introspections_newest ON introspections (started_at);
+CREATE TABLE inspection_messages (
+    id      INTEGER PRIMARY KEY,
+    node    TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at      INTEGER NOT NULL
+);
+CREATE INDEX inspection_messages_by_node ON inspection_messages (node, id);
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +209,7 @@ mod tests {
         "814b78addc2703bca8b4536d4ed6d4d0ecfa376c97616e5b508b8e145c409582",
         "819b7499411eb003c7966a9ba04edfd3a3a6c8b7c23b1aabf5ed6e7bbd2b2b31",
         "254037328fabb3da8fd6c80e4be010cfb1198994ea71aab1757c675bb5b29207",
+        "59c737d82d2cd14a4df0fcabeecedf467004950f8ea46948e68a4183beec5267",
     ];
 
     #[test]
@@ -238,8 +265,8 @@ mod tests {
             "INSERT INTO revisions VALUES ('c1', 1, 't', 'a', 'c', NULL, 's', 1, 2, 'applied', '[]');
              INSERT INTO nodes (name, inputs_hash, body, revision) VALUES ('n1', '{hash}', '{{}}', 'c1');
              INSERT INTO node_addresses VALUES ('n1', 'pxe', '10.0.0.1');
-             INSERT INTO boot_actions VALUES ('{old}', 'n1', 'a1', 'd0', 1, 'Success', 2);
-             INSERT INTO boot_actions VALUES ('{cur}', 'n1', 'a1', 'd1', 3, 'Incomplete', NULL);
+             INSERT INTO boot_actions (action_id, node, action, deployment, created, status, finalized) VALUES ('{old}', 'n1', 'a1', 'd0', 1, 'Success', 2);
+             INSERT INTO boot_actions (action_id, node, action, deployment, created, status, finalized) VALUES ('{cur}', 'n1', 'a1', 'd1', 3, 'Incomplete', NULL);
              INSERT INTO boot_action_status (action_id, ts, message, error) VALUES ('{cur}', 4, 'm', 0);
              INSERT INTO tasks (task_id, action, status, created) VALUES ('t1', 'verify_site', 'complete', 5);",
             old = "0".repeat(26),
@@ -250,6 +277,14 @@ mod tests {
             conn.execute(
                 "INSERT INTO deployments VALUES ('n1', 'd1', ?1, 'c1', 1, 6)",
                 [&hash],
+            )
+            .unwrap();
+        }
+        if version >= 4 {
+            // A build at version 4 or later ended the older deployment's action itself.
+            conn.execute(
+                "UPDATE boot_actions SET ended = 7 WHERE deployment = 'd0'",
+                [],
             )
             .unwrap();
         }

@@ -204,6 +204,7 @@ impl Server {
             allow_mass_delete: false,
             limits: Default::default(),
             power: Default::default(),
+            proposal_branch: None,
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

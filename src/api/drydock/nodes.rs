@@ -134,6 +134,19 @@ pub struct NodeView {
     addresses: BTreeMap<String, String>,
     /// Boot actions of the node per status (`pending`, `success`, ...).
     boot_actions: BootActionSummary,
+    /// The node's latest inspection (`GET /api/v1.0/nodes/{hostname}` only):
+    /// its state, when, and where the machine disagreed with the design.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inspection: Option<InspectionView>,
+}
+
+/// A node's latest inspection, as shown on the node.
+#[derive(Debug, Serialize)]
+pub struct InspectionView {
+    state: String,
+    finished_at: Option<i64>,
+    error: Option<String>,
+    messages: Vec<crate::services::InspectionMessage>,
 }
 
 /// Counts of a node's boot actions.
@@ -157,6 +170,7 @@ fn view(
         status: "deployed-design",
         revision: r.revision,
         addresses: r.addresses.into_iter().collect(),
+        inspection: None,
     }
 }
 
@@ -186,7 +200,18 @@ pub async fn get(
     let node = state
         .records(move |s| {
             let counts = s.boot_action_counts()?;
-            Ok(s.node(&name)?.map(|r| view(r, &counts)))
+            let Some(mut v) = s.node(&name)?.map(|r| view(r, &counts)) else {
+                return Ok(None);
+            };
+            if let Some(i) = s.introspection(&name)? {
+                v.inspection = Some(InspectionView {
+                    state: i.state,
+                    finished_at: i.finished_at,
+                    error: i.error,
+                    messages: s.inspection_messages(&name)?,
+                });
+            }
+            Ok(Some(v))
         })
         .await?;
     node.map(Json).ok_or_else(|| {

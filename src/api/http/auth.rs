@@ -200,7 +200,20 @@ mod tests {
             Default::default(),
             design.clone(),
         );
+        let inspection = std::sync::Arc::new(crate::services::inspection::InspectionService::new(
+            crate::services::inspection::InspectionConfig {
+                repo: dir.to_path_buf(),
+                branch: None,
+                design_dir: None,
+                proposal_branch: crate::services::inspection::DEFAULT_PROPOSAL_BRANCH.into(),
+            },
+            boot.clone(),
+            inventory.connection(),
+            crate::keys::Secret::from_bytes([7; crate::keys::SECRET_LEN]),
+            Default::default(),
+        ));
         crate::api::app(AppState {
+            inspection,
             inventory,
             tasks,
             status: Default::default(),

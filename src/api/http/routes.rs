@@ -58,6 +58,7 @@ pub fn router(routes: Vec<Route>, state: &AppState) -> Router<AppState> {
     let admission = admission::Admission::new(state.max_in_flight, state.metrics.clone());
     let mut public = Router::new();
     let mut operator = Router::new();
+    let mut has_operator = false;
     for r in routes {
         let mut handler = r.handler;
         if r.body.is_some() {
@@ -74,8 +75,15 @@ pub fn router(routes: Vec<Route>, state: &AppState) -> Router<AppState> {
         }
         match r.group {
             Group::Public => public = public.route(r.path, handler),
-            Group::Operator => operator = operator.route(r.path, handler),
+            Group::Operator => {
+                has_operator = true;
+                operator = operator.route(r.path, handler)
+            }
         }
+    }
+    // A table without operator routes (axum refuses a layer on no routes).
+    if !has_operator {
+        return public;
     }
     let operator = operator.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),

@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use super::{HttpError, Tokens};
 use crate::services::designs::DesignSource;
+use crate::services::inspection::InspectionService;
 use crate::services::inventory::{Inventory, Records};
 use crate::services::tasks::TaskEngine;
 use crate::services::{BootService, SharedStatus, StateError};
@@ -30,6 +31,8 @@ pub struct AppState {
     pub started: Instant,
     /// Deployments, keys, boot data and status reports (its own connection).
     pub boot: Arc<BootService>,
+    /// Inspection callbacks and introspection rows (the inspector dialect).
+    pub inspection: Arc<InspectionService>,
     /// Where design references are read from.
     pub design: DesignSource,
     /// Accepted operator tokens; `None`: operator routes are loopback-only.

@@ -127,7 +127,7 @@ impl BootService {
     }
 
     /// The design being served, or why none is.
-    pub(super) fn loaded(&self) -> Result<Arc<Loaded>, BootError> {
+    pub(in crate::services) fn loaded(&self) -> Result<Arc<Loaded>, BootError> {
         serving_error(&self.read().design)
     }
 }
