@@ -5,7 +5,7 @@
 //! the field already ran it. Add a new one at the end instead.
 
 /// Every migration, oldest first. `MIGRATIONS[i]` brings the schema to version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -169,6 +169,25 @@ WHERE NOT EXISTS (
 );
 "#;
 
+/// Version 5: `agents`, one row per node that an Ironic agent (IPA) looked
+/// up: its agent token's digest (`Secret::agent_token_digest`, never the
+/// token), when it was issued and for which deployment, when a fresh token
+/// was asked for (`reset_at`, NULL once issued), and the last heartbeat
+/// (agent URL, version, time). Overwritten in place: no history.
+const V5: &str = r#"
+CREATE TABLE agents (
+    node            TEXT PRIMARY KEY,
+    token_digest    TEXT CHECK (token_digest IS NULL OR length(token_digest) = 64),
+    token_issued_at INTEGER,
+    deployment      TEXT,
+    reset_at        INTEGER,
+    reset_reason    TEXT,
+    callback_url    TEXT,
+    agent_version   TEXT,
+    last_heartbeat  INTEGER
+) WITHOUT ROWID;
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +202,7 @@ mod tests {
         "814b78addc2703bca8b4536d4ed6d4d0ecfa376c97616e5b508b8e145c409582",
         "819b7499411eb003c7966a9ba04edfd3a3a6c8b7c23b1aabf5ed6e7bbd2b2b31",
         "254037328fabb3da8fd6c80e4be010cfb1198994ea71aab1757c675bb5b29207",
+        "df2ce761065de701079223679ad67c51df05decc016f0df97fff99ee6550582e",
     ];
 
     #[test]
