@@ -8,6 +8,7 @@
 
 pub mod drydock;
 pub mod http;
+pub mod ironic;
 
 use std::future::Future;
 
@@ -24,6 +25,7 @@ pub use http::{is_loopback, AppState, ConnLimits, HttpError, Tokens, BODY_LIMIT}
 pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(drydock::router(&state))
+        .merge(http::error::answers(ironic::router(&state), ironic::Presenter))
         .fallback(http::error::not_found)
         .method_not_allowed_fallback(http::error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));

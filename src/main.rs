@@ -141,6 +141,15 @@ enum Command {
         /// Apply revisions whatever share of the applied nodes they delete.
         #[arg(long)]
         allow_mass_delete: bool,
+        /// Which nodes an Ironic agent's lookup (`GET /v1/lookup`) may find: `expected` (a node
+        /// with an unfinished boot action, or whose agent token was reset or issued within
+        /// --agent-window), `any` (every node of the applied design), `none` (every lookup 404).
+        #[arg(long, default_value = "expected")]
+        agent_lookup: slipway::services::agents::LookupMode,
+        /// Seconds after a token reset (a boot-data fetch, an operator's reset) or issue during
+        /// which a node counts as expected to run the agent.
+        #[arg(long, default_value_t = slipway::services::agents::DEFAULT_AGENT_WINDOW.as_secs())]
+        agent_window: u64,
         #[command(flatten)]
         caps: SizeCaps,
     },
@@ -278,6 +287,8 @@ fn main() -> ExitCode {
             idle_timeout,
             max_delete_share,
             allow_mass_delete,
+            agent_lookup,
+            agent_window,
             caps,
         } => {
             let cfg = slipway::server::ServeConfig {
@@ -299,6 +310,11 @@ fn main() -> ExitCode {
                 max_delete_share,
                 allow_mass_delete,
                 limits: caps.limits(),
+                agents: slipway::services::agents::AgentConfig {
+                    lookup: agent_lookup,
+                    window: Duration::from_secs(agent_window.max(1)),
+                    ..Default::default()
+                },
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -75,6 +75,9 @@ pub struct ServeConfig {
     /// Byte caps on a commit's design files (`--max-file-size`,
     /// `--max-design-size`): a commit over them is recorded invalid unread.
     pub limits: design::Limits,
+    /// The Ironic agents' lookup restriction and token window
+    /// (`--agent-lookup`, `--agent-window`).
+    pub agents: crate::services::agents::AgentConfig,
 }
 
 /// The HTTP defaults (`--max-in-flight`, `--max-connections`, the
@@ -263,7 +266,7 @@ pub async fn run(
                 report_url,
                 limits: cfg.limits,
             },
-            secret,
+            secret.clone(),
             boot_store,
             metrics.clone(),
         )
@@ -337,6 +340,12 @@ pub async fn run(
         limits: cfg.limits,
     };
     let inventory = Inventory::new(Arc::new(Mutex::new(reader)));
+    let agents = Arc::new(crate::services::agents::AgentService::new(
+        boot.clone(),
+        secret.clone(),
+        inventory.connection(),
+        cfg.agents.clone(),
+    )?);
     let tasks = TaskEngine::new(
         inventory.connection(),
         boot.clone(),
@@ -351,6 +360,7 @@ pub async fn run(
         db_path: cfg.db.display().to_string(),
         started: Instant::now(),
         boot,
+        agents,
         design,
         tokens,
         metrics,

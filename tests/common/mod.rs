@@ -203,6 +203,7 @@ impl Server {
             max_delete_share: slipway::server::DEFAULT_MAX_DELETE_SHARE,
             allow_mass_delete: false,
             limits: Default::default(),
+            agents: Default::default(),
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -200,7 +200,17 @@ mod tests {
             Default::default(),
             design.clone(),
         );
+        let agents = std::sync::Arc::new(
+            crate::services::agents::AgentService::new(
+                boot.clone(),
+                crate::keys::Secret::from_bytes([7; 32]),
+                inventory.connection(),
+                Default::default(),
+            )
+            .unwrap(),
+        );
         crate::api::app(AppState {
+            agents,
             inventory,
             tasks,
             status: Default::default(),

@@ -30,6 +30,8 @@ pub struct AppState {
     pub started: Instant,
     /// Deployments, keys, boot data and status reports (its own connection).
     pub boot: Arc<BootService>,
+    /// Ironic agents: lookups, tokens, heartbeats.
+    pub agents: Arc<crate::services::agents::AgentService>,
     /// Where design references are read from.
     pub design: DesignSource,
     /// Accepted operator tokens; `None`: operator routes are loopback-only.
