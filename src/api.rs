@@ -25,7 +25,10 @@ pub use http::{is_loopback, AppState, ConnLimits, HttpError, Tokens, BODY_LIMIT}
 pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(drydock::router(&state))
-        .merge(http::error::answers(ironic::router(&state), ironic::Presenter))
+        .merge(http::error::answers(
+            ironic::router(&state),
+            ironic::Presenter,
+        ))
         .fallback(http::error::not_found)
         .method_not_allowed_fallback(http::error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));

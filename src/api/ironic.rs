@@ -98,7 +98,8 @@ pub fn routes() -> Vec<Route> {
 /// Ironic's routes as one router, with its version headers and 406 rules
 /// on every answer.
 pub fn router(state: &AppState) -> Router<AppState> {
-    super::http::routes::router(routes(), state).layer(axum::middleware::from_fn(versions::negotiate))
+    super::http::routes::router(routes(), state)
+        .layer(axum::middleware::from_fn(versions::negotiate))
 }
 
 /// Ironic's codes for the agent service's failures.

@@ -285,25 +285,37 @@ impl AgentService {
         if self.cfg.lookup == LookupMode::None {
             return Err(AgentError::LookupNotFound);
         }
-        let deployment = self.deployment(&name)?;
         let now = now();
+        let window = self.cfg.window.as_secs() as i64;
+        let recent = lock(&self.agents).get(&name).is_some_and(|row| {
+            [row.reset_at, row.token_issued_at]
+                .into_iter()
+                .flatten()
+                .any(|t| now - t <= window)
+        });
+        let expected = self.cfg.lookup == LookupMode::Any || recent;
+        // The deployment's id from memory when it is served from there (an
+        // entry is dropped when a revision changes the node); its actions'
+        // statuses from the database, only when they decide the lookup.
+        let cached = self
+            .boot
+            .cached_deployment(&name)
+            .map(|d| d.record().deployment.clone());
+        let deployment = match cached {
+            Some(d) if expected => Some(d),
+            _ => {
+                let (deployment, unfinished) = self.deployment(&name)?;
+                if !expected && !unfinished {
+                    return Err(AgentError::LookupNotFound);
+                }
+                deployment
+            }
+        };
         let mut agents = lock(&self.agents);
         let row = agents.get(&name).cloned().unwrap_or_else(|| AgentRecord {
             node: name.clone(),
             ..Default::default()
         });
-        if self.cfg.lookup == LookupMode::Expected {
-            let window = self.cfg.window.as_secs() as i64;
-            let recent = [row.reset_at, row.token_issued_at]
-                .into_iter()
-                .flatten()
-                .any(|t| now - t <= window);
-            let unfinished = deployment.as_ref().is_some_and(|(_, unfinished)| *unfinished);
-            if !recent && !unfinished {
-                return Err(AgentError::LookupNotFound);
-            }
-        }
-        let deployment = deployment.map(|(d, _)| d);
         let fresh = row.token_digest.is_none()
             || row.reset_at.is_some()
             || (deployment.is_some() && row.deployment != deployment);
@@ -339,24 +351,19 @@ impl AgentService {
         })
     }
 
-    /// The node's current deployment and whether any of its boot actions
-    /// is unfinished; from memory when the boot service serves it from
-    /// there, else read (never made: a lookup makes no deployment).
-    fn deployment(&self, node: &str) -> Result<Option<(String, bool)>, AgentError> {
-        let unfinished = |s: BootActionStatus| s == BootActionStatus::Incomplete;
-        if let Some(d) = self.boot.cached_deployment(node) {
-            return Ok(Some((
-                d.record().deployment.clone(),
-                d.actions().iter().any(|a| unfinished(a.status)),
-            )));
-        }
+    /// The node's current deployment, read (never made: a lookup makes no
+    /// deployment), and whether any of its boot actions is unfinished.
+    fn deployment(&self, node: &str) -> Result<(Option<String>, bool), AgentError> {
         let current = lock(&self.store).deployment_with_actions(node)?;
-        Ok(current.map(|(d, actions)| {
-            (
-                d.deployment,
-                actions.iter().any(|a| unfinished(a.status)),
-            )
-        }))
+        Ok(match current {
+            Some((d, actions)) => (
+                Some(d.deployment),
+                actions
+                    .iter()
+                    .any(|a| a.status == BootActionStatus::Incomplete),
+            ),
+            None => (None, false),
+        })
     }
 
     /// Ironic's heartbeat (blocking: it writes the database). The token is
@@ -423,12 +430,14 @@ impl AgentService {
         Ok(true)
     }
 
-    /// Whether a reset for `node` would change anything (memory only): the
-    /// boot-data path asks before it takes a blocking thread.
-    pub fn reset_pending(&self, node: &str) -> bool {
+    /// Whether the machine booting again should get a fresh token (memory
+    /// only): a token was issued and no reset is pending. The boot-data
+    /// path asks before it takes a blocking thread, so a node without an
+    /// agent, or one already reset, costs nothing.
+    pub fn booting_needs_reset(&self, node: &str) -> bool {
         lock(&self.agents)
             .get(node)
-            .is_some_and(|a| a.reset_at.is_some())
+            .is_some_and(|a| a.token_digest.is_some() && a.reset_at.is_none())
     }
 
     /// What the node's view shows of its agent; `None` before any lookup.

@@ -122,6 +122,9 @@ mod tests {
             token_digest: Some("short".into()),
             ..Default::default()
         };
-        assert!(store.put_agent(&bad).is_err(), "a digest of the wrong length");
+        assert!(
+            store.put_agent(&bad).is_err(),
+            "a digest of the wrong length"
+        );
     }
 }

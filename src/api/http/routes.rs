@@ -58,6 +58,7 @@ pub fn router(routes: Vec<Route>, state: &AppState) -> Router<AppState> {
     let admission = admission::Admission::new(state.max_in_flight, state.metrics.clone());
     let mut public = Router::new();
     let mut operator = Router::new();
+    let has_operator = routes.iter().any(|r| r.group == Group::Operator);
     for r in routes {
         let mut handler = r.handler;
         if r.body.is_some() {
@@ -76,6 +77,10 @@ pub fn router(routes: Vec<Route>, state: &AppState) -> Router<AppState> {
             Group::Public => public = public.route(r.path, handler),
             Group::Operator => operator = operator.route(r.path, handler),
         }
+    }
+    if !has_operator {
+        // A dialect of public routes only (axum refuses a layer on no route).
+        return public;
     }
     let operator = operator.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),

@@ -105,7 +105,9 @@ pub async fn heartbeat(
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| bad_request(format!("Invalid heartbeat body: {e}")))?;
     if !value.is_object() {
-        return Err(bad_request("Invalid heartbeat body: a JSON object is required"));
+        return Err(bad_request(
+            "Invalid heartbeat body: a JSON object is required",
+        ));
     }
     let hb: HeartbeatBody = serde_json::from_value(value)
         .map_err(|e| bad_request(format!("Invalid heartbeat body: {e}")))?;

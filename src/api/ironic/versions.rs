@@ -30,7 +30,12 @@ pub fn requested(headers: &HeaderMap) -> Result<(u32, u32), String> {
     let parts: Vec<Option<u32>> = raw.split('.').map(|p| p.parse().ok()).collect();
     let (major, minor) = match parts.as_slice() {
         [Some(a), Some(b)] => (*a, *b),
-        _ => return Err(format!("Invalid value for {} header", "X-OpenStack-Ironic-API-Version")),
+        _ => {
+            return Err(format!(
+                "Invalid value for {} header",
+                "X-OpenStack-Ironic-API-Version"
+            ))
+        }
     };
     let range = format!("[{}, {}]", text(IRONIC_MIN), text(IRONIC_MAX));
     if major != IRONIC_MAX.0 {
@@ -123,7 +128,12 @@ pub async fn root(headers: HeaderMap) -> Json<Value> {
 /// `GET /v1`: Ironic's v1 document, listing only the resources served.
 pub async fn v1(headers: HeaderMap) -> Json<Value> {
     let base = base_url(&headers);
-    let resource = |name: &str| json!([link(format!("{base}/v1/{name}/"), "self"), link(format!("{base}/{name}/"), "bookmark")]);
+    let resource = |name: &str| {
+        json!([
+            link(format!("{base}/v1/{name}/"), "self"),
+            link(format!("{base}/{name}/"), "bookmark")
+        ])
+    };
     Json(json!({
         "id": "v1",
         "links": [link(format!("{base}/v1/"), "self")],
@@ -151,9 +161,13 @@ mod tests {
         assert_eq!(asked(Some("latest")), Ok(IRONIC_MAX));
         assert_eq!(asked(Some("1.62")), Ok((1, 62)));
         assert_eq!(asked(Some("1.68")), Ok((1, 68)));
-        assert!(asked(Some("1.69")).unwrap_err().contains("minor version is not supported"));
+        assert!(asked(Some("1.69"))
+            .unwrap_err()
+            .contains("minor version is not supported"));
         assert!(asked(Some("1.0")).is_err());
-        assert!(asked(Some("2.1")).unwrap_err().contains("Mutually exclusive"));
+        assert!(asked(Some("2.1"))
+            .unwrap_err()
+            .contains("Mutually exclusive"));
         assert!(asked(Some("1")).unwrap_err().contains("Invalid value"));
         assert!(asked(Some("one.two")).is_err());
         assert!(asked(Some("1.2.3")).is_err());
