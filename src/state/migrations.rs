@@ -258,8 +258,10 @@ mod tests {
             "INSERT INTO revisions VALUES ('c1', 1, 't', 'a', 'c', NULL, 's', 1, 2, 'applied', '[]');
              INSERT INTO nodes (name, inputs_hash, body, revision) VALUES ('n1', '{hash}', '{{}}', 'c1');
              INSERT INTO node_addresses VALUES ('n1', 'pxe', '10.0.0.1');
-             INSERT INTO boot_actions VALUES ('{old}', 'n1', 'a1', 'd0', 1, 'Success', 2);
-             INSERT INTO boot_actions VALUES ('{cur}', 'n1', 'a1', 'd1', 3, 'Incomplete', NULL);
+             INSERT INTO boot_actions (action_id, node, action, deployment, created, status, finalized)
+                 VALUES ('{old}', 'n1', 'a1', 'd0', 1, 'Success', 2);
+             INSERT INTO boot_actions (action_id, node, action, deployment, created, status, finalized)
+                 VALUES ('{cur}', 'n1', 'a1', 'd1', 3, 'Incomplete', NULL);
              INSERT INTO boot_action_status (action_id, ts, message, error) VALUES ('{cur}', 4, 'm', 0);
              INSERT INTO tasks (task_id, action, status, created) VALUES ('t1', 'verify_site', 'complete', 5);",
             old = "0".repeat(26),
@@ -270,6 +272,14 @@ mod tests {
             conn.execute(
                 "INSERT INTO deployments VALUES ('n1', 'd1', ?1, 'c1', 1, 6)",
                 [&hash],
+            )
+            .unwrap();
+        }
+        if version >= 4 {
+            // What version 4 left: the older deployment's action ended.
+            conn.execute(
+                "UPDATE boot_actions SET ended = 2 WHERE deployment = 'd0'",
+                [],
             )
             .unwrap();
         }
