@@ -544,3 +544,31 @@ async fn lookups_are_restricted_by_agent_lookup() {
     assert_eq!(a.body["config"]["agent_token"], "******");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_deployment_of_the_node_gives_its_next_agent_a_fresh_token() {
+    let (g, s) = site(|_| {}).await;
+    let uuid = uuid_of(&s, NODE).await;
+    let (ok, out) = drive_ipa(&s, "lookup,heartbeat,relookup", &["--uuid", &uuid]).await;
+    assert!(ok, "{out}");
+    let (ok, out) = drive_ipa(&s, "lookup", &["--uuid", &uuid]).await;
+    assert!(!ok, "before the commit a new agent gets the mask: {out}");
+    // A commit that changes the node: a new deployment.
+    let path = g.path().join("designs/nodes/rack-01.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replacen(
+        "      zone: z1\n    boot_mac: '02:bd:50:00:00:01'",
+        "      zone: z9\n    boot_mac: '02:bd:50:00:00:01'",
+        1,
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&path, changed).unwrap();
+    let commit = g.commit("n00001 moves zone");
+    assert_eq!(s.hook().await, 202);
+    s.wait_status(&commit, "applied").await;
+    let (ok, out) = drive_ipa(&s, "lookup,heartbeat", &["--uuid", &uuid]).await;
+    assert!(ok, "the new deployment's agent gets a fresh token: {out}");
+    // Its UUID is the same: it is named by its name and the secret.
+    assert_eq!(uuid_of(&s, NODE).await, uuid);
+    s.stop().await;
+}
