@@ -407,9 +407,15 @@ async fn heartbeats_without_the_nodes_token_or_with_a_bad_body_are_refused_as_ir
         ),
         (
             &uuid,
-            json!({"callback_url": url, "agent_token": ""}).to_string(),
+            json!({"callback_url": url, "agent_token": null}).to_string(),
             400,
             "Agent token is required for heartbeat processing.",
+        ),
+        (
+            &uuid,
+            json!({"callback_url": url, "agent_token": ""}).to_string(),
+            400,
+            "Invalid or missing agent token received.",
         ),
         (
             &uuid,

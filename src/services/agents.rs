@@ -374,9 +374,9 @@ impl AgentService {
             .node(node_ident)
             .ok_or_else(|| AgentError::UnknownNode(node_ident.to_string()))?
             .to_string();
-        let token = match hb.agent_token.as_deref() {
-            None | Some("") => return Err(AgentError::TokenRequired),
-            Some(t) => t,
+        // As Ironic: no token is "required", an empty one is "invalid".
+        let Some(token) = hb.agent_token.as_deref() else {
+            return Err(AgentError::TokenRequired);
         };
         let mut agents = lock(&self.agents);
         let Some(row) = agents.get(&name) else {
