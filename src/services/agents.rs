@@ -168,6 +168,19 @@ impl From<StateError> for AgentError {
     }
 }
 
+/// Why a lookup stopped: it failed, or (answering from memory) it needs the
+/// database or an index build.
+enum Step {
+    Failed(AgentError),
+    NeedsIo,
+}
+
+impl<E: Into<AgentError>> From<E> for Step {
+    fn from(e: E) -> Self {
+        Step::Failed(e.into())
+    }
+}
+
 /// The index of the served revision.
 struct Indexed {
     commit: String,
@@ -235,6 +248,21 @@ impl AgentService {
         self.secret.node_uuid(node)
     }
 
+    /// The index of the served revision when it is built (memory only);
+    /// `None` also while no revision is served (the caller waits for one).
+    fn current_index(&self) -> Result<Option<Arc<NodeIndex>>, AgentError> {
+        let Ok(loaded) = self.boot.served_design() else {
+            return Ok(None);
+        };
+        Ok(self
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|i| i.commit == loaded.commit)
+            .map(|i| i.index.clone()))
+    }
+
     /// The index of the served revision, built on first use after the
     /// served revision changed (never per request).
     pub fn index(&self) -> Result<Arc<NodeIndex>, AgentError> {
@@ -270,20 +298,51 @@ impl AgentService {
     /// `macs` are the valid MACs of `addresses`; `node_uuid` (or a name)
     /// takes precedence, as in Ironic.
     pub fn lookup(&self, macs: &[u64], node_uuid: Option<&str>) -> Result<Lookup, AgentError> {
-        if macs.is_empty() && node_uuid.is_none() {
-            return Err(AgentError::IncompleteLookup);
+        self.lookup_with(macs, node_uuid, true)
+            .map_err(|e| match e {
+                Step::Failed(e) => e,
+                Step::NeedsIo => AgentError::Service(ServiceError::Internal(
+                    "a lookup allowed to block asked to block".into(),
+                )),
+            })
+    }
+
+    /// [`AgentService::lookup`] when it can be answered from memory alone
+    /// (the index built, the node's deployment served from memory, no token
+    /// to issue, the restriction decided without the database) — the common
+    /// case of an agent looking up again — so the caller answers it without
+    /// a blocking thread; `None` when it needs the database.
+    pub fn lookup_in_memory(
+        &self,
+        macs: &[u64],
+        node_uuid: Option<&str>,
+    ) -> Option<Result<Lookup, AgentError>> {
+        match self.lookup_with(macs, node_uuid, false) {
+            Ok(l) => Some(Ok(l)),
+            Err(Step::Failed(e)) => Some(Err(e)),
+            Err(Step::NeedsIo) => None,
         }
-        let index = self.index()?;
+    }
+
+    fn lookup_with(&self, macs: &[u64], node_uuid: Option<&str>, io: bool) -> Result<Lookup, Step> {
+        if macs.is_empty() && node_uuid.is_none() {
+            return Err(AgentError::IncompleteLookup.into());
+        }
+        let index = match self.current_index()? {
+            Some(i) => i,
+            None if io => self.index()?,
+            None => return Err(Step::NeedsIo),
+        };
         let name = match node_uuid {
             Some(u) => index.node(u).ok_or(AgentError::LookupNotFound)?,
             None => match index.lookup_macs(macs) {
                 Match::Node(n) => n,
-                Match::Several(_) | Match::Unknown => return Err(AgentError::LookupNotFound),
+                Match::Several(_) | Match::Unknown => return Err(AgentError::LookupNotFound.into()),
             },
         }
         .to_string();
         if self.cfg.lookup == LookupMode::None {
-            return Err(AgentError::LookupNotFound);
+            return Err(AgentError::LookupNotFound.into());
         }
         let now = now();
         let window = self.cfg.window.as_secs() as i64;
@@ -303,10 +362,11 @@ impl AgentService {
             .map(|d| d.record().deployment.clone());
         let deployment = match cached {
             Some(d) if expected => Some(d),
+            _ if !io => return Err(Step::NeedsIo),
             _ => {
                 let (deployment, unfinished) = self.deployment(&name)?;
                 if !expected && !unfinished {
-                    return Err(AgentError::LookupNotFound);
+                    return Err(AgentError::LookupNotFound.into());
                 }
                 deployment
             }
@@ -319,13 +379,18 @@ impl AgentService {
         let fresh = row.token_digest.is_none()
             || row.reset_at.is_some()
             || (deployment.is_some() && row.deployment != deployment);
-        let uuid = self.uuid(&name);
+        let uuid = index
+            .uuid(&name)
+            .map_or_else(|| self.uuid(&name), str::to_string);
         if !fresh {
             return Ok(Lookup {
                 node: name,
                 uuid,
                 token: Token::Masked,
             });
+        }
+        if !io {
+            return Err(Step::NeedsIo);
         }
         let token = keys::agent_token()
             .map_err(|e| ServiceError::Internal(format!("no random token: {e}")))?;

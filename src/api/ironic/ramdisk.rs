@@ -44,12 +44,20 @@ pub async fn lookup(
 ) -> Result<Json<Value>, HttpError> {
     let (addresses, node_uuid) = lookup_query(query);
     let macs = lookup_addresses(&addresses);
-    state.boot.wait_ready(LOAD_WAIT).await;
-    let agents = state.agents.clone();
-    let found = tokio::task::spawn_blocking(move || agents.lookup(&macs, node_uuid.as_deref()))
-        .await
-        .map_err(|e| HttpError::internal(format!("lookup task failed: {e}")))?
-        .map_err(agent_error)?;
+    // An agent looking up again is answered from memory, on this task;
+    // a first lookup (a token to issue), an index to build or a restriction
+    // the database decides takes a blocking thread.
+    let found = match state.agents.lookup_in_memory(&macs, node_uuid.as_deref()) {
+        Some(found) => found,
+        None => {
+            state.boot.wait_ready(LOAD_WAIT).await;
+            let agents = state.agents.clone();
+            tokio::task::spawn_blocking(move || agents.lookup(&macs, node_uuid.as_deref()))
+                .await
+                .map_err(|e| HttpError::internal(format!("lookup task failed: {e}")))?
+        }
+    }
+    .map_err(agent_error)?;
     let base = base_url(&headers);
     let uuid = &found.uuid;
     Ok(Json(json!({
