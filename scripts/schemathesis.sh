@@ -45,3 +45,9 @@ cd "$work"
 timeout 300 "$root/$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run \
     "$base/api/v1.0/openapi.json" --url "$base" --checks all \
     -H "X-Auth-Token: $token" --max-examples 20 --seed 1 --no-color
+
+# The Ironic agent dialect (what ironic-python-agent calls), from its own table.
+echo "== schemathesis run $base/v1/openapi.json --checks all"
+timeout 300 "$root/$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run \
+    "$base/v1/openapi.json" --url "$base" --checks all \
+    --max-examples 20 --seed 1 --no-color

@@ -7,6 +7,7 @@
 //! Handlers parse, call [`crate::services::agents`], present.
 
 mod error;
+pub mod openapi;
 mod ramdisk;
 mod versions;
 
@@ -91,6 +92,15 @@ pub fn routes() -> Vec<Route> {
             &[202],
             &[400, 404, 406],
             post(ramdisk::heartbeat),
+        ),
+        r(
+            "GET",
+            "/v1/openapi.json",
+            "OpenAPI document of these routes (slipway's own; Ironic serves none)",
+            None,
+            &[200],
+            &[406],
+            get(openapi::openapi),
         ),
     ]
 }
