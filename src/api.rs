@@ -4,7 +4,8 @@
 //! [`app`] builds the whole router; [`serve`] runs it on a bound listener
 //! until a shutdown future completes. [`http`] is the machinery every
 //! dialect shares; each dialect is a folder beside it ([`drydock`]: Drydock
-//! v1.0). Adding a dialect is adding its folder and one line in [`app`].
+//! v1.0; [`ironic`]: the Ironic agent, with `GET /` for both OpenStack
+//! dialects). Adding a dialect is adding its folder and one line in [`app`].
 
 pub mod drydock;
 pub mod http;
