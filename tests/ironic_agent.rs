@@ -297,6 +297,10 @@ async fn version_documents_and_headers_are_ironics_and_unsupported_versions_are_
     assert_eq!(v1.code, 200);
     assert_eq!(v1.body["id"], "v1");
     assert_eq!(header(&v1, "x-openstack-ironic-api-version"), "1.1");
+    assert_eq!(
+        header(&v1, "x-openstack-ironic-inspector-api-maximum-version"),
+        "1.18"
+    );
     let latest = call(
         c.get(s.url("/v1"))
             .header("X-OpenStack-Ironic-API-Version", "latest"),

@@ -61,10 +61,14 @@ fn put(h: &mut HeaderMap, name: &'static str, value: String) {
 
 /// Middleware on every Ironic route: Ironic's three version headers on the
 /// answer; under `/v1` a requested version outside the range is a 406
-/// (Ironic's root document checks none). `GET /` also carries the
-/// inspector's headers: the one path both dialects answer.
+/// (Ironic's root document checks none). `GET /` and `GET /v1` also carry
+/// the inspector's headers: the inspector client reads them there (from
+/// `/v1` when its URL ends in `/v1`), and both paths are served once for
+/// both dialects.
 pub async fn negotiate(req: Request, next: Next) -> Response {
-    let root = req.uri().path() == "/";
+    let path = req.uri().path();
+    let root = path == "/";
+    let shared = root || path == "/v1" || path == "/v1/";
     let asked = requested(req.headers());
     let (mut resp, version) = match asked {
         Ok(v) => (next.run(req).await, v),
@@ -78,7 +82,7 @@ pub async fn negotiate(req: Request, next: Next) -> Response {
     put(h, IRONIC_MIN_HEADER, text(IRONIC_MIN));
     put(h, IRONIC_MAX_HEADER, text(IRONIC_MAX));
     put(h, IRONIC_VERSION_HEADER, text(version));
-    if root {
+    if shared {
         put(h, INSPECTOR_MIN_HEADER, text(INSPECTOR_MIN));
         put(h, INSPECTOR_MAX_HEADER, text(INSPECTOR_MAX));
     }
