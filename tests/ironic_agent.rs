@@ -555,12 +555,51 @@ async fn lookups_are_restricted_by_agent_lookup() {
     s.stop().await;
 }
 
+/// A series of `GET /metrics` (labels as written, `{}` for none).
+async fn metric(s: &Server, series: &str) -> f64 {
+    let text = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {series} in /metrics"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_deployment_of_the_node_gives_its_next_agent_a_fresh_token() {
     let (g, s) = site(|_| {}).await;
     let uuid = uuid_of(&s, NODE).await;
     let (ok, out) = drive_ipa(&s, "lookup,heartbeat,relookup", &["--uuid", &uuid]).await;
     assert!(ok, "{out}");
+    // Lookups are answered from one index per served revision, not a scan.
+    for _ in 0..20 {
+        let a = call(client().get(s.url("/v1/lookup?addresses=02:bd:50:00:00:01"))).await;
+        assert_eq!(a.code, 200);
+    }
+    assert_eq!(metric(&s, "slipway_agent_index_builds_total").await, 1.0);
+    assert_eq!(
+        metric(&s, "slipway_agent_lookups_total{token=\"issued\"}").await,
+        1.0
+    );
+    assert_eq!(
+        metric(&s, "slipway_agent_lookups_total{token=\"masked\"}").await,
+        21.0
+    );
+    assert_eq!(
+        metric(&s, "slipway_agent_heartbeats_total{outcome=\"accepted\"}").await,
+        1.0
+    );
     let (ok, out) = drive_ipa(&s, "lookup", &["--uuid", &uuid]).await;
     assert!(!ok, "before the commit a new agent gets the mask: {out}");
     // A commit that changes the node: a new deployment.
@@ -578,6 +617,11 @@ async fn a_new_deployment_of_the_node_gives_its_next_agent_a_fresh_token() {
     s.wait_status(&commit, "applied").await;
     let (ok, out) = drive_ipa(&s, "lookup,heartbeat", &["--uuid", &uuid]).await;
     assert!(ok, "the new deployment's agent gets a fresh token: {out}");
+    assert_eq!(
+        metric(&s, "slipway_agent_index_builds_total").await,
+        2.0,
+        "one more index, for the new revision"
+    );
     // Its UUID is the same: it is named by its name and the secret.
     assert_eq!(uuid_of(&s, NODE).await, uuid);
     s.stop().await;

@@ -281,6 +281,7 @@ impl AgentService {
         }
         let t = std::time::Instant::now();
         let index = Arc::new(NodeIndex::build_with_uuids(&loaded.design, &self.secret));
+        self.boot.metrics().agent_index_built();
         tracing::info!(
             commit = %loaded.commit,
             nodes = index.len(),
@@ -383,6 +384,7 @@ impl AgentService {
             .uuid(&name)
             .map_or_else(|| self.uuid(&name), str::to_string);
         if !fresh {
+            self.boot.metrics().agent_lookup("masked");
             return Ok(Lookup {
                 node: name,
                 uuid,
@@ -408,6 +410,7 @@ impl AgentService {
         };
         lock(&self.store).put_agent(&new)?;
         tracing::info!(node = %name, "agents: agent token issued");
+        self.boot.metrics().agent_lookup("issued");
         agents.insert(name.clone(), new);
         Ok(Lookup {
             node: name,
@@ -434,6 +437,20 @@ impl AgentService {
     /// Ironic's heartbeat (blocking: it writes the database). The token is
     /// checked first, in constant time, then the agent URL.
     pub fn heartbeat(&self, node_ident: &str, hb: &Heartbeat) -> Result<String, AgentError> {
+        let outcome = self.beat(node_ident, hb);
+        let word = match &outcome {
+            Ok(_) => "accepted",
+            Err(AgentError::TokenRequired) => "token_required",
+            Err(AgentError::InvalidToken) => "invalid_token",
+            Err(AgentError::CallbackChanged) => "callback_changed",
+            Err(AgentError::UnknownNode(_)) => "unknown_node",
+            Err(_) => return outcome,
+        };
+        self.boot.metrics().agent_heartbeat(word);
+        outcome
+    }
+
+    fn beat(&self, node_ident: &str, hb: &Heartbeat) -> Result<String, AgentError> {
         let index = self.index()?;
         let name = index
             .node(node_ident)
