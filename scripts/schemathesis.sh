@@ -49,7 +49,12 @@ timeout 300 "$root/$venv/bin/schemathesis" --config-file "$root/scripts/schemath
 
 # The ironic-inspector dialect (and Ironic's /v1/continue_inspection): its own
 # document, generated from its route table, with its own error shapes.
-echo "== schemathesis run $base/v1/openapi.json --checks all"
+echo "== schemathesis run $base/v1/openapi/inspector.json --checks all"
 timeout 300 "$root/$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run \
-    "$base/v1/openapi.json" --url "$base" --checks all \
+    "$base/v1/openapi/inspector.json" --url "$base" --checks all \
     -H "X-Auth-Token: $token" --max-examples 20 --seed 1 --no-color
+# The Ironic agent dialect (what ironic-python-agent calls), from its own table.
+echo "== schemathesis run $base/v1/openapi/ironic.json --checks all"
+timeout 300 "$root/$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run \
+    "$base/v1/openapi/ironic.json" --url "$base" --checks all \
+    --max-examples 20 --seed 1 --no-color

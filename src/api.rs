@@ -4,11 +4,13 @@
 //! [`app`] builds the whole router; [`serve`] runs it on a bound listener
 //! until a shutdown future completes. [`http`] is the machinery every
 //! dialect shares; each dialect is a folder beside it ([`drydock`]: Drydock
-//! v1.0). Adding a dialect is adding its folder and one line in [`app`].
+//! v1.0; [`ironic`]: the Ironic agent, with `GET /` for both OpenStack
+//! dialects). Adding a dialect is adding its folder and one line in [`app`].
 
 pub mod drydock;
 pub mod http;
 pub mod inspector;
+pub mod ironic;
 
 use std::future::Future;
 
@@ -26,6 +28,10 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(drydock::router(&state))
         .merge(inspector::router(&state))
+        .merge(http::error::answers(
+            ironic::router(&state),
+            ironic::Presenter,
+        ))
         .fallback(http::error::not_found)
         .method_not_allowed_fallback(http::error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));

@@ -170,6 +170,15 @@ enum Command {
         /// Branch unknown machines are proposed on (never the followed branch).
         #[arg(long, default_value = slipway::services::inspection::DEFAULT_PROPOSAL_BRANCH)]
         proposal_branch: String,
+        /// Which nodes an Ironic agent's lookup (`GET /v1/lookup`) may find: `expected` (a node
+        /// with an unfinished boot action, or whose agent token was reset or issued within
+        /// --agent-window), `any` (every node of the applied design), `none` (every lookup 404).
+        #[arg(long, default_value = "expected")]
+        agent_lookup: slipway::services::agents::LookupMode,
+        /// Seconds after a token reset (a boot-data fetch, an operator's reset) or issue during
+        /// which a node counts as expected to run the agent.
+        #[arg(long, default_value_t = slipway::services::agents::DEFAULT_AGENT_WINDOW.as_secs())]
+        agent_window: u64,
         #[command(flatten)]
         caps: SizeCaps,
         #[command(flatten)]
@@ -345,6 +354,8 @@ fn main() -> ExitCode {
             max_delete_share,
             allow_mass_delete,
             proposal_branch,
+            agent_lookup,
+            agent_window,
             caps,
             power,
         } => {
@@ -369,6 +380,11 @@ fn main() -> ExitCode {
                 limits: caps.limits(),
                 power: power.settings(),
                 proposal_branch: Some(proposal_branch),
+                agents: slipway::services::agents::AgentConfig {
+                    lookup: agent_lookup,
+                    window: Duration::from_secs(agent_window.max(1)),
+                    ..Default::default()
+                },
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -55,7 +55,19 @@ pub struct Metrics {
     signals: IntCounterVec,
     inspection_callbacks: IntCounterVec,
     inspection_disagreements: IntCounterVec,
+    agent_index_builds: IntCounter,
+    agent_tokens: IntCounterVec,
+    agent_heartbeats: IntCounterVec,
 }
+
+/// The outcomes of an Ironic agent heartbeat.
+pub const HEARTBEAT_OUTCOMES: [&str; 5] = [
+    "accepted",
+    "token_required",
+    "invalid_token",
+    "callback_changed",
+    "unknown_node",
+];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -216,6 +228,29 @@ impl Metrics {
         for outcome in INSPECTION_OUTCOMES {
             inspection_callbacks.with_label_values(&[outcome]);
         }
+        let agent_index_builds = counter(
+            &r,
+            "slipway_agent_index_builds_total",
+            "Node indexes (by MAC and UUID) built for Ironic agent lookups: one per served revision.",
+        );
+        let agent_tokens = counter_vec(
+            &r,
+            "slipway_agent_lookups_total",
+            "Ironic agent lookups answered 200, by token (issued: a fresh agent token; masked: \"******\").",
+            &["token"],
+        );
+        let agent_heartbeats = counter_vec(
+            &r,
+            "slipway_agent_heartbeats_total",
+            "Ironic agent heartbeats, by outcome (accepted, token_required, invalid_token, callback_changed, unknown_node).",
+            &["outcome"],
+        );
+        for token in ["issued", "masked"] {
+            agent_tokens.with_label_values(&[token]);
+        }
+        for outcome in HEARTBEAT_OUTCOMES {
+            agent_heartbeats.with_label_values(&[outcome]);
+        }
         // Known label values start at 0, so a series exists before its first
         // event and `rate()` sees the first one.
         for kind in ["units", "files", "pkg_list", "all"] {
@@ -249,7 +284,25 @@ impl Metrics {
             signals,
             inspection_callbacks,
             inspection_disagreements,
+            agent_index_builds,
+            agent_tokens,
+            agent_heartbeats,
         }
+    }
+
+    /// Counts a node index built for agent lookups.
+    pub fn agent_index_built(&self) {
+        self.agent_index_builds.inc();
+    }
+
+    /// Counts a lookup answered 200: `issued` (a fresh token) or `masked`.
+    pub fn agent_lookup(&self, token: &str) {
+        self.agent_tokens.with_label_values(&[token]).inc();
+    }
+
+    /// Counts a heartbeat by outcome (one of [`HEARTBEAT_OUTCOMES`]).
+    pub fn agent_heartbeat(&self, outcome: &str) {
+        self.agent_heartbeats.with_label_values(&[outcome]).inc();
     }
 
     /// Records an answered HTTP request. `route` is the route template

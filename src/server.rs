@@ -81,6 +81,9 @@ pub struct ServeConfig {
     /// The branch unknown machines are proposed on (`--proposal-branch`;
     /// `None`: `slipway/discovered`); never the followed branch.
     pub proposal_branch: Option<String>,
+    /// The Ironic agents' lookup restriction and token window
+    /// (`--agent-lookup`, `--agent-window`).
+    pub agents: crate::services::agents::AgentConfig,
 }
 
 /// The HTTP defaults (`--max-in-flight`, `--max-connections`, the
@@ -280,7 +283,7 @@ pub async fn run(
                 report_url,
                 limits: cfg.limits,
             },
-            secret,
+            secret.clone(),
             boot_store,
             metrics.clone(),
         )
@@ -357,6 +360,12 @@ pub async fn run(
     let inventory = Inventory::new(Arc::new(Mutex::new(reader)));
     let power = crate::services::power::NodePower::new(&cfg.power)
         .map_err(|e| ServeError::Other(e.to_string()))?;
+    let agents = Arc::new(crate::services::agents::AgentService::new(
+        boot.clone(),
+        secret.clone(),
+        inventory.connection(),
+        cfg.agents.clone(),
+    )?);
     let tasks = TaskEngine::new(
         inventory.connection(),
         boot.clone(),
@@ -387,6 +396,7 @@ pub async fn run(
         db_path: cfg.db.display().to_string(),
         started: Instant::now(),
         boot,
+        agents,
         design,
         tokens,
         metrics,

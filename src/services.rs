@@ -4,6 +4,8 @@
 //! directly (tests/architecture.rs enforces it); the record types it needs
 //! are re-exported here.
 //!
+//! - [`agents`]: Ironic agents: lookup by MAC over a node index per served
+//!   revision, agent tokens, heartbeats;
 //! - [`deployments`]: `BootService`, the applied revision served to nodes:
 //!   node deployments and their keys, made with the revision that changes
 //!   the node, and boot data through the render cache;
@@ -20,6 +22,7 @@
 //! - [`designs`]: design references resolved to design files;
 //! - [`status`]: what the server serves, written by the reconcile loop.
 
+pub mod agents;
 pub mod deployments;
 pub mod designs;
 pub mod inspection;

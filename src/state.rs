@@ -13,6 +13,7 @@
 //! - Every query is parameterised; the only SQL built with `format!` joins
 //!   constant column lists or the integer of `PRAGMA user_version`.
 
+mod agents;
 mod boot_actions;
 mod build_data;
 mod deployments;
@@ -34,6 +35,7 @@ use crate::design::{Kind, Message};
 use crate::plan::{Plan, Snapshot, StoredDocument};
 use crate::revision::Revision;
 
+pub use agents::AgentRecord;
 pub use boot_actions::{
     BootActionDetail, BootActionRecord, BootActionStatus, Report, ReportOutcome,
     BOOT_ACTION_INCOMPLETE,

@@ -475,7 +475,7 @@ async fn bad_callbacks_and_versions_are_refused_in_inspectors_shape() {
     let (code, h, v) = post(s, "/v1/continue", &big, &[]).await;
     assert_inspector_error(code, &h, &v, 413);
     // The dialect's OpenAPI document (the contract run's) lists every route.
-    let (code, _, doc) = get(s, "/v1/openapi.json", &[]).await;
+    let (code, _, doc) = get(s, "/v1/openapi/inspector.json", &[]).await;
     assert_eq!(code, 200);
     for path in [
         "/v1/introspection/{node}",

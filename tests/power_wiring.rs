@@ -492,3 +492,57 @@ fn slipway_power_runs_on_the_design_without_a_server() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("unknown power action `fly`"), "{err}");
 }
+
+/// `GET /v1/introspection/{node}` (the inspector dialect's status).
+async fn introspection_status(s: &Server, node: &str) -> Value {
+    let r = client()
+        .get(s.url(&format!("/v1/introspection/{node}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_with_manage_boot_pxe_boots_and_powers_the_node_and_a_silent_bmc_ends_it_in_error(
+) {
+    let b = Bmcs::start();
+    let (_repo, s) = serve(&b).await;
+    let start = |node: &'static str, query: &'static str| {
+        let url = s.url(&format!("/v1/introspection/{node}{query}"));
+        async move { client().post(url).send().await.unwrap().status().as_u16() }
+    };
+    // manage_boot defaults to true, as in inspector: PXE once, then on.
+    assert_eq!(start("n00001", "").await, 202);
+    wait_redfish_power(&b, "On").await;
+    assert_eq!(
+        emulator_view(&b).await["Boot"]["BootSourceOverrideTarget"],
+        "Pxe"
+    );
+    assert_eq!(introspection_status(&s, "n00001").await["state"], "waiting");
+    // IPMI too.
+    assert_eq!(start("n00002", "?manage_boot=true").await, 202);
+    common::wait_for("the fake BMC's boot device and power on", || async {
+        let kinds: Vec<String> = b.ipmi.events().iter().map(|e| e.event.clone()).collect();
+        kinds == ["bootdev", "on"]
+    })
+    .await;
+    assert_eq!(b.ipmi.events()[0].boot, "network");
+    // A BMC that never answers: the introspection ends as an error naming why.
+    assert_eq!(start("n00003", "").await, 202);
+    common::wait_for("the silent node's introspection to end", || async {
+        introspection_status(&s, "n00003").await["finished"] == true
+    })
+    .await;
+    let st = introspection_status(&s, "n00003").await;
+    assert_eq!(st["state"], "error", "{st}");
+    assert!(
+        st["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot boot the node into the ramdisk"),
+        "{st}"
+    );
+    assert!(!st.to_string().contains(PW), "no credential in {st}");
+}

@@ -1,6 +1,7 @@
 //! The HTTP figures of the site benchmark: the release server on a git
-//! repository of a gen-site site, driven by `wrk` (boot-data GETs, signal POSTs,
-//! inspection callbacks, a boot storm), then a one-node commit through the webhook, and its peak RSS.
+//! repository of a gen-site site, driven by `wrk` (boot-data GETs, Ironic agent
+//! lookups by MAC, inspection callbacks, signal POSTs, a boot storm), then a
+//! one-node commit through the webhook, and its peak RSS.
 //!
 //! Every call goes to 127.0.0.1 with a timeout; the server is killed when
 //! [`Server`] drops, also on a panic.
@@ -58,7 +59,7 @@ pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
     );
 
     let t0 = Instant::now();
-    let targets = identities(&api, &work.hosts)?;
+    let targets = identities(&api, &work.hosts, &work.macs)?;
     println!(
         "  identity of {} nodes in {:.1} s ({} signaling actions)",
         targets.gets.len(),
@@ -95,6 +96,39 @@ pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
             speedup: format!("{} (p50)", times(DRYDOCK_GET_SECS / r.p50)),
         });
     }
+
+    // Ironic agent lookups by MAC (`GET /v1/lookup?addresses=<boot mac>`) of
+    // the same nodes: each first looked up once (its token issued), then
+    // cycled over by wrk, answered "******" from the in-memory MAC index.
+    let t0 = Instant::now();
+    for (path, _) in &targets.lookups {
+        let (code, body) = api.get(path)?;
+        ensure!(code == 200, "lookup {path}: {code} {body}");
+    }
+    println!(
+        "  first lookup (token issued) of {} nodes in {:.1} s",
+        targets.lookups.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let r = wrk.run(&scripts.lookup, CONNECTIONS)?;
+    println!(
+        "  Ironic lookup by MAC, keep-alive (wrk -t2 -c{CONNECTIONS}): {}",
+        r.summary()
+    );
+    table.push(Row {
+        figure: format!("Ironic agent lookup by MAC, {} nodes", count(nodes)),
+        target: "≥ 20,000/s, p99 < 5 ms".into(),
+        measured: format!(
+            "{}/s, p50 {}, p99 {}, {} non-2xx",
+            count(r.rate() as usize),
+            seconds(r.p50),
+            seconds(r.p99),
+            r.non_2xx()
+        ),
+        met: Some(r.rate() >= 20_000.0 && r.p99 < 0.005 && r.non_2xx() == 0),
+        drydock: "—".into(),
+        speedup: "—".into(),
+    });
 
     let rows_before = signal_rows(&api, &targets.hosts)?;
     let r = wrk.run(&scripts.post, CONNECTIONS)?;
@@ -178,7 +212,7 @@ pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
 
     // The commit gave one node a new deployment (and key): ask again, so the
     // storm presents current keys.
-    let scripts = identities(&api, &work.hosts)?.write(&work.dir)?;
+    let scripts = identities(&api, &work.hosts, &work.macs)?.write(&work.dir)?;
     let storm = STORM_CONNECTIONS.min(hard_nofile().saturating_sub(100));
     let r = wrk.run(&scripts.get, storm)?;
     let rss = server.rss_mb("VmHWM");
@@ -213,6 +247,8 @@ struct Workspace {
     hosts: Vec<String>,
     /// Their `boot_mac`s, in document order (what an inspection callback names).
     boot_macs: Vec<String>,
+    /// Their boot MACs, by name.
+    macs: std::collections::HashMap<String, String>,
 }
 
 impl Workspace {
@@ -228,6 +264,7 @@ impl Workspace {
         let work = Workspace {
             hosts: baremetal_nodes(&text),
             boot_macs: boot_macs(&text),
+            macs: boot_macs_by_name(&text),
             dir,
         };
         git(&work.repo(), &["init", "-q", "-b", "main"])?;
@@ -310,6 +347,27 @@ end
     let path = dir.path().join("continue.lua");
     std::fs::write(&path, script)?;
     Ok(path)
+}
+
+/// The `boot_mac` of each `drydock/BaremetalNode/v1` document of a gen-site
+/// file, by node name.
+fn boot_macs_by_name(yaml: &str) -> std::collections::HashMap<String, String> {
+    let mut macs = std::collections::HashMap::new();
+    let mut node: Option<String> = None;
+    let mut in_node = false;
+    for line in yaml.lines() {
+        if line.starts_with("schema:") {
+            in_node = line.contains("drydock/BaremetalNode/");
+            node = None;
+        } else if let Some(name) = line.strip_prefix("  name: ").filter(|_| in_node) {
+            node = Some(name.trim().to_string());
+        } else if let Some(mac) = line.trim_start().strip_prefix("boot_mac: ") {
+            if let Some(n) = node.take() {
+                macs.insert(n, mac.trim().trim_matches('\'').to_string());
+            }
+        }
+    }
+    macs
 }
 
 /// Runs git in `repo` as a fixed author, without signing.
@@ -504,16 +562,23 @@ struct Targets {
     hosts: Vec<String>,
     gets: Vec<(String, String)>,
     posts: Vec<(String, String)>,
+    /// Ironic agent lookups by the nodes' boot MACs (no key).
+    lookups: Vec<(String, String)>,
 }
 
 /// `GET /nodes/{host}/identity` for [`ASKING_NODES`] nodes spread over the site
 /// (this makes their deployments): their boot-data paths and signaling actions.
-fn identities(api: &Api, hosts: &[String]) -> Result<Targets> {
+fn identities(
+    api: &Api,
+    hosts: &[String],
+    macs: &std::collections::HashMap<String, String>,
+) -> Result<Targets> {
     let step = (hosts.len() / ASKING_NODES).max(1);
     let mut targets = Targets {
         hosts: Vec::new(),
         gets: Vec::new(),
         posts: Vec::new(),
+        lookups: Vec::new(),
     };
     for host in hosts.iter().step_by(step).take(ASKING_NODES) {
         let identity = api.json(&format!("/api/v1.0/nodes/{host}/identity"))?;
@@ -533,9 +598,18 @@ fn identities(api: &Api, hosts: &[String]) -> Result<Targets> {
             format!("/api/v1.0/bootactions/nodes/{host}/units"),
             key.clone(),
         ));
+        if let Some(mac) = macs.get(host) {
+            targets
+                .lookups
+                .push((format!("/v1/lookup?addresses={mac}"), String::new()));
+        }
         targets.hosts.push(host.clone());
     }
     ensure!(!targets.posts.is_empty(), "no signaling boot action");
+    ensure!(
+        targets.lookups.len() == targets.hosts.len(),
+        "a node without a boot_mac in the site"
+    );
     Ok(targets)
 }
 
@@ -544,6 +618,7 @@ struct Scripts {
     get: PathBuf,
     get_close: PathBuf,
     post: PathBuf,
+    lookup: PathBuf,
 }
 
 /// A wrk script: requests prepared once per thread, cycling over a target
@@ -591,7 +666,11 @@ impl Targets {
     fn write(&self, dir: &tempfile::TempDir) -> Result<Scripts> {
         let dir = dir.path();
         let mut lua = String::new();
-        for (name, list) in [("gets", &self.gets), ("posts", &self.posts)] {
+        for (name, list) in [
+            ("gets", &self.gets),
+            ("posts", &self.posts),
+            ("lookups", &self.lookups),
+        ] {
             writeln!(lua, "{name} = {{")?;
             for (path, key) in list {
                 writeln!(lua, "  {{{path:?}, {key:?}}},")?;
@@ -613,6 +692,7 @@ impl Targets {
         Ok(Scripts {
             get: script("get.lua", "gets", "GET", "nil", false)?,
             get_close: script("get-close.lua", "gets", "GET", "nil", true)?,
+            lookup: script("lookup.lua", "lookups", "GET", "nil", false)?,
             post: script(
                 "post.lua",
                 "posts",

@@ -13,6 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod versions;
 
 use std::time::Duration;
 

@@ -109,7 +109,7 @@ pub fn routes() -> Vec<Route> {
         ),
         r(
             "GET",
-            "/v1/openapi.json",
+            "/v1/openapi/inspector.json",
             Public,
             "This dialect's OpenAPI document (a slipway addition)",
             None,

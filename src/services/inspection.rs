@@ -292,6 +292,13 @@ impl InspectionService {
         }))
     }
 
+    /// Ends node `name`'s waiting introspection as `error` with `message`
+    /// (its boot into the ramdisk failed); `false` when it was no longer waiting.
+    pub fn fail(&self, name: &str, message: &str) -> Result<bool, ServiceError> {
+        self.boot.check_database()?;
+        self.with_store(|s| s.fail_introspection(name, message, now()))
+    }
+
     /// A node's latest introspection; `Ok(None)` for an unknown node or one
     /// never inspected.
     pub fn status(&self, ident: &str) -> Result<Option<IntrospectionView>, ServiceError> {

@@ -3,8 +3,8 @@
 //! dialect reads through [`Inventory::read`], which hands its closure
 //! [`Records`] (the queries a dialect may make) on a blocking thread, on the
 //! API's own connection. Lookups by IP are here ([`Records::nodes_by_address`]);
-//! by MAC (a node's `boot_mac`, in the applied design) go here too when the
-//! Ironic and inspector dialects need them.
+//! by MAC (the applied design's `boot_mac` and interface MAC labels) through
+//! the agents' node index ([`super::agents::AgentService::index`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -137,6 +137,26 @@ impl Store {
         })
     }
 
+    /// Ends a node's introspection that is still `waiting` as `error` (the
+    /// machine could not be booted into the ramdisk, say); `false` when it
+    /// was not waiting any more (the callback came first).
+    pub fn fail_introspection(
+        &mut self,
+        node: &str,
+        error: &str,
+        at: i64,
+    ) -> Result<bool, StateError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE introspections SET state = 'error', error = ?2, finished_at = ?3
+                 WHERE node = ?1 AND state = 'waiting'",
+            )
+            .and_then(|mut s| s.execute(params![node, error, at]))
+            .ctx(|| format!("ending the introspection of node {node}"))?;
+        Ok(n > 0)
+    }
+
     /// Writes a processed callback in one transaction: the posted data as
     /// build data (generator `inspector`), the node's disagreements
     /// (replacing the previous inspection's) and its introspection row

@@ -5,7 +5,7 @@
 //! the field already ran it. Add a new one at the end instead.
 
 /// Every migration, oldest first. `MIGRATIONS[i]` brings the schema to version `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -195,6 +195,25 @@ CREATE TABLE inspection_messages (
 CREATE INDEX inspection_messages_by_node ON inspection_messages (node, id);
 "#;
 
+/// Version 6: `agents`, one row per node that an Ironic agent (IPA) looked
+/// up: its agent token's digest (`Secret::agent_token_digest`, never the
+/// token), when it was issued and for which deployment, when a fresh token
+/// was asked for (`reset_at`, NULL once issued), and the last heartbeat
+/// (agent URL, version, time). Overwritten in place: no history.
+const V6: &str = r#"
+CREATE TABLE agents (
+    node            TEXT PRIMARY KEY,
+    token_digest    TEXT CHECK (token_digest IS NULL OR length(token_digest) = 64),
+    token_issued_at INTEGER,
+    deployment      TEXT,
+    reset_at        INTEGER,
+    reset_reason    TEXT,
+    callback_url    TEXT,
+    agent_version   TEXT,
+    last_heartbeat  INTEGER
+) WITHOUT ROWID;
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +229,7 @@ mod tests {
         "819b7499411eb003c7966a9ba04edfd3a3a6c8b7c23b1aabf5ed6e7bbd2b2b31",
         "254037328fabb3da8fd6c80e4be010cfb1198994ea71aab1757c675bb5b29207",
         "59c737d82d2cd14a4df0fcabeecedf467004950f8ea46948e68a4183beec5267",
+        "df2ce761065de701079223679ad67c51df05decc016f0df97fff99ee6550582e",
     ];
 
     #[test]

@@ -205,6 +205,7 @@ impl Server {
             limits: Default::default(),
             power: Default::default(),
             proposal_branch: None,
+            agents: Default::default(),
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

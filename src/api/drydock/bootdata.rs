@@ -157,6 +157,21 @@ async fn serve_bootdata(
     ) {
         return Ok(r);
     }
+    // The machine is booting again: an agent it runs next gets a fresh
+    // token (docs/ironic.md, agent tokens).
+    if state.agents.booting_needs_reset(&host) {
+        let (agents, h) = (state.agents.clone(), host.clone());
+        let reset = tokio::task::spawn_blocking(move || {
+            agents
+                .reset_token(&h, crate::services::agents::RESET_BOOTING)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string());
+        if let Err(e) | Ok(Err(e)) = reset {
+            tracing::warn!(node = %host, error = %e, "agent token not reset");
+        }
+    }
     // Only an authenticated node takes an admission permit, for the work.
     let _permit = match gate.enter() {
         Ok(p) => p,

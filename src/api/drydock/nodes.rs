@@ -134,6 +134,12 @@ pub struct NodeView {
     addresses: BTreeMap<String, String>,
     /// Boot actions of the node per status (`pending`, `success`, ...).
     boot_actions: BootActionSummary,
+    /// The node's stable UUID in the Ironic dialects (`Secret::node_uuid`).
+    uuid: String,
+    /// Its Ironic agent's last heartbeat (`null` before any lookup); shown
+    /// by `GET /api/v1.0/nodes/{hostname}` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<Option<crate::services::agents::AgentView>>,
     /// The node's latest inspection (`GET /api/v1.0/nodes/{hostname}` only):
     /// its state, when, and where the machine disagreed with the design.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,9 +165,12 @@ pub struct BootActionSummary {
 fn view(
     r: crate::services::NodeRecord,
     counts: &BTreeMap<String, BTreeMap<String, u64>>,
+    agents: &crate::services::agents::AgentService,
 ) -> NodeView {
     let by_status = counts.get(&r.name).cloned().unwrap_or_default();
     NodeView {
+        uuid: agents.uuid(&r.name),
+        agent: None,
         boot_actions: BootActionSummary {
             total: by_status.values().sum(),
             by_status,
@@ -176,13 +185,14 @@ fn view(
 
 /// Every node of the applied revision, sorted by hostname.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<NodeView>>, HttpError> {
+    let agents = state.agents.clone();
     let nodes = state
-        .records(|s| {
+        .records(move |s| {
             let counts = s.boot_action_counts()?;
             let mut out = Vec::new();
             for name in s.node_names()? {
                 if let Some(r) = s.node(&name)? {
-                    out.push(view(r, &counts));
+                    out.push(view(r, &counts, &agents));
                 }
             }
             Ok(out)
@@ -197,12 +207,14 @@ pub async fn get(
     Path(hostname): Path<String>,
 ) -> Result<Json<NodeView>, HttpError> {
     let name = hostname.clone();
+    let agents = state.agents.clone();
     let node = state
         .records(move |s| {
             let counts = s.boot_action_counts()?;
-            let Some(mut v) = s.node(&name)?.map(|r| view(r, &counts)) else {
+            let Some(mut v) = s.node(&name)?.map(|r| view(r, &counts, &agents)) else {
                 return Ok(None);
             };
+            v.agent = Some(agents.view(&v.hostname));
             if let Some(i) = s.introspection(&name)? {
                 v.inspection = Some(InspectionView {
                     state: i.state,
@@ -214,11 +226,45 @@ pub async fn get(
             Ok(Some(v))
         })
         .await?;
-    node.map(Json).ok_or_else(|| {
-        HttpError::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("no node `{hostname}` in the applied design"),
-        )
+    node.map(Json).ok_or_else(|| no_node(&hostname))
+}
+
+fn no_node(hostname: &str) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("no node `{hostname}` in the applied design"),
+    )
+}
+
+/// `POST /api/v1.0/nodes/{hostname}/agent-token/reset`: the node's next
+/// Ironic agent lookup gets a fresh token (the current agent's is refused
+/// from then on), and the node may be looked up for `--agent-window`.
+pub async fn reset_agent_token(
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+) -> Result<(StatusCode, Json<Value>), HttpError> {
+    state.boot.wait_ready(crate::services::LOAD_WAIT).await;
+    let agents = state.agents.clone();
+    let h = hostname.clone();
+    let known = blocking(move || {
+        agents
+            .reset_token(&h, crate::services::agents::RESET_OPERATOR)
+            .map_err(|e| match e {
+                crate::services::agents::AgentError::Service(s) => HttpError::from(s),
+                other => HttpError::internal(other),
+            })
     })
+    .await?;
+    if !known {
+        return Err(no_node(&hostname));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(super::status::success(
+            StatusCode::ACCEPTED,
+            "Accepted",
+            &format!("node {hostname}: its next agent lookup gets a fresh agent token"),
+        )),
+    ))
 }

@@ -269,6 +269,15 @@ pub fn routes() -> Vec<Route> {
             )
         },
         r(
+            "POST",
+            "/api/v1.0/nodes/{hostname}/agent-token/reset",
+            Operator,
+            "the node's next Ironic agent lookup gets a fresh agent token",
+            None,
+            &[202],
+            post(nodes::reset_agent_token),
+        ),
+        r(
             "GET",
             "/api/v1.0/tasks",
             Operator,

@@ -212,8 +212,18 @@ mod tests {
             crate::keys::Secret::from_bytes([7; crate::keys::SECRET_LEN]),
             Default::default(),
         ));
+        let agents = std::sync::Arc::new(
+            crate::services::agents::AgentService::new(
+                boot.clone(),
+                crate::keys::Secret::from_bytes([7; 32]),
+                inventory.connection(),
+                Default::default(),
+            )
+            .unwrap(),
+        );
         crate::api::app(AppState {
             inspection,
+            agents,
             inventory,
             tasks,
             status: Default::default(),

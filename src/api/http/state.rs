@@ -33,6 +33,8 @@ pub struct AppState {
     pub boot: Arc<BootService>,
     /// Inspection callbacks and introspection rows (the inspector dialect).
     pub inspection: Arc<InspectionService>,
+    /// Ironic agents: lookups, tokens, heartbeats.
+    pub agents: Arc<crate::services::agents::AgentService>,
     /// Where design references are read from.
     pub design: DesignSource,
     /// Accepted operator tokens; `None`: operator routes are loopback-only.

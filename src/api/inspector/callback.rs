@@ -21,8 +21,9 @@ pub async fn process(
 ) -> Result<CallbackOutcome, HttpError> {
     state.boot.wait_ready(LOAD_WAIT).await;
     let svc = state.inspection.clone();
+    let agents = state.agents.clone();
     blocking(move || {
-        svc.callback(&body).map_err(|e| match e {
+        let outcome = svc.callback(&body).map_err(|e| match e {
             CallbackError::Malformed(m) => bad_request(format!("Invalid data: {m}")),
             e @ CallbackError::Unproposable(_) => bad_request(e.to_string()),
             e @ CallbackError::Several(_) => {
@@ -30,7 +31,15 @@ pub async fn process(
             }
             e @ CallbackError::Proposal(_) => HttpError::internal(e),
             CallbackError::Service(e) => HttpError::from(e),
-        })
+        })?;
+        // A callback comes from a freshly started ramdisk: its agent has no
+        // token yet, so its next lookup gets a fresh one (docs/ironic.md).
+        if let CallbackOutcome::Matched { node, .. } = &outcome {
+            if let Err(e) = agents.reset_token(&node.name, crate::services::agents::RESET_INSPECTED) {
+                tracing::warn!(node = %node.name, error = %e, "cannot reset the agent token after an inspection");
+            }
+        }
+        Ok(outcome)
     })
     .await
 }

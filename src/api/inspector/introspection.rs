@@ -81,8 +81,26 @@ pub async fn start(
     let svc = state.inspection.clone();
     let ident = node.clone();
     let started = blocking(move || Ok(svc.start(&ident, manage_boot)?)).await?;
-    if started.is_none() {
+    let Some(started) = started else {
         return Err(unknown(&node));
+    };
+    if manage_boot {
+        // As inspector: boot the node into the ramdisk (PXE once, then a power
+        // cycle), after answering; a failure ends the introspection as `error`.
+        let (power, boot, svc) = (
+            state.power.clone(),
+            state.boot.clone(),
+            state.inspection.clone(),
+        );
+        let name = started.node.name.clone();
+        tokio::spawn(async move {
+            let outcome = power.pxe_boot_and_cycle(&boot, &name).await;
+            if outcome.failure.is_some() {
+                let message = format!("cannot boot the node into the ramdisk: {}", outcome.message);
+                tracing::warn!(node = %name, %message, "introspection");
+                let _ = tokio::task::spawn_blocking(move || svc.fail(&name, &message)).await;
+            }
+        });
     }
     Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response())
 }

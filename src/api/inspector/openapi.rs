@@ -1,6 +1,6 @@
 //! The inspector dialect's OpenAPI 3.0 document, generated from its route
 //! table ([`super::routes`] and Ironic's `/v1/continue_inspection`), served at
-//! `GET /v1/openapi.json` (a slipway addition: inspector publishes none) so
+//! `GET /v1/openapi/inspector.json` (a slipway addition: inspector publishes none) so
 //! the contract run (`scripts/schemathesis.sh`) covers these routes too.
 
 use serde_json::{json, Map, Value};
@@ -91,7 +91,7 @@ fn document(routes: Vec<(Route, &'static str)>) -> Value {
 pub fn spec() -> Value {
     let mut routes: Vec<(Route, &'static str)> = super::routes()
         .into_iter()
-        .filter(|r| r.path != "/v1/openapi.json")
+        .filter(|r| r.path != "/v1/openapi/inspector.json")
         .map(|r| (r, "InspectorError"))
         .collect();
     routes.extend(
@@ -102,7 +102,7 @@ pub fn spec() -> Value {
     document(routes)
 }
 
-/// `GET /v1/openapi.json`.
+/// `GET /v1/openapi/inspector.json`.
 pub async fn openapi() -> axum::Json<Value> {
     axum::Json(spec())
 }

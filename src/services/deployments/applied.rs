@@ -126,6 +126,12 @@ impl BootService {
         }
     }
 
+    /// The design being served and its commit, for the services that index
+    /// it (the agents' node index), or why none is.
+    pub(in crate::services) fn served_design(&self) -> Result<Arc<Loaded>, BootError> {
+        self.loaded()
+    }
+
     /// The design being served, or why none is.
     pub(in crate::services) fn loaded(&self) -> Result<Arc<Loaded>, BootError> {
         serving_error(&self.read().design)
