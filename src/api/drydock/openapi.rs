@@ -352,40 +352,20 @@ pub fn spec() -> Value {
             }
             responses.insert(code.to_string(), error);
         }
-        let mut op = json!({"summary": r.summary, "responses": responses});
-        let params: Vec<Value> = r
-            .path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        let mut params = params;
+        let mut more = Vec::new();
         if r.bootaction_key {
-            params.push(json!({"name": "X-Bootaction-Key", "in": "header", "required": false,
+            more.push(json!({"name": "X-Bootaction-Key", "in": "header", "required": false,
                 "schema": {"type": "string"}, "description": "the node's identity key (or the action's key), 64 hex"}));
         }
-        if !params.is_empty() {
-            op["parameters"] = Value::Array(params);
-        }
-        if let Some(schema) = &r.body {
-            op["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": schema}}});
-        }
-        if r.group == Group::Operator {
-            op["security"] = json!([{"token": []}, {"bearer": []}]);
-        }
-        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        entry[r.method.to_ascii_lowercase()] = op;
+        let op = crate::api::http::routes::operation(&r, responses, more);
+        crate::api::http::routes::add_operation(&mut paths, &r, op);
     }
     json!({
         "openapi": "3.0.3",
         "info": {"title": "slipway (Drydock API v1.0 dialect)", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "components": {
-            "securitySchemes": {
-                "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
-                "bearer": {"type": "http", "scheme": "bearer"}
-            },
+            "securitySchemes": crate::api::http::routes::security_schemes(),
             "schemas": {"Status": {
                 "type": "object",
                 "required": ["kind", "apiVersion", "status", "message", "reason", "code"],

@@ -91,3 +91,47 @@ pub fn router(routes: Vec<Route>, state: &AppState) -> Router<AppState> {
     ));
     public.merge(operator)
 }
+
+/// The OpenAPI operation of route `r` with its `responses`: the route's
+/// summary, its `{param}` path parameters followed by `more` parameters (a
+/// dialect's headers or query), its JSON request body, and the operator
+/// security schemes ([`security_schemes`]) when it is an operator route.
+/// Every dialect's spec is built from these, so one route table describes the
+/// routes and their contract alike.
+pub fn operation(r: &Route, responses: serde_json::Map<String, Value>, more: Vec<Value>) -> Value {
+    let mut op = serde_json::json!({"summary": r.summary, "responses": responses});
+    let mut params: Vec<Value> = r
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| serde_json::json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    params.extend(more);
+    if !params.is_empty() {
+        op["parameters"] = Value::Array(params);
+    }
+    if let Some(schema) = &r.body {
+        op["requestBody"] = serde_json::json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    }
+    if r.group == Group::Operator {
+        op["security"] = serde_json::json!([{"token": []}, {"bearer": []}]);
+    }
+    op
+}
+
+/// Adds `op` to an OpenAPI `paths` object under its route's path and method.
+pub fn add_operation(paths: &mut serde_json::Map<String, Value>, r: &Route, op: Value) {
+    let entry = paths
+        .entry(r.path.to_string())
+        .or_insert_with(|| serde_json::json!({}));
+    entry[r.method.to_ascii_lowercase()] = op;
+}
+
+/// The security schemes [`operation`] names for operator routes: a token in
+/// `X-Auth-Token` or as a bearer token (`auth.rs`).
+pub fn security_schemes() -> Value {
+    serde_json::json!({
+        "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
+        "bearer": {"type": "http", "scheme": "bearer"}
+    })
+}

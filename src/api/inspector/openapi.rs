@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::api::http::routes::{Group, Route};
+use crate::api::http::routes::{self, Group, Route};
 
 fn document(routes: Vec<(Route, &'static str)>) -> Value {
     let mut paths: Map<String, Value> = Map::new();
@@ -39,39 +39,20 @@ fn document(routes: Vec<(Route, &'static str)>) -> Value {
         for code in errors {
             responses.insert(code.to_string(), error.clone());
         }
-        let mut params: Vec<Value> = r
-            .path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
+        let mut more = Vec::new();
         if shape == "InspectorError" {
-            params.push(json!({"name": "X-OpenStack-Ironic-Inspector-API-Version", "in": "header",
+            more.push(json!({"name": "X-OpenStack-Ironic-Inspector-API-Version", "in": "header",
                 "required": false, "schema": {"type": "string", "pattern": super::version::header_pattern()}}));
         }
-        let mut op = json!({"summary": r.summary, "responses": responses});
-        if !params.is_empty() {
-            op["parameters"] = Value::Array(params);
-        }
-        if let Some(schema) = &r.body {
-            op["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": schema}}});
-        }
-        if r.group == Group::Operator {
-            op["security"] = json!([{"token": []}, {"bearer": []}]);
-        }
-        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        entry[r.method.to_ascii_lowercase()] = op;
+        let op = routes::operation(&r, responses, more);
+        routes::add_operation(&mut paths, &r, op);
     }
     json!({
         "openapi": "3.0.3",
         "info": {"title": "slipway (ironic-inspector API 1.18 dialect)", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "components": {
-            "securitySchemes": {
-                "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
-                "bearer": {"type": "http", "scheme": "bearer"}
-            },
+            "securitySchemes": routes::security_schemes(),
             "schemas": {
                 "InspectorError": {
                     "type": "object", "required": ["error"],

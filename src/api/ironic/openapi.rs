@@ -47,22 +47,8 @@ pub fn spec() -> Value {
                 json!({"description": "Ironic's error body", "content": {JSON: {"schema": error}}}),
             );
         }
-        let mut op = json!({"summary": r.summary, "responses": responses});
-        let mut params: Vec<Value> = r
-            .path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        params.extend(query(r.path));
-        if !params.is_empty() {
-            op["parameters"] = Value::Array(params);
-        }
-        if let Some(schema) = &r.body {
-            op["requestBody"] = json!({"required": true, "content": {JSON: {"schema": schema}}});
-        }
-        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        entry[r.method.to_ascii_lowercase()] = op;
+        let op = crate::api::http::routes::operation(&r, responses, query(r.path));
+        crate::api::http::routes::add_operation(&mut paths, &r, op);
     }
     json!({
         "openapi": "3.0.3",
