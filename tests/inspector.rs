@@ -19,21 +19,6 @@ use sha2::{Digest, Sha256};
 const N1_MACS: &str = "02:bd:50:00:00:01,3c:fd:fe:00:01:02,3c:fd:fe:00:01:03";
 const N1_BMC: &str = "10.16.1.1";
 
-fn venv_python() -> PathBuf {
-    let venv = match std::env::var_os("SLIPWAY_TEST_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv"),
-    };
-    let py = venv.join("bin/python");
-    assert!(
-        py.exists(),
-        "{} not found: these tests need ironic-python-agent 13 and python-ironic-inspector-client 5 \
-         in the virtualenv (set SLIPWAY_TEST_VENV, or run scripts/test.sh)",
-        py.display()
-    );
-    py
-}
-
 fn driver(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/ironic")
@@ -44,7 +29,7 @@ fn driver(name: &str) -> String {
 
 /// Runs a driver with the venv's Python off the runtime; its JSON line and rc.
 async fn drive(script: &str, args: Vec<String>) -> (bool, Value) {
-    let py = venv_python();
+    let py = common::venv_python("ironic-python-agent 13 and python-ironic-inspector-client 5");
     let script = driver(script);
     let out = tokio::task::spawn_blocking(move || {
         Command::new(py)
@@ -177,7 +162,9 @@ async fn the_inspector_client_introspects_a_node_while_ipa_posts_its_inventory_t
     let site = start(|_| {}).await;
     let url = site.s.base.clone();
     let uuid = site.uuid("n00001");
-    let py = venv_python().display().to_string();
+    let py = common::venv_python("ironic-python-agent 13 and python-ironic-inspector-client 5")
+        .display()
+        .to_string();
     let ramdisk = format!(
         "{py} {} {url} --macs {N1_MACS} --bmc {N1_BMC} --uuid {uuid} --steps continue",
         driver("drive_ipa.py")

@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{client, GitRepo, Server};
@@ -23,35 +23,20 @@ use serde_json::{json, Value};
 const MACS: &str = "02:bd:50:00:00:01,52:54:00:aa:bb:cc";
 const NODE: &str = "n00001";
 
-fn venv_python() -> PathBuf {
-    let venv = match std::env::var_os("SLIPWAY_TEST_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv"),
-    };
-    let py = venv.join("bin/python");
-    assert!(
-        py.exists(),
-        "{} not found: these tests run ironic-python-agent 13 from the virtualenv {} \
-         (set SLIPWAY_TEST_VENV, or run scripts/test.sh, or: python3 -m venv target/venv && \
-         target/venv/bin/pip install 'ironic-python-agent>=13,<14')",
-        py.display(),
-        venv.display()
-    );
-    py
-}
-
 /// Runs `drive_ipa.py` against the server; its JSON line and exit status.
 async fn drive_ipa(s: &Server, steps: &str, extra: &[&str]) -> (bool, Value) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ironic/drive_ipa.py");
-    let out = tokio::process::Command::new(venv_python())
-        .arg(script)
-        .arg(s.url(""))
-        .args(["--macs", MACS, "--steps", steps, "--timeout", "5"])
-        .args(extra)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run drive_ipa.py");
+    let out = tokio::process::Command::new(common::venv_python(
+        "ironic-python-agent 13 ('ironic-python-agent>=13,<14')",
+    ))
+    .arg(script)
+    .arg(s.url(""))
+    .args(["--macs", MACS, "--steps", steps, "--timeout", "5"])
+    .args(extra)
+    .kill_on_drop(true)
+    .output()
+    .await
+    .expect("run drive_ipa.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or("");
     let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {

@@ -344,3 +344,23 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// The Python of the test virtualenv (`$SLIPWAY_TEST_VENV`, default
+/// `target/venv`, where `scripts/test.sh` installs the peers' clients);
+/// panics with the install hint when it is missing (`needs`: what for).
+#[allow(dead_code)]
+pub fn venv_python(needs: &str) -> PathBuf {
+    let venv = match std::env::var_os("SLIPWAY_TEST_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv"),
+    };
+    let py = venv.join("bin/python");
+    assert!(
+        py.exists(),
+        "{} not found: these tests need {needs} in the virtualenv {} (set SLIPWAY_TEST_VENV, \
+         or run scripts/test.sh)",
+        py.display(),
+        venv.display()
+    );
+    py
+}
