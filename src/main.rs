@@ -170,6 +170,11 @@ enum Command {
         /// Branch unknown machines are proposed on (never the followed branch).
         #[arg(long, default_value = slipway::services::inspection::DEFAULT_PROPOSAL_BRANCH)]
         proposal_branch: String,
+        /// Commit design edits made through the API (Luna2 config writes, Commissaire
+        /// membership) on this review branch, created from the followed head, instead of
+        /// the followed branch (which is then never changed by the API).
+        #[arg(long)]
+        write_branch: Option<String>,
         /// Which nodes an Ironic agent's lookup (`GET /v1/lookup`) may find: `expected` (a node
         /// with an unfinished boot action, or whose agent token was reset or issued within
         /// --agent-window), `any` (every node of the applied design), `none` (every lookup 404).
@@ -354,6 +359,7 @@ fn main() -> ExitCode {
             max_delete_share,
             allow_mass_delete,
             proposal_branch,
+            write_branch,
             agent_lookup,
             agent_window,
             caps,
@@ -380,6 +386,7 @@ fn main() -> ExitCode {
                 limits: caps.limits(),
                 power: power.settings(),
                 proposal_branch: Some(proposal_branch),
+                write_branch,
                 agents: slipway::services::agents::AgentConfig {
                     lookup: agent_lookup,
                     window: Duration::from_secs(agent_window.max(1)),

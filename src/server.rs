@@ -84,6 +84,9 @@ pub struct ServeConfig {
     /// The Ironic agents' lookup restriction and token window
     /// (`--agent-lookup`, `--agent-window`).
     pub agents: crate::services::agents::AgentConfig,
+    /// The review branch API design edits are committed on (`--write-branch`;
+    /// `None`: the followed branch, waiting for each commit to be applied).
+    pub write_branch: Option<String>,
 }
 
 /// The HTTP defaults (`--max-in-flight`, `--max-connections`, the
@@ -238,6 +241,15 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    // A review branch for API edits is not the followed branch.
+    if let (Some(w), Some(b)) = (&cfg.write_branch, &branch) {
+        if w == b {
+            return Err(ServeError::Other(format!(
+                "--write-branch `{w}` is the followed branch; leave it out to commit API edits \
+                 on the followed branch, or name a review branch"
+            )));
+        }
+    }
     // Proposals of unknown machines never go on the followed branch.
     if let (Some(p), Some(b)) = (&cfg.proposal_branch, &branch) {
         if p == b {
@@ -322,6 +334,7 @@ pub async fn run(
     };
 
     let followed = branch.clone();
+    let followed_for_writes = branch.clone();
     let ctx = PassContext {
         repo: root.clone(),
         branch,
@@ -387,7 +400,19 @@ pub async fn run(
         secret_for_inspection,
         metrics.clone(),
     ));
+    let writeback = Arc::new(crate::services::writeback::WriteBack::new(
+        crate::services::writeback::WriteBackConfig {
+            repo: root.clone(),
+            branch: followed_for_writes,
+            design_dir: cfg.design_dir.clone(),
+            write_branch: cfg.write_branch.clone(),
+            limits: cfg.limits,
+            apply_wait: crate::services::writeback::DEFAULT_APPLY_WAIT,
+        },
+        Some((status.clone(), trigger.clone())),
+    ));
     let state = AppState {
+        writeback,
         inspection,
         inventory,
         tasks,

@@ -20,7 +20,8 @@
 //!   their `oob`, operations on one node or many, the journal);
 //! - [`tasks`]: the task engine;
 //! - [`designs`]: design references resolved to design files;
-//! - [`status`]: what the server serves, written by the reconcile loop.
+//! - [`status`]: what the server serves, written by the reconcile loop;
+//! - [`writeback`]: design edits through an API become validated commits.
 
 pub mod agents;
 pub mod deployments;
@@ -33,6 +34,7 @@ pub mod reports;
 pub mod status;
 pub mod tasks;
 pub mod workers;
+pub mod writeback;
 
 pub use deployments::{
     BootConfig, BootError, BootService, NodeDeployment, PreparedRevision, DOES_NOT_RENDER,

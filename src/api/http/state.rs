@@ -47,6 +47,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// The power service on the served design's nodes.
     pub power: crate::services::power::NodePower,
+    /// Design edits committed to git (Luna2 config writes, Commissaire membership).
+    pub writeback: Arc<crate::services::writeback::WriteBack>,
 }
 
 impl AppState {
