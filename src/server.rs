@@ -87,6 +87,9 @@ pub struct ServeConfig {
     /// The review branch API design edits are committed on (`--write-branch`;
     /// `None`: the followed branch, waiting for each commit to be applied).
     pub write_branch: Option<String>,
+    /// The users file, the session tokens' key file and their lifetime
+    /// (`--users`, `--luna-secret-key-file`, `--luna-token-expiry`).
+    pub users: crate::services::users::UserSettings,
 }
 
 /// The HTTP defaults (`--max-in-flight`, `--max-connections`, the
@@ -411,8 +414,13 @@ pub async fn run(
         },
         Some((status.clone(), trigger.clone())),
     ));
+    let users = Arc::new(
+        crate::services::users::UserService::open(&cfg.users, &cfg.db)
+            .map_err(|e| ServeError::Other(e.to_string()))?,
+    );
     let state = AppState {
         writeback,
+        users,
         inspection,
         inventory,
         tasks,

@@ -207,6 +207,7 @@ impl Server {
             proposal_branch: None,
             agents: Default::default(),
             write_branch: None,
+            users: Default::default(),
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

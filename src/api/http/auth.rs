@@ -248,6 +248,13 @@ mod tests {
                 },
                 None,
             )),
+            users: std::sync::Arc::new(crate::services::users::UserService {
+                users: crate::services::users::UsersFile::open(&dir.join("users")).unwrap(),
+                tokens: crate::services::users::TokenKeys::new(
+                    b"test",
+                    crate::services::users::DEFAULT_TOKEN_EXPIRY,
+                ),
+            }),
         })
     }
 
