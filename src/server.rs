@@ -403,17 +403,20 @@ pub async fn run(
         secret_for_inspection,
         metrics.clone(),
     ));
-    let writeback = Arc::new(crate::services::writeback::WriteBack::new(
-        crate::services::writeback::WriteBackConfig {
-            repo: root.clone(),
-            branch: followed_for_writes,
-            design_dir: cfg.design_dir.clone(),
-            write_branch: cfg.write_branch.clone(),
-            limits: cfg.limits,
-            apply_wait: crate::services::writeback::DEFAULT_APPLY_WAIT,
-        },
-        Some((status.clone(), trigger.clone())),
-    ));
+    let writeback = Arc::new(
+        crate::services::writeback::WriteBack::new(
+            crate::services::writeback::WriteBackConfig {
+                repo: root.clone(),
+                branch: followed_for_writes,
+                design_dir: cfg.design_dir.clone(),
+                write_branch: cfg.write_branch.clone(),
+                limits: cfg.limits,
+                apply_wait: crate::services::writeback::DEFAULT_APPLY_WAIT,
+            },
+            Some((status.clone(), trigger.clone())),
+        )
+        .with_design(boot.clone()),
+    );
     let users = Arc::new(
         crate::services::users::UserService::open(&cfg.users, &cfg.db)
             .map_err(|e| ServeError::Other(e.to_string()))?,

@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod config;
+mod config_write;
 mod error;
 
 use axum::Router;
@@ -25,6 +26,7 @@ pub fn routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(auth::routes());
     all.extend(config::routes());
+    all.extend(config_write::routes());
     all
 }
 

@@ -164,6 +164,8 @@ pub struct WriteBack {
     served: Option<(SharedStatus, Arc<Notify>)>,
     /// One writer at a time; the validation cache of the last result.
     turn: Mutex<ValidationCache>,
+    /// The served design, for dialects that map their names onto it.
+    boot: Option<Arc<crate::services::BootService>>,
 }
 
 impl std::fmt::Debug for WriteBack {
@@ -191,7 +193,27 @@ impl WriteBack {
             cfg,
             served,
             turn: Mutex::new(cache),
+            boot: None,
         }
+    }
+
+    /// The same service, reading the applied design through `boot` for
+    /// [`WriteBack::with_applied`].
+    pub fn with_design(mut self, boot: Arc<crate::services::BootService>) -> WriteBack {
+        self.boot = Some(boot);
+        self
+    }
+
+    /// Runs `f` on the applied design (what the dialects' reads show), e.g.
+    /// to find which network a node's interface is on before building an
+    /// edit; `Err` when none is served yet.
+    pub fn with_applied<T>(&self, f: impl FnOnce(&design::Design) -> T) -> Result<T, String> {
+        let boot = self
+            .boot
+            .as_ref()
+            .ok_or_else(|| "no applied design is available to this service".to_string())?;
+        let loaded = boot.served_design().map_err(|e| e.to_string())?;
+        Ok(f(&loaded.design))
     }
 
     /// The branch edits are committed on (`None`: the checked-out one).
