@@ -49,6 +49,8 @@ pub struct AppState {
     pub power: crate::services::power::NodePower,
     /// Users (the users file) and their session tokens (Luna2's JWTs).
     pub users: Arc<crate::services::users::UserService>,
+    /// The served design as Luna2 config (built once per revision).
+    pub luna: Arc<crate::services::luna2_view::Luna2Site>,
 }
 
 impl AppState {
