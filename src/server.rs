@@ -421,9 +421,11 @@ pub async fn run(
         crate::services::users::UserService::open(&cfg.users, &cfg.db)
             .map_err(|e| ServeError::Other(e.to_string()))?,
     );
+    let luna = Arc::new(crate::services::luna2_view::Luna2Site::new(boot.clone()));
     let state = AppState {
         writeback,
         users,
+        luna,
         inspection,
         inventory,
         tasks,

@@ -28,6 +28,7 @@ pub mod deployments;
 pub mod designs;
 pub mod inspection;
 pub mod inventory;
+pub mod luna2_view;
 pub mod power;
 pub mod render_cache;
 pub mod reports;

@@ -221,6 +221,7 @@ mod tests {
             )
             .unwrap(),
         );
+        let luna = std::sync::Arc::new(crate::services::luna2_view::Luna2Site::new(boot.clone()));
         crate::api::app(AppState {
             inspection,
             agents,
@@ -248,6 +249,7 @@ mod tests {
                 },
                 None,
             )),
+            luna,
             users: std::sync::Arc::new(crate::services::users::UserService {
                 users: crate::services::users::UsersFile::open(&dir.join("users")).unwrap(),
                 tokens: crate::services::users::TokenKeys::new(

@@ -51,6 +51,8 @@ pub struct AppState {
     pub writeback: Arc<crate::services::writeback::WriteBack>,
     /// Users (the users file) and their session tokens (Luna2's JWTs).
     pub users: Arc<crate::services::users::UserService>,
+    /// The served design as Luna2 config (built once per revision).
+    pub luna: Arc<crate::services::luna2_view::Luna2Site>,
 }
 
 impl AppState {
