@@ -4,6 +4,8 @@
 //! writes are 400 with the validation messages and commit nothing.
 
 mod common;
+#[path = "luna2/site.rs"]
+mod site;
 
 use std::time::Duration;
 
@@ -537,5 +539,77 @@ async fn with_a_write_branch_the_followed_branch_never_moves() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(l.served().await, head);
+    l.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_luna_cli_changes_a_node_and_the_commit_appears_in_git() {
+    let l = site::luna(|_| {}).await;
+    let home = tempfile::tempdir().unwrap();
+    let base = l.g.git(&["rev-parse", "main"]);
+    let design = |rev: &str| {
+        let files = slipway::source::Repo::discover(l.g.path())
+            .unwrap()
+            .design_files(rev, None)
+            .unwrap();
+        let v = slipway::validate(&files);
+        assert!(v.is_valid(), "{:?}", v.messages);
+        v.design.unwrap()
+    };
+    // A comment (the CLI sends it base64-encoded) and an address.
+    let (ok, out, err) = l
+        .client(
+            "luna",
+            home.path(),
+            &["node", "change", "n00003", "-qc", "changed by the cli"],
+        )
+        .await;
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert_eq!(
+        l.g.git(&["log", "-1", "--format=%an|%cn|%s", "main"]),
+        "alice|slipway|luna2: POST /config/node/n00003 by alice"
+    );
+    assert_eq!(l.g.git(&["rev-parse", "main^"]), base);
+    let d = design("main");
+    let meta = d.node("n00003").unwrap().data.metadata.clone().unwrap();
+    assert_eq!(meta.owner_data.unwrap()["comment"], "changed by the cli");
+    let (ok, out, err) = l
+        .client(
+            "luna",
+            home.path(),
+            &[
+                "node",
+                "change",
+                "n00003",
+                "-if",
+                "pxe",
+                "-I",
+                "10.32.1.103",
+            ],
+        )
+        .await;
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert_eq!(
+        address_of(&design("main"), "n00003", "pxe").as_deref(),
+        Some("10.32.1.103")
+    );
+    // The CLI shows its own write at once (read-your-writes).
+    let (ok, out, err) = l
+        .client("luna", home.path(), &["node", "show", "n00003", "-R"])
+        .await;
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("10.32.1.103"), "{out}");
+    // An address outside its network: refused with the messages, no commit.
+    let head = l.g.git(&["rev-parse", "main"]);
+    let (ok, out, err) = l
+        .client(
+            "luna",
+            home.path(),
+            &["node", "change", "n00003", "-if", "pxe", "-I", "172.31.0.9"],
+        )
+        .await;
+    assert!(!ok, "stdout: {out}\nstderr: {err}");
+    assert!(format!("{out}{err}").contains("172.31.0.9"), "{out} {err}");
+    assert_eq!(l.g.git(&["rev-parse", "main"]), head);
     l.s.stop().await;
 }

@@ -109,7 +109,7 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             "POST",
-            "/config/network/{net}",
+            "/config/network/{network}",
             "Create or change a network (a commit)",
             body(),
             &[201, 204],
@@ -118,7 +118,7 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             "POST",
-            "/config/network/{net}/_clone",
+            "/config/network/{network}/_clone",
             "Clone a network under `newnetname` (a commit)",
             body(),
             &[201],
@@ -127,7 +127,7 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             "GET",
-            "/config/network/{net}/_delete",
+            "/config/network/{network}/_delete",
             "Delete a network (a commit)",
             None,
             &[204],
@@ -147,6 +147,7 @@ pub const NODE_FIELDS: &[&str] = &[
     "comment",
     "vendor",
     "assettag",
+    "rack",
 ];
 /// The interface fields a node write maps.
 pub const INTERFACE_FIELDS: &[&str] = &["interface", "network", "ipaddress", "macaddress"];
@@ -161,6 +162,7 @@ pub const NETWORK_FIELDS: &[&str] = &[
     "gateway",
     "dhcp_range_begin",
     "dhcp_range_end",
+    "ns_ip",
     "nameserver_ip",
 ];
 
@@ -227,6 +229,12 @@ fn text(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, HttpEr
             "Invalid request: field `{key}` must be a string"
         ))),
     }
+}
+
+/// A text field the luna CLI sends base64-encoded (`comment`): its text,
+/// or the value as sent when it is not base64 of UTF-8 text.
+fn luna_text(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, HttpError> {
+    Ok(text(fields, key)?.map(|s| crate::services::luna2_view::unb64_text(&s).unwrap_or(s)))
 }
 
 /// The author of a write: the token's user (a node's token: the node).
@@ -325,13 +333,23 @@ fn node_interfaces_of(state: &AppState, name: &str) -> BTreeMap<String, String> 
                 .iter()
                 .find(|n| n.name == name)
                 .map(|n| {
-                    n.interfaces
-                        .iter()
-                        .filter_map(|(i, f)| {
-                            let net = f.networks.as_ref()?.first()?.clone();
-                            Some((i.clone(), net))
-                        })
-                        .collect()
+                    // As the read view labels them: the first network under
+                    // the interface's name, others as `<if>:<net>`, the BMC.
+                    let mut out = BTreeMap::new();
+                    for (i, f) in n.interfaces.iter() {
+                        for (k, net) in f.networks.iter().flatten().enumerate() {
+                            let label = if k == 0 {
+                                i.clone()
+                            } else {
+                                format!("{i}:{net}")
+                            };
+                            out.insert(label, net.clone());
+                        }
+                    }
+                    if let Some(net) = n.oob.as_ref().and_then(|o| o.network.clone()) {
+                        out.insert("BMC".to_string(), net);
+                    }
+                    out
                 })
                 .unwrap_or_default()
         })
@@ -457,14 +475,16 @@ fn set_path(data: &mut Value, path: &[&str], value: &str) {
 fn node_change(fields: &Map<String, Value>, ifaces: Vec<IfaceChange>) -> Result<Change, HttpError> {
     let group = text(fields, "group")?;
     let osimage = text(fields, "osimage")?;
-    let owner: Vec<(String, String)> = ["comment", "vendor", "assettag"]
-        .into_iter()
-        .filter_map(|k| {
-            text(fields, k)
-                .transpose()
-                .map(|v| v.map(|v| (k.to_string(), v)))
-        })
-        .collect::<Result<_, _>>()?;
+    let mut owner: Vec<(String, String)> = Vec::new();
+    if let Some(c) = luna_text(fields, "comment")? {
+        owner.push(("comment".into(), c));
+    }
+    for k in ["vendor", "assettag"] {
+        if let Some(v) = text(fields, k)? {
+            owner.push((k.into(), v));
+        }
+    }
+    let rack = text(fields, "rack")?;
     if group.as_deref() == Some("") {
         return Err(bad_request("Invalid request: group cannot be empty"));
     }
@@ -477,6 +497,9 @@ fn node_change(fields: &Map<String, Value>, ifaces: Vec<IfaceChange>) -> Result<
         }
         for (k, v) in &owner {
             set_path(&mut f.data, &["metadata", "owner_data", k], v);
+        }
+        if let Some(r) = &rack {
+            set_path(&mut f.data, &["metadata", "rack"], r);
         }
         apply_interfaces(&mut f.data, &ifaces)
     }))
@@ -715,7 +738,7 @@ async fn node_interface_delete(
 
 fn group_change(fields: &Map<String, Value>) -> Result<Change, HttpError> {
     let osimage = text(fields, "osimage")?;
-    let comment = text(fields, "comment")?;
+    let comment = luna_text(fields, "comment")?;
     Ok(Arc::new(move |f: &mut Fields| {
         if let Some(o) = &osimage {
             set_path(&mut f.data, &["platform", "image"], o);
@@ -904,7 +927,19 @@ fn network_change(fields: &Map<String, Value>) -> Result<Change, HttpError> {
     let gateway = text(fields, "gateway")?;
     let begin = text(fields, "dhcp_range_begin")?;
     let end = text(fields, "dhcp_range_end")?;
-    let dns = text(fields, "nameserver_ip")?;
+    let dns = match text(fields, "ns_ip")? {
+        Some(d) => Some(d),
+        None => text(fields, "nameserver_ip")?,
+    };
+    // The read view shows `network` as the CIDR; Luna2's own daemon splits it
+    // into `network` and `subnet`. Both are taken.
+    let (network, subnet) = match network {
+        Some(n) if n.contains('/') => {
+            let (a, p) = n.split_once('/').unwrap_or_default();
+            (Some(a.to_string()), subnet.or(Some(p.to_string())))
+        }
+        n => (n, subnet),
+    };
     let prefix = match &subnet {
         Some(s) => Some(prefix_of(s).ok_or_else(|| {
             bad_request(format!(
@@ -971,7 +1006,7 @@ fn network_change(fields: &Map<String, Value>) -> Result<Change, HttpError> {
     }))
 }
 
-/// `POST /config/network/{net}`: change (204) or create (201) a network.
+/// `POST /config/network/{network}`: change (204) or create (201) a network.
 async fn network_post(
     State(state): State<AppState>,
     Path(net): Path<String>,
@@ -1010,7 +1045,8 @@ async fn network_post(
                 "Invalid request: newnetname is only allowed while update, rename or clone a network",
             ));
         }
-        if text(&fields, "network")?.is_none() || text(&fields, "subnet")?.is_none() {
+        let cidr = text(&fields, "network")?.is_some_and(|n| n.contains('/'));
+        if text(&fields, "network")?.is_none() || (!cidr && text(&fields, "subnet")?.is_none()) {
             return Err(bad_request(
                 "Invalid request: network and subnet are required for a new network",
             ));
@@ -1042,7 +1078,7 @@ async fn network_post(
     ))
 }
 
-/// `POST /config/network/{net}/_clone` with `newnetname`: 201 (not a route
+/// `POST /config/network/{network}/_clone` with `newnetname`: 201 (not a route
 /// of the real daemon; served for symmetry with nodes and groups).
 async fn network_clone(
     State(state): State<AppState>,
@@ -1074,7 +1110,7 @@ async fn network_clone(
     Ok(answer("Network", &to, done, true))
 }
 
-/// `GET /config/network/{net}/_delete`: 204 (400 while used: validation
+/// `GET /config/network/{network}/_delete`: 204 (400 while used: validation
 /// names the users).
 async fn network_delete(
     State(state): State<AppState>,
