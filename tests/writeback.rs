@@ -470,3 +470,93 @@ async fn a_served_repository_applies_a_write_back_commit() {
     assert_eq!(code, 200, "{node}");
     server.stop().await;
 }
+
+#[test]
+fn commit_files_moves_a_branch_only_from_the_expected_head_and_refuses_bad_paths() {
+    use slipway::source::{FileChange, Person, Repo, SourceError};
+    let g = site();
+    let base = g.git(&["rev-parse", "main"]);
+    let repo = Repo::discover(g.path()).unwrap();
+    let who = Person {
+        name: "alice".into(),
+        email: "alice@example.com".into(),
+    };
+    let write = |path: &str, text: &str| FileChange {
+        path: path.into(),
+        bytes: Some(text.as_bytes().to_vec()),
+    };
+    let first = repo
+        .commit_files(
+            "main",
+            &base,
+            false,
+            &[write("notes/a.txt", "a\n")],
+            &who,
+            &who,
+            "first",
+        )
+        .unwrap();
+    assert_eq!(g.git(&["rev-parse", "main"]), first);
+    assert_eq!(g.git(&["show", "main:notes/a.txt"]), "a");
+    // Built on the old head: the branch has moved, nothing changes.
+    let stale = repo.commit_files(
+        "main",
+        &base,
+        false,
+        &[write("b.txt", "b")],
+        &who,
+        &who,
+        "stale",
+    );
+    assert!(matches!(stale, Err(SourceError::Moved { .. })), "{stale:?}");
+    assert_eq!(g.git(&["rev-parse", "main"]), first);
+    // Creating a branch that exists is a lost race too.
+    let exists = repo.commit_files(
+        "main",
+        &first,
+        true,
+        &[write("b.txt", "b")],
+        &who,
+        &who,
+        "x",
+    );
+    assert!(
+        matches!(exists, Err(SourceError::Moved { .. })),
+        "{exists:?}"
+    );
+    for bad in ["../x", ".git/config", "a//b", "", "/abs", "a/./b"] {
+        let r = repo.commit_files("main", &first, false, &[write(bad, "x")], &who, &who, "bad");
+        assert!(matches!(r, Err(SourceError::Proposal(_))), "{bad}: {r:?}");
+    }
+    let missing = FileChange {
+        path: "nope.yaml".into(),
+        bytes: None,
+    };
+    let r = repo.commit_files("main", &first, false, &[missing], &who, &who, "del");
+    assert!(matches!(r, Err(SourceError::Proposal(_))), "{r:?}");
+    // Deleting a directory's last file removes the directory.
+    let gone = FileChange {
+        path: "notes/a.txt".into(),
+        bytes: None,
+    };
+    let third = repo
+        .commit_files("main", &first, false, &[gone], &who, &who, "rm")
+        .unwrap();
+    assert_eq!(g.git(&["ls-tree", "--name-only", &third, "notes"]), "");
+    assert_eq!(g.git(&["log", "-1", "--format=%an|%s", "main"]), "alice|rm");
+    // A new branch starts from the given parent and leaves main alone.
+    let review = repo
+        .commit_files(
+            "review",
+            &third,
+            true,
+            &[write("r.txt", "r")],
+            &who,
+            &who,
+            "r",
+        )
+        .unwrap();
+    assert_eq!(g.git(&["rev-parse", "review^"]), third);
+    assert_eq!(g.git(&["rev-parse", "main"]), third);
+    assert_ne!(review, third);
+}
