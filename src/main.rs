@@ -152,6 +152,8 @@ enum Format {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of `Serve`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Watch a design repository, apply each valid revision, serve the API.
     Serve {
