@@ -599,6 +599,22 @@ async fn the_real_luna_cli_changes_a_node_and_the_commit_appears_in_git() {
         .await;
     assert!(ok, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("10.32.1.103"), "{out}");
+    // A clone gets the next free addresses (and no MAC), as Luna2's does.
+    let (ok, out, err) = l
+        .client("luna", home.path(), &["node", "clone", "n00012", "n00097"])
+        .await;
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    let d = design("main");
+    assert!(d.node("n00097").is_some());
+    for net in ["oob", "pxe", "mgmt", "storage"] {
+        let (a, b) = (address_of(&d, "n00012", net), address_of(&d, "n00097", net));
+        assert!(b.is_some(), "{net}");
+        assert_ne!(a, b, "{net}");
+    }
+    assert_eq!(
+        l.g.git(&["log", "-1", "--format=%an|%s", "main"]),
+        "alice|luna2: POST /config/node/n00012/_clone by alice"
+    );
     // An address outside its network: refused with the messages, no commit.
     let head = l.g.git(&["rev-parse", "main"]);
     let (ok, out, err) = l

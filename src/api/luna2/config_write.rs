@@ -590,7 +590,8 @@ async fn node_post(
 }
 
 /// `POST /config/node/{node}/_clone` with `newnodename`: 201. The clone's
-/// boot MAC is cleared (as Luna2 does) unless the body gives one.
+/// boot MAC is cleared (as Luna2 does) unless the body gives one, and it
+/// gets the next free address of each network the body gives none on.
 async fn node_clone(
     State(state): State<AppState>,
     Path(node): Path<String>,
@@ -606,10 +607,11 @@ async fn node_clone(
         .ok_or_else(|| bad_request("Invalid request: newnodename is required to clone a node"))?;
     check_name("node", &to)?;
     let known = node_interfaces_of(&state, &node);
-    let ifaces = match fields.get("interfaces") {
+    let mut ifaces = match fields.get("interfaces") {
         Some(list) => interface_changes(list, &known)?,
         None => Vec::new(),
     };
+    ifaces.extend(free_addresses(&state, &node, &ifaces).await?);
     let keeps_mac = ifaces.iter().any(|i| i.macaddress.is_some());
     let change = node_change(&fields, ifaces)?;
     let change: Change = Arc::new(move |f: &mut Fields| {
@@ -634,6 +636,63 @@ async fn node_clone(
     )
     .await?;
     Ok(answer("Node", &to, done, true))
+}
+
+/// Addresses for a clone of `node`, as Luna2 gives them: on each network the
+/// source has a static address on and the body gives none, the network's
+/// next free address in the served design (`_nextfreeip`'s answer; nothing
+/// is reserved, so two clones at once may pick the same address and the
+/// second is refused by validation).
+async fn free_addresses(
+    state: &AppState,
+    node: &str,
+    given: &[IfaceChange],
+) -> Result<Vec<IfaceChange>, HttpError> {
+    let given: Vec<String> = given
+        .iter()
+        .filter(|c| c.ipaddress.is_some())
+        .map(|c| c.network.clone())
+        .collect();
+    let nets: Vec<String> = state
+        .writeback
+        .with_applied(|d| {
+            d.node(node)
+                .map(|n| {
+                    n.data
+                        .addressing
+                        .iter()
+                        .flatten()
+                        .flatten()
+                        .filter(|a| a.address.as_deref().is_some_and(|a| a != "dhcp"))
+                        .filter_map(|a| a.network.clone())
+                        .filter(|net| !given.contains(net))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    if nets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let luna = state.luna.clone();
+    blocking(move || {
+        let view = luna.view().map_err(HttpError::from)?;
+        Ok(nets
+            .into_iter()
+            .filter_map(|net| {
+                let v = view.next_free(&net)??;
+                let ip = v["config"]["network"][net.as_str()]["nextip"]
+                    .as_str()?
+                    .to_string();
+                Some(IfaceChange {
+                    network: net,
+                    ipaddress: Some(ip),
+                    macaddress: None,
+                })
+            })
+            .collect())
+    })
+    .await
 }
 
 /// `GET /config/node/{node}/_delete`: 204.
