@@ -629,3 +629,85 @@ async fn the_real_luna_cli_changes_a_node_and_the_commit_appears_in_git() {
     assert_eq!(l.g.git(&["rev-parse", "main"]), head);
     l.s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_posts_its_own_inventory_with_its_install_token_and_nothing_else() {
+    let l = luna(None).await;
+    let keys = slipway::services::users::TokenKeys::new(
+        KEY.as_bytes(),
+        slipway::services::users::DEFAULT_TOKEN_EXPIRY,
+    );
+    let node_token = keys.issue_provision("n00005", Duration::from_secs(600));
+    let body = node_body("n00005", json!({"vendor": "HPE", "assettag": "AT-0005"}));
+    let (code, v) = l
+        .raw(
+            "POST",
+            "/config/node/n00005",
+            Some(body.to_string()),
+            Some(&node_token),
+        )
+        .await;
+    assert_eq!(code, 204, "{v}");
+    assert_eq!(
+        l.g.git(&["log", "-1", "--format=%an|%s", "main"]),
+        "n00005|luna2: POST /config/node/n00005 by n00005"
+    );
+    let d = l.design("main");
+    let owner = d
+        .node("n00005")
+        .unwrap()
+        .data
+        .metadata
+        .clone()
+        .unwrap()
+        .owner_data
+        .unwrap();
+    assert_eq!(
+        (owner["vendor"].as_str(), owner["assettag"].as_str()),
+        ("HPE", "AT-0005")
+    );
+    let head = l.head("main");
+    let other = node_body("n00006", json!({"vendor": "x"}));
+    let (code, _) = l
+        .raw(
+            "POST",
+            "/config/node/n00006",
+            Some(other.to_string()),
+            Some(&node_token),
+        )
+        .await;
+    assert_eq!(code, 403);
+    let (code, _) = l
+        .raw(
+            "GET",
+            "/config/node/n00005/_delete",
+            None,
+            Some(&node_token),
+        )
+        .await;
+    assert_eq!(code, 403);
+    assert_eq!(l.head("main"), head);
+    l.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_an_invalid_head_is_409_naming_it_and_commits_nothing() {
+    let l = luna(None).await;
+    l.g.write("designs/broken.yaml", common::BAD_YAML);
+    let broken = l.g.commit("broken by hand");
+    l.s.wait_status(&broken, "invalid").await;
+    let (code, body) = l
+        .call(
+            "POST",
+            "/config/node/n00001",
+            Some(node_body("n00001", json!({"comment": "x"}))),
+        )
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains(&broken),
+        "{body}"
+    );
+    assert_eq!(l.head("main"), broken);
+    l.s.stop().await;
+}
