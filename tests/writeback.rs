@@ -560,3 +560,133 @@ fn commit_files_moves_a_branch_only_from_the_expected_head_and_refuses_bad_paths
     assert_eq!(g.git(&["rev-parse", "main"]), third);
     assert_ne!(review, third);
 }
+
+/// Every `*.yaml` under `dir`, as design files (paths relative to `dir`).
+fn yaml_files(dir: &std::path::Path) -> Vec<slipway::design::DesignFile> {
+    slipway::source::read_dir_files(dir).unwrap()
+}
+
+/// Checks one edit of `doc` on `files`: only its file changes, every other
+/// chunk of that file keeps its bytes, every other document its content.
+fn check_edit_keeps_the_rest(
+    files: &[slipway::design::DesignFile],
+    doc: &slipway::design::Document,
+    edit: Edit,
+    deleted: bool,
+) {
+    use slipway::design::parse;
+    let what = format!(
+        "{}/{} ({}:{})",
+        doc.kind.name(),
+        doc.name,
+        doc.file,
+        doc.line
+    );
+    let edited =
+        slipway::design::edit::apply(files, &[edit]).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let changed: Vec<&str> = edited.changes.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(changed, [doc.file.as_str()], "{what}");
+    let before = parse::parse_files(files);
+    let after = parse::parse_files(&edited.files);
+    let key = |d: &slipway::design::Document| (d.kind, d.name.clone());
+    let others = |p: &parse::Parsed| -> Vec<(slipway::design::Kind, String, String)> {
+        p.documents
+            .iter()
+            .filter(|d| key(d) != key(doc))
+            .map(|d| (d.kind, d.name.clone(), d.hash.clone()))
+            .collect()
+    };
+    assert_eq!(
+        others(&before),
+        others(&after),
+        "{what}: other documents changed"
+    );
+    let now = after.documents.iter().find(|d| key(d) == key(doc));
+    assert_eq!(now.is_none(), deleted, "{what}");
+    if let Some(now) = now {
+        assert_eq!(now.data, doc.data, "{what}: data changed");
+        assert!(
+            now.canonical.contains("\"slipway-test\":\"edited\""),
+            "{what}: {}",
+            now.canonical
+        );
+    }
+    // Byte for byte: the file's other chunks are untouched.
+    let old = files.iter().find(|f| f.path == doc.file).unwrap();
+    let old = std::str::from_utf8(&old.bytes).unwrap();
+    let new = edited
+        .files
+        .iter()
+        .find(|f| f.path == doc.file)
+        .map(|f| std::str::from_utf8(&f.bytes).unwrap().to_string());
+    let chunks = |t: &str| -> Vec<String> {
+        parse::document_chunks(t)
+            .into_iter()
+            .map(|(_, r)| t[r].to_string())
+            .collect()
+    };
+    let (a, b) = (chunks(old), new.as_deref().map(chunks).unwrap_or_default());
+    let i = parse::document_chunks(old)
+        .iter()
+        .rposition(|(l, _)| *l <= doc.line)
+        .unwrap();
+    let kept: Vec<&String> = a
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, c)| c)
+        .collect();
+    if deleted {
+        // Every other chunk is still in the file, byte for byte.
+        let text = new.clone().unwrap_or_default();
+        for c in &kept {
+            assert!(text.contains(c.as_str()), "{what}: a chunk changed: {c}");
+        }
+    } else {
+        let rest: Vec<&String> = b
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(kept, rest, "{what}: other chunks changed");
+    }
+}
+
+#[test]
+fn edits_of_every_document_of_real_site_layouts_keep_the_rest_byte_for_byte() {
+    let treasuremap =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/treasuremap");
+    assert!(treasuremap.is_dir(), "{} is missing", treasuremap.display());
+    let mut checked = 0;
+    for dir in [common::example_site(), treasuremap] {
+        let files = yaml_files(&dir);
+        let parsed = slipway::design::parse::parse_files(&files);
+        let mut seen = std::collections::BTreeMap::new();
+        for d in &parsed.documents {
+            *seen.entry((d.kind, d.name.clone())).or_insert(0) += 1;
+        }
+        for d in &parsed.documents {
+            if seen[&(d.kind, d.name.clone())] > 1 {
+                continue;
+            }
+            let label: Change = Arc::new(|f: &mut Fields| {
+                f.labels.insert("slipway-test".into(), json!("edited"));
+                Ok(())
+            });
+            let update = Edit::Update {
+                kind: d.kind,
+                name: d.name.clone(),
+                change: label,
+            };
+            check_edit_keeps_the_rest(&files, d, update, false);
+            let delete = Edit::Delete {
+                kind: d.kind,
+                name: d.name.clone(),
+            };
+            check_edit_keeps_the_rest(&files, d, delete, true);
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} documents checked");
+}
