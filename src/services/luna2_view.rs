@@ -605,12 +605,11 @@ pub fn build(commit: &str, design: &Design) -> SiteView {
             }
         }
     }
-    for n in &design.nodes {
+    // The compiled nodes are in the order of the design's nodes.
+    for (n, e) in design.nodes.iter().zip(eff) {
         if n.data.oob.is_some() && !bmcsetups.contains_key(&n.name) {
-            if let Some(e) = eff.iter().find(|e| e.name == n.name) {
-                if let Some(oob) = &e.oob {
-                    bmcsetups.insert(n.name.clone(), oob_value(&n.name, oob));
-                }
+            if let Some(oob) = &e.oob {
+                bmcsetups.insert(n.name.clone(), oob_value(&n.name, oob));
             }
         }
     }
