@@ -9,6 +9,7 @@
 pub mod auth;
 mod config;
 mod error;
+pub mod openapi;
 
 use axum::Router;
 
@@ -25,6 +26,7 @@ pub fn routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(auth::routes());
     all.extend(config::routes());
+    all.extend(openapi::routes());
     all
 }
 
