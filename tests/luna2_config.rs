@@ -720,3 +720,50 @@ async fn a_10000_node_site_lists_every_node_and_shows_each_from_the_one_view() {
     }
     l.s.stop().await;
 }
+
+#[tokio::test]
+async fn comment_vendor_and_assettag_come_from_owner_data_as_config_writes_keep_them() {
+    let l = luna(|_| {}).await;
+    let t = l.token().await;
+    let path = l.g.path().join("designs/nodes/rack-01.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let anchor = "      zone: z1\n    boot_mac: '02:bd:50:00:00:01'";
+    assert!(text.contains(anchor), "the example's n00001 layout changed");
+    let edited = text.replacen(
+        anchor,
+        "      zone: z1\n      comment: 'spare, ask ops'\n      vendor: Acme\n      assettag: AT-0001\n    boot_mac: '02:bd:50:00:00:01'",
+        1,
+    );
+    std::fs::write(&path, edited).unwrap();
+    let c2 = l.g.commit("n00001: owner data");
+    l.s.hook().await;
+    l.s.wait_status(&c2, "applied").await;
+    let (code, v) = l.get("/config/node/n00001", Some(&t)).await;
+    assert_eq!(code, 200, "{v}");
+    let n = &v["config"]["node"]["n00001"];
+    use base64::Engine as _;
+    let comment = base64::engine::general_purpose::STANDARD
+        .decode(n["comment"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(comment, b"spare, ask ops");
+    assert_eq!(n["vendor"], "Acme");
+    assert_eq!(n["assettag"], "AT-0001");
+    // Another node keeps its hardware profile's vendor and no comment.
+    let (_, v) = l.get("/config/node/n00002", Some(&t)).await;
+    let n = &v["config"]["node"]["n00002"];
+    let d = design();
+    let hw = d
+        .effective_nodes()
+        .iter()
+        .find(|e| e.name == "n00002")
+        .unwrap()
+        .hardware_profile
+        .clone()
+        .unwrap();
+    assert_eq!(
+        n["vendor"],
+        serde_json::json!(d.hardware_profile(&hw).unwrap().data.vendor)
+    );
+    assert!(n["comment"].is_null() && n["assettag"].is_null(), "{n}");
+    l.s.stop().await;
+}

@@ -339,7 +339,12 @@ fn common(design: &Design, e: &EffectiveNode, bmcsetup: Option<String>) -> Map<S
     );
     m.insert("ipxe_kernel".into(), json!("default"));
     m.insert("unmanaged_bmc_users".into(), Value::Null);
-    m.insert("comment".into(), Value::Null);
+    // Luna2's free-text fields a config write keeps in `metadata.owner_data`
+    // (the comment base64, as Luna2 stores it and its CLI decodes it).
+    m.insert(
+        "comment".into(),
+        json!(e.owner_data.get("comment").map(|c| b64(c))),
+    );
     m.insert("_override".into(), json!(false));
     let _ = design;
     m
@@ -363,13 +368,13 @@ fn node_value(design: &Design, e: &EffectiveNode) -> Value {
     m.insert("cloud".into(), Value::Null);
     m.insert(
         "vendor".into(),
-        json!(e
+        json!(e.owner_data.get("vendor").cloned().or_else(|| e
             .hardware_profile
             .as_deref()
             .and_then(|h| design.hardware_profile(h))
-            .and_then(|h| h.data.vendor.clone())),
+            .and_then(|h| h.data.vendor.clone()))),
     );
-    m.insert("assettag".into(), Value::Null);
+    m.insert("assettag".into(), json!(e.owner_data.get("assettag")));
     m.insert("position".into(), Value::Null);
     m.insert("rack".into(), json!(e.rack));
     m.insert("macaddr".into(), json!(e.boot_mac));
