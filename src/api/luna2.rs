@@ -10,6 +10,7 @@ pub mod auth;
 mod config;
 mod config_write;
 mod error;
+pub mod openapi;
 
 use axum::Router;
 
@@ -27,6 +28,7 @@ pub fn routes() -> Vec<Route> {
     all.extend(auth::routes());
     all.extend(config::routes());
     all.extend(config_write::routes());
+    all.extend(openapi::routes());
     all
 }
 

@@ -174,9 +174,11 @@ fn check_name(what: &str, name: &str) -> Result<(), HttpError> {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '.' | '_' | '-')
+                || (c == ':' && what == "interface")
+        });
     if ok {
         Ok(())
     } else {
