@@ -33,13 +33,23 @@ use crate::services::writeback::{
 
 /// The config write routes.
 pub fn routes() -> Vec<Route> {
-    let body = || Some(json!({"type": "object", "required": ["config"]}));
+    // `{"config":{"<table>":{"<name>":{…fields…}}}}`, as Luna2's input_filter wants.
+    let body = |table: &str| {
+        Some(
+            json!({"type": "object", "required": ["config"], "properties": {"config": {
+                "type": "object", "required": [table], "properties": {table: {
+                    "type": "object", "minProperties": 1,
+                    "additionalProperties": {"type": "object"},
+                }},
+            }}}),
+        )
+    };
     vec![
         route(
             "POST",
             "/config/node/{node}",
             "Create or change a node (a commit)",
-            body(),
+            body("node"),
             &[201, 204],
             &[400, 401, 403, 404, 409],
             post(node_post),
@@ -48,7 +58,7 @@ pub fn routes() -> Vec<Route> {
             "POST",
             "/config/node/{node}/_clone",
             "Clone a node under `newnodename` (a commit)",
-            body(),
+            body("node"),
             &[201],
             &[400, 401, 403, 404, 409],
             post(node_clone),
@@ -66,7 +76,7 @@ pub fn routes() -> Vec<Route> {
             "POST",
             "/config/node/{node}/interfaces",
             "Change a node's interfaces (a commit)",
-            body(),
+            body("node"),
             &[204],
             &[400, 401, 403, 404, 409],
             post(node_interfaces),
@@ -84,7 +94,7 @@ pub fn routes() -> Vec<Route> {
             "POST",
             "/config/group/{group}",
             "Create or change a group (a host profile; a commit)",
-            body(),
+            body("group"),
             &[201, 204],
             &[400, 401, 403, 404, 409],
             post(group_post),
@@ -93,7 +103,7 @@ pub fn routes() -> Vec<Route> {
             "POST",
             "/config/group/{group}/_clone",
             "Clone a group under `newgroupname` (a commit)",
-            body(),
+            body("group"),
             &[201],
             &[400, 401, 403, 404, 409],
             post(group_clone),
@@ -111,7 +121,7 @@ pub fn routes() -> Vec<Route> {
             "POST",
             "/config/network/{network}",
             "Create or change a network (a commit)",
-            body(),
+            body("network"),
             &[201, 204],
             &[400, 401, 403, 404, 409],
             post(network_post),
@@ -120,7 +130,7 @@ pub fn routes() -> Vec<Route> {
             "POST",
             "/config/network/{network}/_clone",
             "Clone a network under `newnetname` (a commit)",
-            body(),
+            body("network"),
             &[201],
             &[400, 401, 403, 404, 409],
             post(network_clone),
