@@ -258,4 +258,101 @@ mod tests {
         );
         assert!(text.contains("\n  a: 3\n"), "{text}");
     }
+
+    mod props {
+        use super::super::emit_document;
+        use proptest::prelude::*;
+        use serde_json::Value as J;
+
+        /// Strings YAML 1.1 is tricky about, and any strings.
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "yes",
+                    "No",
+                    "on",
+                    "OFF",
+                    "~",
+                    "null",
+                    "0755",
+                    "0x1f",
+                    "1:20",
+                    "1_000",
+                    ".inf",
+                    "-.NaN",
+                    "1e5",
+                    "1.5",
+                    "-",
+                    "- a",
+                    "? x",
+                    ": y",
+                    "a: b",
+                    "a #b",
+                    "#c",
+                    "'q'",
+                    "\"d\"",
+                    "*alias",
+                    "&anchor",
+                    "!tag",
+                    "%dir",
+                    "@at",
+                    "`bt",
+                    "|",
+                    ">",
+                    "[",
+                    "]",
+                    "{",
+                    "}",
+                    ",",
+                    "<<",
+                    "---",
+                    "...",
+                    " lead",
+                    "trail ",
+                    "tab\tin",
+                    "line\nbreak",
+                    "\u{85}nel",
+                    "\u{2028}ls",
+                    "\u{feff}bom",
+                    "02:bd:50:00:00:01",
+                    "52:54:00:12:34:56",
+                    "10.0.0.1",
+                    "",
+                    "=",
+                    "2001:db8::1",
+                ])
+                .prop_map(str::to_string),
+                any::<String>(),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = J> {
+            let leaf = prop_oneof![
+                Just(J::Null),
+                any::<bool>().prop_map(J::Bool),
+                any::<i64>().prop_map(J::from),
+                (-1e12f64..1e12).prop_map(J::from),
+                text().prop_map(J::String),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(J::Array),
+                    prop::collection::btree_map(text(), inner, 0..5)
+                        .prop_map(|m| J::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+            #[test]
+            fn every_json_document_is_written_so_that_it_reads_back(
+                m in prop::collection::btree_map(text(), value(), 0..6)
+            ) {
+                let v = J::Object(m.into_iter().collect());
+                // emit_document checks the read-back itself: Ok means it read back equal.
+                prop_assert!(emit_document(&v, None).is_ok(), "{:?}", emit_document(&v, None));
+            }
+        }
+    }
 }
