@@ -7,6 +7,7 @@
 //! v1.0; [`ironic`]: the Ironic agent, with `GET /` for both OpenStack
 //! dialects). Adding a dialect is adding its folder and one line in [`app`].
 
+pub mod commissaire;
 pub mod drydock;
 pub mod http;
 pub mod inspector;
@@ -31,6 +32,10 @@ pub fn app(state: AppState) -> Router {
         .merge(http::error::answers(
             ironic::router(&state),
             ironic::Presenter,
+        ))
+        .merge(http::error::answers(
+            commissaire::router(&state),
+            commissaire::Presenter,
         ))
         .fallback(http::error::not_found)
         .method_not_allowed_fallback(http::error::method_not_allowed)

@@ -102,6 +102,29 @@ impl PowerFlags {
     }
 }
 
+/// How the Commissaire dialect reads clusters and hosts from the design
+/// (`serve`); see docs/compat.md, "Commissaire".
+#[derive(clap::Args, Clone)]
+struct CommissaireFlags {
+    /// The `metadata.owner_data` key naming a node's Commissaire cluster, and the Network
+    /// `labels` key declaring clusters on that network.
+    #[arg(long, default_value = slipway::services::clusters::DEFAULT_CLUSTER_KEY)]
+    commissaire_cluster_key: String,
+    /// The network whose static address is a Commissaire host's address (default: each
+    /// node's primary network, else its first static address off its OOB network).
+    #[arg(long)]
+    commissaire_network: Option<String>,
+}
+
+impl CommissaireFlags {
+    fn config(self) -> slipway::services::clusters::ClusterConfig {
+        slipway::services::clusters::ClusterConfig {
+            key: self.commissaire_cluster_key,
+            network: self.commissaire_network,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -183,6 +206,8 @@ enum Command {
         caps: SizeCaps,
         #[command(flatten)]
         power: PowerFlags,
+        #[command(flatten)]
+        commissaire: CommissaireFlags,
     },
     /// List the proposed nodes of unknown machines: the files on the
     /// proposal branch not yet on the followed branch.
@@ -358,6 +383,7 @@ fn main() -> ExitCode {
             agent_window,
             caps,
             power,
+            commissaire,
         } => {
             let cfg = slipway::server::ServeConfig {
                 repo,
@@ -385,6 +411,7 @@ fn main() -> ExitCode {
                     window: Duration::from_secs(agent_window.max(1)),
                     ..Default::default()
                 },
+                commissaire: commissaire.config(),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -84,6 +84,9 @@ pub struct ServeConfig {
     /// The Ironic agents' lookup restriction and token window
     /// (`--agent-lookup`, `--agent-window`).
     pub agents: crate::services::agents::AgentConfig,
+    /// How the Commissaire dialect reads clusters and hosts from the design
+    /// (`--commissaire-cluster-key`, `--commissaire-network`).
+    pub commissaire: crate::services::clusters::ClusterConfig,
 }
 
 /// The HTTP defaults (`--max-in-flight`, `--max-connections`, the
@@ -387,7 +390,14 @@ pub async fn run(
         secret_for_inspection,
         metrics.clone(),
     ));
+    let clusters = Arc::new(crate::services::clusters::ClusterService::new(
+        cfg.commissaire.clone(),
+        boot.clone(),
+        agents.clone(),
+        inventory.connection(),
+    ));
     let state = AppState {
+        clusters,
         inspection,
         inventory,
         tasks,

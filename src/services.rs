@@ -6,6 +6,8 @@
 //!
 //! - [`agents`]: Ironic agents: lookup by MAC over a node index per served
 //!   revision, agent tokens, heartbeats;
+//! - [`clusters`]: clusters, hosts and networks of the Commissaire
+//!   dialect, as a view of the served design;
 //! - [`deployments`]: `BootService`, the applied revision served to nodes:
 //!   node deployments and their keys, made with the revision that changes
 //!   the node, and boot data through the render cache;
@@ -23,6 +25,7 @@
 //! - [`status`]: what the server serves, written by the reconcile loop.
 
 pub mod agents;
+pub mod clusters;
 pub mod deployments;
 pub mod designs;
 pub mod inspection;

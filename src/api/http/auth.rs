@@ -221,7 +221,14 @@ mod tests {
             )
             .unwrap(),
         );
+        let clusters = std::sync::Arc::new(crate::services::clusters::ClusterService::new(
+            Default::default(),
+            boot.clone(),
+            agents.clone(),
+            inventory.connection(),
+        ));
         crate::api::app(AppState {
+            clusters,
             inspection,
             agents,
             inventory,

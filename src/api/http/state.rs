@@ -47,6 +47,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// The power service on the served design's nodes.
     pub power: crate::services::power::NodePower,
+    /// Clusters, hosts and networks of the served design (the Commissaire dialect).
+    pub clusters: Arc<crate::services::clusters::ClusterService>,
 }
 
 impl AppState {
