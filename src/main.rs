@@ -125,6 +125,49 @@ impl CommissaireFlags {
     }
 }
 
+/// Who may log in, and their session tokens (`serve`); see docs/luna2.md.
+#[derive(clap::Args, Clone)]
+struct UserFlags {
+    /// Users file: `NAME:ARGON2-HASH` lines written by `slipway user add` (default:
+    /// <db>.users); read again when it changes.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// The HS256 key of Luna2 session tokens: the file's text, trimmed, which is the
+    /// `SECRET_KEY` of the Luna2 CLI's luna.ini (default: <db>.luna-key, created 0600 with a
+    /// random key on first start).
+    #[arg(long, value_name = "FILE")]
+    luna_secret_key_file: Option<PathBuf>,
+    /// Seconds a Luna2 session token lives.
+    #[arg(long, value_name = "SECS", default_value_t = slipway::services::users::DEFAULT_TOKEN_EXPIRY.as_secs())]
+    luna_token_expiry: u64,
+}
+
+impl UserFlags {
+    fn settings(self) -> slipway::services::users::UserSettings {
+        slipway::services::users::UserSettings {
+            users: self.users,
+            key_file: self.luna_secret_key_file,
+            expiry: Duration::from_secs(self.luna_token_expiry.max(1)),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user, or change a user's password: the password is read from standard input
+    /// (prompted for, without echo, on a terminal); the file is rewritten atomically, mode 0600.
+    Add {
+        /// The user's name: 1 to 64 of A-Z a-z 0-9 . _ -
+        name: String,
+        /// The users file (the server's --users; default: the default database's, slipway.db.users).
+        #[arg(long, value_name = "FILE", default_value = "slipway.db.users")]
+        users: PathBuf,
+        /// Read the password from standard input even on a terminal (its first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -193,6 +236,11 @@ enum Command {
         /// Branch unknown machines are proposed on (never the followed branch).
         #[arg(long, default_value = slipway::services::inspection::DEFAULT_PROPOSAL_BRANCH)]
         proposal_branch: String,
+        /// Commit design edits made through the API (Luna2 config writes, Commissaire
+        /// membership) on this review branch, created from the followed head, instead of
+        /// the followed branch (which is then never changed by the API).
+        #[arg(long)]
+        write_branch: Option<String>,
         /// Which nodes an Ironic agent's lookup (`GET /v1/lookup`) may find: `expected` (a node
         /// with an unfinished boot action, or whose agent token was reset or issued within
         /// --agent-window), `any` (every node of the applied design), `none` (every lookup 404).
@@ -208,6 +256,13 @@ enum Command {
         power: PowerFlags,
         #[command(flatten)]
         commissaire: CommissaireFlags,
+        #[command(flatten)]
+        users: UserFlags,
+    },
+    /// Manage the users file (who may log in to the Luna2 and Commissaire dialects).
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
     },
     /// List the proposed nodes of unknown machines: the files on the
     /// proposal branch not yet on the followed branch.
@@ -379,13 +434,16 @@ fn main() -> ExitCode {
             max_delete_share,
             allow_mass_delete,
             proposal_branch,
+            write_branch,
             agent_lookup,
             agent_window,
             caps,
             power,
             commissaire,
+            users,
         } => {
             let cfg = slipway::server::ServeConfig {
+                users: users.settings(),
                 repo,
                 branch,
                 design_dir,
@@ -406,6 +464,7 @@ fn main() -> ExitCode {
                 limits: caps.limits(),
                 power: power.settings(),
                 proposal_branch: Some(proposal_branch),
+                write_branch,
                 agents: slipway::services::agents::AgentConfig {
                     lookup: agent_lookup,
                     window: Duration::from_secs(agent_window.max(1)),
@@ -510,6 +569,14 @@ fn main() -> ExitCode {
             from,
             to,
         } => cli::diff(&repo, design_dir.as_deref(), &from, &to),
+        Command::User {
+            action:
+                UserCommand::Add {
+                    name,
+                    users,
+                    password_stdin,
+                },
+        } => cli::user_add(&users, &name, password_stdin),
         Command::Discovered {
             repo,
             branch,

@@ -22,7 +22,8 @@
 //!   their `oob`, operations on one node or many, the journal);
 //! - [`tasks`]: the task engine;
 //! - [`designs`]: design references resolved to design files;
-//! - [`status`]: what the server serves, written by the reconcile loop.
+//! - [`status`]: what the server serves, written by the reconcile loop;
+//! - [`writeback`]: design edits through an API become validated commits.
 
 pub mod agents;
 pub mod clusters;
@@ -35,7 +36,9 @@ pub mod render_cache;
 pub mod reports;
 pub mod status;
 pub mod tasks;
+pub mod users;
 pub mod workers;
+pub mod writeback;
 
 pub use deployments::{
     BootConfig, BootError, BootService, NodeDeployment, PreparedRevision, DOES_NOT_RENDER,

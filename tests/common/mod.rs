@@ -207,6 +207,8 @@ impl Server {
             proposal_branch: None,
             agents: Default::default(),
             commissaire: Default::default(),
+            write_branch: None,
+            users: Default::default(),
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

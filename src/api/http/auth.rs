@@ -244,6 +244,24 @@ mod tests {
             max_in_flight: super::super::DEFAULT_MAX_IN_FLIGHT,
             body_timeout: super::super::DEFAULT_BODY_TIMEOUT,
             power: crate::services::power::NodePower::new(&Default::default()).unwrap(),
+            writeback: std::sync::Arc::new(crate::services::writeback::WriteBack::new(
+                crate::services::writeback::WriteBackConfig {
+                    repo: dir.to_path_buf(),
+                    branch: None,
+                    design_dir: None,
+                    write_branch: None,
+                    limits: Default::default(),
+                    apply_wait: std::time::Duration::ZERO,
+                },
+                None,
+            )),
+            users: std::sync::Arc::new(crate::services::users::UserService {
+                users: crate::services::users::UsersFile::open(&dir.join("users")).unwrap(),
+                tokens: crate::services::users::TokenKeys::new(
+                    b"test",
+                    crate::services::users::DEFAULT_TOKEN_EXPIRY,
+                ),
+            }),
         })
     }
 

@@ -49,6 +49,10 @@ pub struct AppState {
     pub power: crate::services::power::NodePower,
     /// Clusters, hosts and networks of the served design (the Commissaire dialect).
     pub clusters: Arc<crate::services::clusters::ClusterService>,
+    /// Design edits committed to git (Luna2 config writes, Commissaire membership).
+    pub writeback: Arc<crate::services::writeback::WriteBack>,
+    /// Users (the users file) and their session tokens (Luna2's JWTs).
+    pub users: Arc<crate::services::users::UserService>,
 }
 
 impl AppState {
