@@ -406,12 +406,6 @@ pub async fn run(
         secret_for_inspection,
         metrics.clone(),
     ));
-    let clusters = Arc::new(crate::services::clusters::ClusterService::new(
-        cfg.commissaire.clone(),
-        boot.clone(),
-        agents.clone(),
-        inventory.connection(),
-    ));
     let writeback = Arc::new(
         crate::services::writeback::WriteBack::new(
             crate::services::writeback::WriteBackConfig {
@@ -430,6 +424,13 @@ pub async fn run(
         crate::services::users::UserService::open(&cfg.users, &cfg.db)
             .map_err(|e| ServeError::Other(e.to_string()))?,
     );
+    let clusters = Arc::new(crate::services::clusters::ClusterService::new(
+        cfg.commissaire.clone(),
+        boot.clone(),
+        agents.clone(),
+        inventory.connection(),
+        writeback.clone(),
+    ));
     let state = AppState {
         clusters,
         writeback,

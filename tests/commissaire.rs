@@ -59,9 +59,12 @@ async fn start(tokens: bool) -> Site {
     let db = dir.path().join("s.db");
     let file = dir.path().join("tokens");
     std::fs::write(&file, hex::encode(Sha256::digest(TOKEN.as_bytes()))).unwrap();
+    let users = dir.path().join("users");
+    slipway::services::users::add_user(&users, "carol", "wonderland").unwrap();
     let s = Server::start_with(g.path(), &db, |cfg| {
         if tokens {
             cfg.tokens = Some(file.clone());
+            cfg.users.users = Some(users.clone());
         }
     })
     .await
@@ -139,6 +142,25 @@ impl Site {
     /// The head of the followed branch.
     fn head(&self) -> String {
         self.g.git(&["rev-parse", "main"])
+    }
+
+    /// A commit's status in Drydock's revision list (with the operator token).
+    async fn revision_status(&self, commit: &str) -> String {
+        let list: Value = common::client()
+            .get(self.s.url("/api/v1.0/revisions"))
+            .header("x-auth-token", TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["commit"] == commit)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| format!("{commit} not listed"))
     }
 
     /// A file of the followed branch's head.
@@ -387,6 +409,32 @@ async fn every_route_needs_credentials_and_a_failure_is_403() {
         let r = c.put(site.s.url(p)).body(put).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 403, "{p}");
     }
+    // A user of the users file; a wrong password or an unknown user is refused.
+    let basic = |u: &str, p: &str| {
+        c.get(site.s.url("/api/v0/clusters"))
+            .basic_auth(u, Some(p))
+            .send()
+    };
+    assert_eq!(
+        basic("carol", "wonderland")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        basic("carol", "alice").await.unwrap().status().as_u16(),
+        403
+    );
+    assert_eq!(
+        basic("mallory", "wonderland")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
     // Basic with the token as the password, and the token itself.
     let r = c
         .get(site.s.url("/api/v0/clusters"))
@@ -622,5 +670,291 @@ async fn a_host_enrolling_from_an_unknown_address_is_proposed_never_committed_on
         .await
         .assert_error(400, "Bad Request");
     assert_eq!(site.head(), before);
+    site.s.stop().await;
+}
+
+/// The subject line and author of a commit.
+fn subject_and_author(g: &GitRepo, commit: &str) -> (String, String) {
+    (
+        g.git(&["log", "-1", "--format=%s", commit]),
+        g.git(&["log", "-1", "--format=%an", commit]),
+    )
+}
+
+#[tokio::test]
+async fn membership_writes_become_validated_commits_served_at_once() {
+    let site = start(true).await;
+    let hosts = design_hosts();
+    let (n1, n2, n3) = (&hosts[0].1, &hosts[1].1, &hosts[2].1);
+    let before = site.head();
+
+    // Join: a commit by the caller, read back at once.
+    let a = site
+        .call("PUT", &format!("/api/v0/cluster/staging/hosts/{n3}"), None)
+        .await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    assert_eq!(a.json(), json!([n3]));
+    let joined = site.head();
+    assert_ne!(joined, before);
+    assert_eq!(
+        subject_and_author(&site.g, &joined),
+        (
+            format!("commissaire: PUT /api/v0/cluster/staging/hosts/{n3} by alice"),
+            "alice".into()
+        )
+    );
+    assert!(
+        site.file("designs/nodes/rack-01.yaml")
+            .matches("commissaire-cluster: staging")
+            .count()
+            == 1
+    );
+    assert_eq!(
+        site.get("/api/v0/cluster/staging/hosts").await.json(),
+        json!([n3])
+    );
+    assert_eq!(site.revision_status(&joined).await, "applied");
+    // Again: nothing to commit.
+    let a = site
+        .call("PUT", &format!("/api/v0/cluster/staging/hosts/{n3}/"), None)
+        .await;
+    assert_eq!(a.code, 200);
+    assert_eq!(site.head(), joined);
+    // A host is in one cluster; unknown hosts and clusters are 404.
+    site.call("PUT", &format!("/api/v0/cluster/prod/hosts/{n3}"), None)
+        .await
+        .assert_error(409, "Conflict");
+    site.call("PUT", "/api/v0/cluster/prod/hosts/10.99.0.1", None)
+        .await
+        .assert_error(404, "Not Found");
+    site.call("PUT", &format!("/api/v0/cluster/nope/hosts/{n3}"), None)
+        .await
+        .assert_error(404, "Not Found");
+    site.call(
+        "PUT",
+        &format!("/api/v0/cluster/staging/hosts/{n3}"),
+        Some("{"),
+    )
+    .await
+    .assert_error(400, "Bad Request");
+    assert_eq!(site.head(), joined);
+
+    // Leave: staging stays (declared on mgmt); a non-member leaving is a no-op.
+    let a = site
+        .call(
+            "DELETE",
+            &format!("/api/v0/cluster/staging/hosts/{n3}"),
+            None,
+        )
+        .await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    assert_eq!(a.json(), json!([]));
+    let left = site.head();
+    assert_ne!(left, joined);
+    assert_eq!(
+        site.get("/api/v0/cluster/staging/hosts").await.json(),
+        json!([])
+    );
+    let a = site
+        .call(
+            "DELETE",
+            &format!("/api/v0/cluster/staging/hosts/{n3}"),
+            None,
+        )
+        .await;
+    assert_eq!(a.code, 200);
+    assert_eq!(site.head(), left);
+
+    // The list form: old must be the current set.
+    let body = json!({"old": [n1, n2], "new": [n2, n3]}).to_string();
+    let a = site
+        .call("PUT", "/api/v0/cluster/prod/hosts", Some(&body))
+        .await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    let v = a.json();
+    assert_eq!(v["name"], "prod");
+    assert_eq!(v["hostset"], json!([n2, n3]));
+    let listed = site.head();
+    let a = site
+        .call("PUT", "/api/v0/cluster/prod/hosts", Some(&body))
+        .await;
+    a.assert_error(409, "Conflict");
+    assert_eq!(site.head(), listed, "a stale `old` commits nothing");
+    let body = json!({"old": [n2, n3], "new": [n2, "10.99.0.1"]}).to_string();
+    site.call("PUT", "/api/v0/cluster/prod/hosts", Some(&body))
+        .await
+        .assert_error(404, "Not Found");
+    assert_eq!(
+        site.get("/api/v0/cluster/prod/hosts").await.json(),
+        json!([n2, n3])
+    );
+
+    // Clusters: declared on a Network (unknown networks fall back to the default).
+    let a = site
+        .call(
+            "PUT",
+            "/api/v0/cluster/qa",
+            Some(r#"{"network": "storage", "type": "kubernetes"}"#),
+        )
+        .await;
+    assert_eq!(a.code, 201, "{}", a.text);
+    assert_eq!(
+        a.json(),
+        json!({"name": "qa", "status": "ok", "network": "storage", "container_manager": ""})
+    );
+    let a = site
+        .call(
+            "PUT",
+            "/api/v0/cluster/qa2",
+            Some(r#"{"network": "default"}"#),
+        )
+        .await;
+    assert_eq!(a.code, 201, "{}", a.text);
+    assert_eq!(a.json()["network"], "mgmt");
+    assert_eq!(
+        site.get("/api/v0/clusters").await.json(),
+        json!(["prod", "qa", "qa2", "staging"])
+    );
+    site.call(
+        "PUT",
+        "/api/v0/cluster/qa3",
+        Some(r#"{"container_manager": "prod_openshift"}"#),
+    )
+    .await
+    .assert_error(409, "Conflict");
+    site.call("DELETE", "/api/v0/cluster/prod", None)
+        .await
+        .assert_error(409, "Conflict");
+    let a = site.call("DELETE", "/api/v0/cluster/qa", None).await;
+    assert_eq!(a.code, 200, "{}", a.text);
+    assert_eq!(a.json(), json!([]));
+    site.get("/api/v0/cluster/qa")
+        .await
+        .assert_error(404, "Not Found");
+    site.call("DELETE", "/api/v0/cluster/qa", None)
+        .await
+        .assert_error(404, "Not Found");
+    // Every commit validated and applied.
+    let head = site.head();
+    assert_eq!(site.revision_status(&head).await, "applied");
+    site.s.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_joins_of_different_hosts_lose_no_update() {
+    let site = start(true).await;
+    let hosts = design_hosts();
+    let joining: Vec<String> = hosts[2..8].iter().map(|(_, a)| a.clone()).collect();
+    let calls = joining.iter().map(|a| {
+        let url = site.s.url(&format!("/api/v0/cluster/staging/hosts/{a}"));
+        async move {
+            common::client()
+                .put(url)
+                .basic_auth("alice", Some(TOKEN))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let codes = futures_join(calls).await;
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    let mut want = joining.clone();
+    want.sort_by_key(|a| a.parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(
+        site.get("/api/v0/cluster/staging/hosts").await.json(),
+        json!(want)
+    );
+    site.s.stop().await;
+}
+
+/// Runs the futures at once.
+async fn futures_join<F: std::future::Future<Output = u16> + Send + 'static>(
+    calls: impl Iterator<Item = F>,
+) -> Vec<u16> {
+    let handles: Vec<_> = calls.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_real_commctl_joins_and_unjoins_a_host_and_creates_clusters_and_hosts() {
+    let site = start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let n3 = design_hosts()[2].1.clone();
+    let ctl = |args: Vec<String>| {
+        let s = &site.s;
+        let d = dir.path().to_path_buf();
+        async move {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            commctl(s, &d, TOKEN, &a).await
+        }
+    };
+    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let (ok, out) = ctl(v(&["host", "join", &n3, "staging"])).await;
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), format!("- {n3}"));
+    assert_eq!(
+        site.get("/api/v0/cluster/staging/hosts").await.json(),
+        json!([n3])
+    );
+    let (_, author) = subject_and_author(&site.g, &site.head());
+    assert_eq!(author, "alice");
+    let (ok, out) = ctl(v(&["host", "unjoin", &n3, "staging"])).await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        site.get("/api/v0/cluster/staging/hosts").await.json(),
+        json!([])
+    );
+
+    let (ok, out) = ctl(v(&["cluster", "create", "-n", "storage", "qa"])).await;
+    assert!(ok, "{out}");
+    let a = site.get("/api/v0/cluster/qa").await.json();
+    assert_eq!(a["network"], "storage");
+    let (ok, out) = ctl(v(&["cluster", "delete", "qa"])).await;
+    assert!(ok, "{out}");
+    site.get("/api/v0/cluster/qa")
+        .await
+        .assert_error(404, "Not Found");
+
+    // An unknown host created with a key: a proposal, the key never written.
+    let key = dir.path().join("id_rsa");
+    std::fs::write(
+        &key,
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n",
+    )
+    .unwrap();
+    let before = site.head();
+    let (ok, out) = ctl(v(&[
+        "host",
+        "create",
+        "-c",
+        "prod",
+        "10.48.9.10",
+        key.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("address: 10.48.9.10") && out.contains("status: investigating"),
+        "{out}"
+    );
+    assert_eq!(site.head(), before);
+    let proposed = site.g.git(&[
+        "show",
+        "slipway/discovered:designs/discovered/commissaire-10-48-9-10.yaml",
+    ]);
+    assert!(
+        !proposed.contains("PRIVATE KEY") && !proposed.contains("LS0t"),
+        "{proposed}"
+    );
+    // `host ssh` reads the creds: never served.
+    let (ok, out) = ctl(v(&["host", "ssh", &n3])).await;
+    assert!(!out.contains("PRIVATE"), "{ok} {out}");
     site.s.stop().await;
 }

@@ -26,8 +26,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::agents::AgentService;
+use super::writeback::{Edit, EditError, WriteBack, WriteError};
 use super::{BootError, BootService, ServiceError};
 use crate::design::Design;
+use crate::design::Kind;
 use crate::state::Store;
 
 /// Default of `--commissaire-cluster-key`.
@@ -299,6 +301,7 @@ pub struct ClusterService {
     boot: Arc<BootService>,
     agents: Arc<AgentService>,
     store: Arc<Mutex<Store>>,
+    writeback: Arc<WriteBack>,
     view: RwLock<Option<Built>>,
     building: Mutex<()>,
 }
@@ -317,18 +320,21 @@ struct Known {
 }
 
 impl ClusterService {
-    /// The service on the served design, reading on `store` (the API's connection).
+    /// The service on the served design, reading on `store` (the API's
+    /// connection), writing through `writeback`.
     pub fn new(
         cfg: ClusterConfig,
         boot: Arc<BootService>,
         agents: Arc<AgentService>,
         store: Arc<Mutex<Store>>,
+        writeback: Arc<WriteBack>,
     ) -> ClusterService {
         ClusterService {
             cfg,
             boot,
             agents,
             store,
+            writeback,
             view: RwLock::new(None),
             building: Mutex::new(()),
         }
@@ -970,7 +976,7 @@ impl ClusterService {
             )
             .map_err(|e| match e {
                 super::inspection::CallbackError::Service(e) => ClusterWriteError::Service(e),
-                other => ClusterWriteError::Refused(other.to_string()),
+                other => ClusterWriteError::Service(ServiceError::Internal(other.to_string())),
             })?;
         Ok(Enrolled::Proposed {
             address: text,
@@ -991,9 +997,46 @@ impl ClusterService {
         if changes.is_empty() {
             return Ok(Written { commit: None });
         }
-        let _ = (user, what);
-        Err(ClusterWriteError::Refused(
-            "design write-back is not wired yet".into(),
-        ))
+        let edits = changes
+            .into_iter()
+            .map(|c| {
+                let change = c.change.clone();
+                Edit::Update {
+                    kind: if c.node {
+                        Kind::BaremetalNode
+                    } else {
+                        Kind::Network
+                    },
+                    name: c.name,
+                    change: Arc::new(move |f: &mut super::writeback::Fields| change(&mut f.data)),
+                }
+            })
+            .collect();
+        match self.writeback.edit(user, what, edits) {
+            Ok(done) => {
+                tracing::info!(commit = done.commit.as_deref().unwrap_or("unchanged"), branch = %done.branch, applied = ?done.applied, "commissaire: {what} by {user}");
+                Ok(Written {
+                    commit: done.commit,
+                })
+            }
+            Err(e @ WriteError::Invalid { .. }) => {
+                Err(ClusterWriteError::Invalid(e.message_lines()))
+            }
+            Err(e @ WriteError::HeadInvalid { .. }) => {
+                Err(ClusterWriteError::Conflict(e.to_string()))
+            }
+            Err(WriteError::Edit(EditError::NotFound { kind, name })) => {
+                Err(ClusterWriteError::Conflict(format!(
+                    "{} {name} is no longer in the design",
+                    kind.name()
+                )))
+            }
+            Err(WriteError::Edit(e)) => Err(ClusterWriteError::Conflict(e.to_string())),
+            Err(WriteError::Conflict(m)) => Err(ClusterWriteError::Conflict(m)),
+            Err(WriteError::Refused(m)) => Err(ClusterWriteError::Refused(m)),
+            Err(WriteError::Internal(m)) => {
+                Err(ClusterWriteError::Service(ServiceError::Internal(m)))
+            }
+        }
     }
 }

@@ -3,12 +3,13 @@
 //! plugins wrap the whole app) and answers a failure with 403, never 401.
 //!
 //! Accepted, in order:
-//! - HTTP basic (what `commctl` sends, preemptively) whose password is an
-//!   operator token (`--tokens`); the user name is recorded as the author of
-//!   the commits the request makes;
+//! - HTTP basic (what `commctl` sends, preemptively) of a user of the users
+//!   file (`--users`, the Luna2 dialect's, Argon2id hashes; checked off the
+//!   runtime), or whose password is an operator token (`--tokens`); the user
+//!   name is the author of the commits the request makes;
 //! - an operator token in `X-Auth-Token` or `Authorization: Bearer`;
-//! - without `--tokens`, a loopback peer (as the operator routes), whatever
-//!   it presents: there is nothing to check a password against.
+//! - with neither tokens nor users, a loopback peer (as the operator
+//!   routes), whatever it presents: there is nothing to check it against.
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -47,37 +48,47 @@ fn token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| t.trim())
 }
 
+/// The request's peer, when it is a loopback address.
+fn loopback_peer(req: &Request) -> bool {
+    req.extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|c| is_loopback(c.0.ip()))
+}
+
+/// A user name as the commit author (`operator` when none is given).
+fn author(user: String) -> String {
+    if user.is_empty() {
+        "operator".into()
+    } else {
+        user
+    }
+}
+
 /// Who the request comes from, or `None` (403).
-fn caller(state: &AppState, req: &Request) -> Option<String> {
-    let headers = req.headers();
-    match &state.tokens {
-        Some(tokens) => {
-            if let Some((user, password)) = basic(headers) {
-                if tokens.accepts(&password) {
-                    return Some(if user.is_empty() {
-                        "operator".into()
-                    } else {
-                        user
-                    });
-                }
-                return None;
+async fn caller(state: &AppState, headers: &HeaderMap, loopback: bool) -> Option<String> {
+    let users = state.users.clone();
+    let no_users = users.users.is_empty();
+    if let Some((user, password)) = basic(headers) {
+        if !no_users {
+            let (u, p) = (user.clone(), password.clone());
+            let verified = tokio::task::spawn_blocking(move || users.verify(&u, &p))
+                .await
+                .ok()
+                .flatten();
+            if let Some(v) = verified {
+                return Some(v.name);
             }
-            token(headers)
-                .filter(|t| tokens.accepts(t))
-                .map(|_| "operator".to_string())
         }
-        None => {
-            let peer = req
-                .extensions()
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip())?;
-            is_loopback(peer).then(|| {
-                basic(headers)
-                    .map(|(u, _)| u)
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| "operator".into())
-            })
-        }
+        return match &state.tokens {
+            Some(tokens) => tokens.accepts(&password).then(|| author(user)),
+            None => (no_users && loopback).then(|| author(user)),
+        };
+    }
+    match &state.tokens {
+        Some(tokens) => token(headers)
+            .filter(|t| tokens.accepts(t))
+            .map(|_| "operator".to_string()),
+        None => (no_users && loopback).then(|| "operator".to_string()),
     }
 }
 
@@ -86,7 +97,9 @@ pub async fn require(State(state): State<AppState>, mut req: Request, next: Next
     if req.uri().path() == super::OPENAPI_PATH {
         return next.run(req).await;
     }
-    match caller(&state, &req) {
+    let headers = req.headers().clone();
+    let loopback = loopback_peer(&req);
+    match caller(&state, &headers, loopback).await {
         Some(who) => {
             req.extensions_mut().insert(Caller(who));
             next.run(req).await

@@ -24,12 +24,8 @@ fn write_error(e: ClusterWriteError) -> HttpError {
     match e {
         ClusterWriteError::NotFound(m) => HttpError::new(StatusCode::NOT_FOUND, "NotFound", m),
         ClusterWriteError::Conflict(m) => HttpError::new(StatusCode::CONFLICT, "Conflict", m),
-        e @ ClusterWriteError::Invalid(_) => {
-            HttpError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
-        }
-        ClusterWriteError::Refused(m) => {
-            HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", m)
-        }
+        e @ ClusterWriteError::Invalid(_) => bad_request(e.to_string()),
+        ClusterWriteError::Refused(m) => bad_request(m),
         ClusterWriteError::Service(e) => HttpError::from(e),
     }
 }

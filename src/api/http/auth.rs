@@ -221,11 +221,23 @@ mod tests {
             )
             .unwrap(),
         );
+        let writeback = std::sync::Arc::new(crate::services::writeback::WriteBack::new(
+            crate::services::writeback::WriteBackConfig {
+                repo: dir.to_path_buf(),
+                branch: None,
+                design_dir: None,
+                write_branch: None,
+                limits: Default::default(),
+                apply_wait: std::time::Duration::ZERO,
+            },
+            None,
+        ));
         let clusters = std::sync::Arc::new(crate::services::clusters::ClusterService::new(
             Default::default(),
             boot.clone(),
             agents.clone(),
             inventory.connection(),
+            writeback.clone(),
         ));
         crate::api::app(AppState {
             clusters,
@@ -244,17 +256,7 @@ mod tests {
             max_in_flight: super::super::DEFAULT_MAX_IN_FLIGHT,
             body_timeout: super::super::DEFAULT_BODY_TIMEOUT,
             power: crate::services::power::NodePower::new(&Default::default()).unwrap(),
-            writeback: std::sync::Arc::new(crate::services::writeback::WriteBack::new(
-                crate::services::writeback::WriteBackConfig {
-                    repo: dir.to_path_buf(),
-                    branch: None,
-                    design_dir: None,
-                    write_branch: None,
-                    limits: Default::default(),
-                    apply_wait: std::time::Duration::ZERO,
-                },
-                None,
-            )),
+            writeback,
             users: std::sync::Arc::new(crate::services::users::UserService {
                 users: crate::services::users::UsersFile::open(&dir.join("users")).unwrap(),
                 tokens: crate::services::users::TokenKeys::new(
