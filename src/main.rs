@@ -174,6 +174,8 @@ enum Format {
     Json,
 }
 
+// `serve`'s flags make its variant large; the command is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Watch a design repository, apply each valid revision, serve the API.
