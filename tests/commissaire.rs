@@ -435,6 +435,17 @@ async fn every_route_needs_credentials_and_a_failure_is_403() {
             .as_u16(),
         403
     );
+    // Every credential presented must hold: a bad Authorization beside a good token is refused.
+    for bad in ["Bearer junk", "Basic junk!!", "Digest x"] {
+        let r = c
+            .get(site.s.url("/api/v0/clusters"))
+            .header("x-auth-token", TOKEN)
+            .header("authorization", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{bad}");
+    }
     // Basic with the token as the password, and the token itself.
     let r = c
         .get(site.s.url("/api/v0/clusters"))

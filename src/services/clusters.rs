@@ -1014,7 +1014,7 @@ impl ClusterService {
             .collect();
         match self.writeback.edit(user, what, edits) {
             Ok(done) => {
-                tracing::info!(commit = done.commit.as_deref().unwrap_or("unchanged"), branch = %done.branch, applied = ?done.applied, "commissaire: {what} by {user}");
+                tracing::info!(commit = done.commit.as_deref().unwrap_or("unchanged"), branch = %done.branch, applied = ?done.applied, "commissaire: write committed: {what} by {user}");
                 Ok(Written {
                     commit: done.commit,
                 })

@@ -38,16 +38,6 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     Some((u.to_string(), p.to_string()))
 }
 
-/// An operator token in `X-Auth-Token` or `Authorization: Bearer`.
-fn token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
-        return Some(v.trim());
-    }
-    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, t) = auth.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| t.trim())
-}
-
 /// The request's peer, when it is a loopback address.
 fn loopback_peer(req: &Request) -> bool {
     req.extensions()
@@ -64,31 +54,52 @@ fn author(user: String) -> String {
     }
 }
 
-/// Who the request comes from, or `None` (403).
+/// Who the request comes from, or `None` (403). A credential presented
+/// must be valid, whatever else the request carries: a bad
+/// `Authorization` is refused even beside a good `X-Auth-Token`.
 async fn caller(state: &AppState, headers: &HeaderMap, loopback: bool) -> Option<String> {
     let users = state.users.clone();
     let no_users = users.users.is_empty();
-    if let Some((user, password)) = basic(headers) {
-        if !no_users {
-            let (u, p) = (user.clone(), password.clone());
-            let verified = tokio::task::spawn_blocking(move || users.verify(&u, &p))
-                .await
-                .ok()
-                .flatten();
-            if let Some(v) = verified {
-                return Some(v.name);
-            }
-        }
-        return match &state.tokens {
-            Some(tokens) => tokens.accepts(&password).then(|| author(user)),
-            None => (no_users && loopback).then(|| author(user)),
-        };
+    // Neither tokens nor users: nothing to check a credential against.
+    if state.tokens.is_none() && no_users {
+        let who = basic(headers).map(|(u, _)| author(u));
+        return loopback.then(|| who.unwrap_or_else(|| "operator".into()));
     }
-    match &state.tokens {
-        Some(tokens) => token(headers)
-            .filter(|t| tokens.accepts(t))
+    let accepts = |t: &str| state.tokens.as_ref().is_some_and(|k| k.accepts(t));
+    let operator = if headers.contains_key(header::AUTHORIZATION) {
+        if let Some((user, password)) = basic(headers) {
+            if !no_users {
+                let (u, p) = (user.clone(), password.clone());
+                let verified = tokio::task::spawn_blocking(move || users.verify(&u, &p))
+                    .await
+                    .ok()
+                    .flatten();
+                if let Some(v) = verified {
+                    return Some(v.name);
+                }
+            }
+            return accepts(&password).then(|| author(user));
+        }
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_string());
+        match bearer {
+            Some(t) if accepts(&t) => true,
+            _ => return None,
+        }
+    } else {
+        false
+    };
+    match headers.get("x-auth-token") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|t| accepts(t.trim()))
             .map(|_| "operator".to_string()),
-        None => (no_users && loopback).then(|| "operator".to_string()),
+        None => operator.then(|| "operator".to_string()),
     }
 }
 
