@@ -23,11 +23,14 @@
 //! - [`status`]: what the server serves, written by the reconcile loop.
 
 pub mod agents;
+pub mod boot_scripts;
 pub mod deployments;
 pub mod designs;
 pub mod inspection;
 pub mod inventory;
+pub mod node_status;
 pub mod power;
+pub mod power_requests;
 pub mod render_cache;
 pub mod reports;
 pub mod status;
