@@ -45,6 +45,16 @@ if ! "$venv/bin/python" -c 'import ironic_python_agent.ironic_api_client, ironic
     "$venv/bin/pip" install -q 'ironic-python-agent>=13,<14' 'python-ironic-inspector-client>=5,<6' \
         || { echo "error: cannot install ironic-python-agent 13.x and python-ironic-inspector-client 5.x into $venv" >&2; exit 2; }
 fi
+# The Luna2 tests drive Luna2's own `luna` CLI and `lpower` (../shared/reference/clients/,
+# not on PyPI; run from source by tests/luna2/luna_cli.py) with their PyPI dependencies:
+# luna2-cli's and luna2-utils' requirements, unpinned where they would downgrade what IPA
+# needs (requests, urllib3), but PyJWT==2.8.0 as the CLI pins it (its token check).
+if ! "$venv/bin/python" -c 'import jwt, hostlist, prettytable, pyfiglet, nested_lookup, termcolor, argcomplete; assert jwt.__version__ == "2.8.0"' 2>/dev/null; then
+    echo "== installing the luna2-cli and lpower requirements into $venv"
+    "$venv/bin/pip" install -q 'PyJWT==2.8.0' python-hostlist prettytable pyfiglet nested_lookup termcolor argcomplete \
+        requests requests-unixsocket fire shtab openpyxl \
+        || { echo "error: cannot install the luna2-cli and lpower requirements into $venv" >&2; exit 2; }
+fi
 # c++: the fuzz targets' libFuzzer is compiled by `cargo check` below.
 need c++ || apt_install g++
 if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then

@@ -11,6 +11,7 @@ pub mod drydock;
 pub mod http;
 pub mod inspector;
 pub mod ironic;
+pub mod luna2;
 
 use std::future::Future;
 
@@ -31,6 +32,10 @@ pub fn app(state: AppState) -> Router {
         .merge(http::error::answers(
             ironic::router(&state),
             ironic::Presenter,
+        ))
+        .merge(http::error::answers(
+            luna2::router(&state),
+            luna2::Presenter,
         ))
         .fallback(http::error::not_found)
         .method_not_allowed_fallback(http::error::method_not_allowed)

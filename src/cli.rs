@@ -489,3 +489,70 @@ pub fn discovered(repo: &Path, branch: &str, followed: Option<&str>) -> ExitCode
     println!("{} proposal(s) on {branch}", files.len());
     ExitCode::SUCCESS
 }
+
+/// `slipway user add NAME`: the password from standard input (prompted for
+/// twice without echo on a terminal, unless `--password-stdin`), the users
+/// file rewritten atomically. Exit 0 on success, 2 on a usage or I/O error.
+pub fn user_add(path: &Path, name: &str, password_stdin: bool) -> ExitCode {
+    use std::io::IsTerminal as _;
+    let stdin = std::io::stdin();
+    let password = if !password_stdin && stdin.is_terminal() {
+        let first = match read_hidden(&format!("Password for {name}: ")) {
+            Ok(p) => p,
+            Err(e) => return fail(&format!("reading the password: {e}")),
+        };
+        match read_hidden("Again: ") {
+            Ok(p) if p == first => first,
+            Ok(_) => return fail("the two passwords differ"),
+            Err(e) => return fail(&format!("reading the password: {e}")),
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(e) = stdin.read_line(&mut line) {
+            return fail(&format!("reading the password from standard input: {e}"));
+        }
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    match slipway::services::users::add_user(path, name, &password) {
+        Ok(existed) => {
+            let what = if existed {
+                "changed the password of"
+            } else {
+                "added"
+            };
+            println!("{what} user {name} in {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// One line from the terminal with echo off (restored afterwards).
+fn read_hidden(prompt: &str) -> std::io::Result<String> {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+    let fd = std::io::stdin().as_raw_fd();
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    // SAFETY: tcgetattr/tcsetattr only read and write the termios struct
+    // given, for a descriptor that stays open (stdin).
+    let saved = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(fd, &mut t) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let saved = t;
+        t.c_lflag &= !libc::ECHO;
+        libc::tcsetattr(fd, libc::TCSANOW, &t);
+        saved
+    };
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    // SAFETY: as above, restoring the saved settings.
+    unsafe {
+        libc::tcsetattr(fd, libc::TCSANOW, &saved);
+    }
+    eprintln!();
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}

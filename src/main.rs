@@ -102,6 +102,49 @@ impl PowerFlags {
     }
 }
 
+/// Who may log in, and their session tokens (`serve`); see docs/luna2.md.
+#[derive(clap::Args, Clone)]
+struct UserFlags {
+    /// Users file: `NAME:ARGON2-HASH` lines written by `slipway user add` (default:
+    /// <db>.users); read again when it changes.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// The HS256 key of Luna2 session tokens: the file's text, trimmed, which is the
+    /// `SECRET_KEY` of the Luna2 CLI's luna.ini (default: <db>.luna-key, created 0600 with a
+    /// random key on first start).
+    #[arg(long, value_name = "FILE")]
+    luna_secret_key_file: Option<PathBuf>,
+    /// Seconds a Luna2 session token lives.
+    #[arg(long, value_name = "SECS", default_value_t = slipway::services::users::DEFAULT_TOKEN_EXPIRY.as_secs())]
+    luna_token_expiry: u64,
+}
+
+impl UserFlags {
+    fn settings(self) -> slipway::services::users::UserSettings {
+        slipway::services::users::UserSettings {
+            users: self.users,
+            key_file: self.luna_secret_key_file,
+            expiry: Duration::from_secs(self.luna_token_expiry.max(1)),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user, or change a user's password: the password is read from standard input
+    /// (prompted for, without echo, on a terminal); the file is rewritten atomically, mode 0600.
+    Add {
+        /// The user's name: 1 to 64 of A-Z a-z 0-9 . _ -
+        name: String,
+        /// The users file (the server's --users; default: the default database's, slipway.db.users).
+        #[arg(long, value_name = "FILE", default_value = "slipway.db.users")]
+        users: PathBuf,
+        /// Read the password from standard input even on a terminal (its first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -183,6 +226,13 @@ enum Command {
         caps: SizeCaps,
         #[command(flatten)]
         power: PowerFlags,
+        #[command(flatten)]
+        users: UserFlags,
+    },
+    /// Manage the users file (who may log in to the Luna2 and Commissaire dialects).
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
     },
     /// List the proposed nodes of unknown machines: the files on the
     /// proposal branch not yet on the followed branch.
@@ -358,8 +408,10 @@ fn main() -> ExitCode {
             agent_window,
             caps,
             power,
+            users,
         } => {
             let cfg = slipway::server::ServeConfig {
+                users: users.settings(),
                 repo,
                 branch,
                 design_dir,
@@ -483,6 +535,14 @@ fn main() -> ExitCode {
             from,
             to,
         } => cli::diff(&repo, design_dir.as_deref(), &from, &to),
+        Command::User {
+            action:
+                UserCommand::Add {
+                    name,
+                    users,
+                    password_stdin,
+                },
+        } => cli::user_add(&users, &name, password_stdin),
         Command::Discovered {
             repo,
             branch,

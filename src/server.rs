@@ -84,6 +84,9 @@ pub struct ServeConfig {
     /// The Ironic agents' lookup restriction and token window
     /// (`--agent-lookup`, `--agent-window`).
     pub agents: crate::services::agents::AgentConfig,
+    /// The users file, the session tokens' key file and their lifetime
+    /// (`--users`, `--luna-secret-key-file`, `--luna-token-expiry`).
+    pub users: crate::services::users::UserSettings,
 }
 
 /// The HTTP defaults (`--max-in-flight`, `--max-connections`, the
@@ -387,7 +390,12 @@ pub async fn run(
         secret_for_inspection,
         metrics.clone(),
     ));
+    let users = Arc::new(
+        crate::services::users::UserService::open(&cfg.users, &cfg.db)
+            .map_err(|e| ServeError::Other(e.to_string()))?,
+    );
     let state = AppState {
+        users,
         inspection,
         inventory,
         tasks,

@@ -35,6 +35,7 @@ pub mod render_cache;
 pub mod reports;
 pub mod status;
 pub mod tasks;
+pub mod users;
 pub mod workers;
 
 pub use deployments::{

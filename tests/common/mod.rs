@@ -206,6 +206,7 @@ impl Server {
             power: Default::default(),
             proposal_branch: None,
             agents: Default::default(),
+            users: Default::default(),
         };
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

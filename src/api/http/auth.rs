@@ -237,6 +237,13 @@ mod tests {
             max_in_flight: super::super::DEFAULT_MAX_IN_FLIGHT,
             body_timeout: super::super::DEFAULT_BODY_TIMEOUT,
             power: crate::services::power::NodePower::new(&Default::default()).unwrap(),
+            users: std::sync::Arc::new(crate::services::users::UserService {
+                users: crate::services::users::UsersFile::open(&dir.join("users")).unwrap(),
+                tokens: crate::services::users::TokenKeys::new(
+                    b"test",
+                    crate::services::users::DEFAULT_TOKEN_EXPIRY,
+                ),
+            }),
         })
     }
 

@@ -47,6 +47,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// The power service on the served design's nodes.
     pub power: crate::services::power::NodePower,
+    /// Users (the users file) and their session tokens (Luna2's JWTs).
+    pub users: Arc<crate::services::users::UserService>,
 }
 
 impl AppState {
