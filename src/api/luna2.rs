@@ -7,8 +7,11 @@
 //! ([`crate::services::users`], ...), present.
 
 pub mod auth;
+mod boot;
 mod config;
+mod control;
 mod error;
+mod monitor;
 
 use axum::Router;
 
@@ -25,6 +28,9 @@ pub fn routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(auth::routes());
     all.extend(config::routes());
+    all.extend(boot::routes());
+    all.extend(monitor::routes());
+    all.extend(control::routes());
     all
 }
 
