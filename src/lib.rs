@@ -17,6 +17,7 @@
 //! - [`power`]: power and BMC control over IPMI (ipmitool) and Redfish (only user of reqwest).
 //! - [`validation`]: [`validate`]: `design`'s stages, then `render`'s template checks.
 //! - [`inspection`]: machine inventories matched, compared and proposed against the design (pure).
+//! - [`hostlist`]: Luna2's hostlist expressions (`node[001-004]`) expanded as python-hostlist does (pure).
 //! - [`design`]: parse, schema-check, type and validate design documents (pure).
 //! - [`keys`]: server secret, action and identity keys, ULIDs (only user of hmac, ulid).
 //! - [`revision`]: what a revision is, shared by source and state.
@@ -26,6 +27,7 @@
 pub mod api;
 pub mod clock;
 pub mod design;
+pub mod hostlist;
 pub mod inspection;
 pub mod keys;
 pub mod metrics;
