@@ -36,7 +36,11 @@ pub fn routes() -> Vec<Route> {
     vec![
         r("/boot", "The full iPXE boot menu", get(menu_normal)),
         r("/boot/short", "The short iPXE boot menu", get(menu_short)),
-        r("/boot/disk", "The iPXE script booting the local disk", get(menu_disk)),
+        r(
+            "/boot/disk",
+            "The iPXE script booting the local disk",
+            get(menu_disk),
+        ),
         r(
             "/boot/search/mac/{mac}",
             "The iPXE script of the machine with this MAC (discovery when none has it)",

@@ -126,7 +126,9 @@ async fn one_node(
     let mut planned = state
         .power
         .served_targets(&state.boot, std::slice::from_ref(&node))?;
-    let (_, target) = planned.pop().ok_or_else(|| HttpError::internal("no target"))?;
+    let (_, target) = planned
+        .pop()
+        .ok_or_else(|| HttpError::internal("no target"))?;
     let target = match target {
         Ok(t) => t,
         Err(NodeFailure::UnknownNode) => {
@@ -150,8 +152,7 @@ async fn one_node(
     };
     let power = state.power.clone();
     let name = node.clone();
-    let task =
-        tokio::spawn(async move { power.run_node(&name, Ok(target), &[act.op]).await });
+    let task = tokio::spawn(async move { power.run_node(&name, Ok(target), &[act.op]).await });
     let outcome = match tokio::time::timeout(SYNC_DEADLINE, task).await {
         Err(_) => {
             return Ok(failed_501(
@@ -249,7 +250,11 @@ async fn bulk(
         .power_requests
         .start(sub, word, act.status, ops, planned)
         .map_err(|e: RequestError| {
-            HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e.to_string())
+            HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                e.to_string(),
+            )
         })?;
     Ok(Json(progress_body(&Progress {
         id,
@@ -291,7 +296,12 @@ mod tests {
             action_of("chassis", "_identify").unwrap().1.op,
             PowerOp::Identify(true)
         );
-        for (s, a) in [("power", "on"), ("sel", "_list"), ("power", "_fly"), ("x'--", "_on")] {
+        for (s, a) in [
+            ("power", "on"),
+            ("sel", "_list"),
+            ("power", "_fly"),
+            ("x'--", "_on"),
+        ] {
             assert!(action_of(s, a).is_err(), "{s} {a}");
         }
     }

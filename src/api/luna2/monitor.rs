@@ -16,6 +16,7 @@ use crate::api::http::body::{bad_request, RawBody};
 use crate::api::http::routes::Route;
 use crate::api::http::{AppState, HttpError};
 use crate::services::node_status::{NodeState, StatusError};
+use crate::services::LOAD_WAIT;
 
 /// The monitor routes.
 pub fn routes() -> Vec<Route> {
@@ -82,6 +83,7 @@ async fn node_get(
     Path(node): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
     strict_name("node", &node)?;
+    state.boot.wait_ready(LOAD_WAIT).await;
     let known = state.node_status.known(&node).map_err(status_error)?;
     if known {
         if let Some(Some(s)) = state.node_status.cached(&node) {
@@ -114,6 +116,7 @@ async fn node_post(
 ) -> Result<StatusCode, HttpError> {
     strict_name("node", &node)?;
     token.for_node(&node)?;
+    state.boot.wait_ready(LOAD_WAIT).await;
     let v: Value =
         serde_json::from_slice(&body).map_err(|_| bad_request("data is not valid json"))?;
     let incomplete = || bad_request("data structure incomplete or incorrect");
