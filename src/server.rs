@@ -406,11 +406,13 @@ pub async fn run(
         inventory.connection(),
     ));
     let power_requests = crate::services::power_requests::PowerRequests::new(power.clone());
+    let luna = Arc::new(crate::services::luna2_view::Luna2Site::new(boot.clone()));
     let state = AppState {
         boot_scripts,
         node_status,
         power_requests,
         users,
+        luna,
         inspection,
         inventory,
         tasks,

@@ -28,6 +28,7 @@ pub mod deployments;
 pub mod designs;
 pub mod inspection;
 pub mod inventory;
+pub mod luna2_view;
 pub mod node_status;
 pub mod power;
 pub mod power_requests;

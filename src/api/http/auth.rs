@@ -221,6 +221,7 @@ mod tests {
             )
             .unwrap(),
         );
+        let luna = std::sync::Arc::new(crate::services::luna2_view::Luna2Site::new(boot.clone()));
         crate::api::app(AppState {
             inspection,
             agents,
@@ -237,6 +238,7 @@ mod tests {
             max_in_flight: super::super::DEFAULT_MAX_IN_FLIGHT,
             body_timeout: super::super::DEFAULT_BODY_TIMEOUT,
             power: crate::services::power::NodePower::new(&Default::default()).unwrap(),
+            luna,
             users: std::sync::Arc::new(crate::services::users::UserService {
                 users: crate::services::users::UsersFile::open(&dir.join("users")).unwrap(),
                 tokens: crate::services::users::TokenKeys::new(

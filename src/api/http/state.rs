@@ -55,6 +55,8 @@ pub struct AppState {
     pub node_status: Arc<crate::services::node_status::NodeStatusService>,
     /// Bulk power requests, polled (Luna2's `/control/…`).
     pub power_requests: crate::services::power_requests::PowerRequests,
+    /// The served design as Luna2 config (built once per revision).
+    pub luna: Arc<crate::services::luna2_view::Luna2Site>,
 }
 
 impl AppState {
