@@ -162,20 +162,14 @@ fn command(words: &[&str], gotos: &mut Vec<String>, items: &mut Vec<String>) -> 
                 gotos.push(t.to_string());
             }
         }
-        "chain" => {
-            if !url_ok(args[0]) {
-                return Err(format!("`chain` to a bad URL `{}`", args[0]));
-            }
+        "chain" if !url_ok(args[0]) => {
+            return Err(format!("`chain` to a bad URL `{}`", args[0]));
         }
-        "imgfetch" => {
-            if !url_ok(args[0]) {
-                return Err(format!("`imgfetch` of a bad URL `{}`", args[0]));
-            }
+        "imgfetch" if !url_ok(args[0]) => {
+            return Err(format!("`imgfetch` of a bad URL `{}`", args[0]));
         }
-        "sleep" => {
-            if args[0].parse::<u32>().is_err() {
-                return Err(format!("`sleep {}`: not a number", args[0]));
-            }
+        "sleep" if args[0].parse::<u32>().is_err() => {
+            return Err(format!("`sleep {}`: not a number", args[0]));
         }
         "set" | "isset" | "inc" | "read" | "choose" => {
             let name = args[0];
