@@ -26,12 +26,16 @@
 //! - [`writeback`]: design edits through an API become validated commits.
 
 pub mod agents;
+pub mod boot_scripts;
 pub mod clusters;
 pub mod deployments;
 pub mod designs;
 pub mod inspection;
 pub mod inventory;
+pub mod luna2_view;
+pub mod node_status;
 pub mod power;
+pub mod power_requests;
 pub mod render_cache;
 pub mod reports;
 pub mod status;

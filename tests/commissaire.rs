@@ -969,3 +969,61 @@ async fn the_real_commctl_joins_and_unjoins_a_host_and_creates_clusters_and_host
     assert!(!out.contains("PRIVATE"), "{ok} {out}");
     site.s.stop().await;
 }
+
+#[tokio::test]
+async fn a_hosts_luna2_monitor_status_makes_it_active_and_its_cluster_ok() {
+    let site = start(true).await;
+    let hosts = design_hosts();
+    let c = common::client();
+    let r = c
+        .post(site.s.url("/token"))
+        .json(&json!({"username": "carol", "password": "wonderland"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let token: Value = r.json().await.unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let post = |node: String, state: &'static str| {
+        let url = site.s.url(&format!("/monitor/status/{node}"));
+        let token = token.clone();
+        let c = c.clone();
+        async move {
+            c.post(url)
+                .header("x-access-tokens", token)
+                .json(&json!({"monitor": {"status": {node: {"state": state}}}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let code = post(hosts[0].0.clone(), "installer.completed").await;
+    assert!((200..300).contains(&code), "{code}");
+    let h = site
+        .get(&format!("/api/v0/host/{}", hosts[0].1))
+        .await
+        .json();
+    assert_eq!(h["status"], "active");
+    let v = site.get("/api/v0/cluster/prod").await.json();
+    assert_eq!(v["status"], "degraded");
+    assert_eq!(
+        v["hosts"],
+        json!({"total": 2, "available": 1, "unavailable": 1})
+    );
+    let code = post(hosts[1].0.clone(), "installer.completed").await;
+    assert!((200..300).contains(&code), "{code}");
+    assert_eq!(
+        site.get("/api/v0/cluster/prod").await.json()["status"],
+        "ok"
+    );
+    let code = post(hosts[1].0.clone(), "installer.error").await;
+    assert!((200..300).contains(&code), "{code}");
+    let h = site
+        .get(&format!("/api/v0/host/{}/status", hosts[1].1))
+        .await
+        .json();
+    assert_eq!(h["host"]["status"], "failed");
+    site.s.stop().await;
+}

@@ -6,85 +6,14 @@
 //! `luna` CLI logging in (tests/luna2/luna_cli.py).
 
 mod common;
+#[path = "luna2/site.rs"]
+mod site;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{client, GitRepo, Server};
 use serde_json::{json, Value};
-
-/// The key shared with the CLI's luna.ini (`SECRET_KEY`).
-const KEY: &str = "004f2af45d3a4e161a7dd2d17fdae47f-test";
-
-/// A server on the example site, its revision applied, with a users file
-/// holding `alice` (password `wonderland`) and the key file holding [`KEY`].
-pub struct Luna {
-    pub g: GitRepo,
-    pub s: Server,
-    pub commit: String,
-    pub dir: tempfile::TempDir,
-}
-
-impl Luna {
-    pub fn users(&self) -> PathBuf {
-        self.dir.path().join("users")
-    }
-}
-
-async fn luna(adjust: impl FnOnce(&mut slipway::server::ServeConfig)) -> Luna {
-    let dir = tempfile::tempdir().unwrap();
-    slipway::services::users::add_user(&dir.path().join("users"), "alice", "wonderland").unwrap();
-    std::fs::write(dir.path().join("key"), format!("{KEY}\n")).unwrap();
-    let g = GitRepo::new();
-    g.add_example_site();
-    let commit = g.commit("site");
-    let db = g.path().join("slipway.db");
-    let (users, key) = (dir.path().join("users"), dir.path().join("key"));
-    let s = Server::start_with(g.path(), &db, |cfg| {
-        cfg.secret = Some(g.path().join("secret"));
-        cfg.users.users = Some(users);
-        cfg.users.key_file = Some(key);
-        adjust(cfg);
-    })
-    .await
-    .unwrap();
-    s.wait_status(&commit, "applied").await;
-    Luna { g, s, commit, dir }
-}
-
-/// `POST /token` with a raw body: the code and the JSON body (every answer
-/// must be JSON).
-async fn post_token(s: &Server, body: &str) -> (u16, Value) {
-    let r = client()
-        .post(s.url("/token"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let code = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (code, v)
-}
-
-fn decode(token: &str, key: &str) -> Result<Value, jsonwebtoken::errors::Error> {
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    v.leeway = 0;
-    v.validate_aud = false;
-    jsonwebtoken::decode::<Value>(
-        token,
-        &jsonwebtoken::DecodingKey::from_secret(key.as_bytes()),
-        &v,
-    )
-    .map(|d| d.claims)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use site::{decode, luna, now, post_token, KEY};
 
 #[tokio::test]
 async fn a_user_logs_in_with_a_201_hs256_token_under_the_configured_key_and_lifetime() {

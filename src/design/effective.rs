@@ -130,6 +130,18 @@ pub fn compile(design: &Design, node: &Entity<HostData>) -> EffectiveNode {
     )
 }
 
+/// A host profile with its parent chain applied, as a node using it with no
+/// layer of its own would be (`name` is the profile's; no addressing).
+pub fn compile_host_profile(design: &Design, profile: &str) -> EffectiveNode {
+    let compiled = compile_profile(design, Some(profile));
+    let mut eff = compiled.base;
+    eff.name = profile.to_string();
+    eff.profile_chain = compiled.chain;
+    eff.missing_profile = compiled.missing;
+    eff.profile_cycle = compiled.cycle;
+    eff
+}
+
 /// The compiled nodes of an earlier design, to reuse those whose inputs are
 /// the very same (shared) typed documents.
 #[derive(Default)]

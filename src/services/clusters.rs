@@ -17,7 +17,8 @@
 //! first request that needs it (as the agents' node index). A host's status
 //! and facts are read per request from what slipway knows of the node: its
 //! boot actions' reports, its Ironic agent's heartbeats, its latest
-//! inspection (the Luna2 monitor has a hook, [`ClusterService::monitor_status`]).
+//! inspection, and the Luna2 monitor ([`ClusterService::monitor_status`]: what
+//! its installer last posted, through `services::node_status`).
 //! Every method but [`ClusterService::new`] and [`ClusterService::view`]
 //! may block on SQLite: call them off the async runtime.
 
@@ -26,6 +27,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::agents::AgentService;
+use super::node_status::NodeStatusService;
 use super::writeback::{Edit, EditError, WriteBack, WriteError};
 use super::{BootError, BootService, ServiceError};
 use crate::design::Design;
@@ -302,6 +304,7 @@ pub struct ClusterService {
     agents: Arc<AgentService>,
     store: Arc<Mutex<Store>>,
     writeback: Arc<WriteBack>,
+    node_status: Arc<NodeStatusService>,
     view: RwLock<Option<Built>>,
     building: Mutex<()>,
 }
@@ -328,6 +331,7 @@ impl ClusterService {
         agents: Arc<AgentService>,
         store: Arc<Mutex<Store>>,
         writeback: Arc<WriteBack>,
+        node_status: Arc<NodeStatusService>,
     ) -> ClusterService {
         ClusterService {
             cfg,
@@ -335,6 +339,7 @@ impl ClusterService {
             agents,
             store,
             writeback,
+            node_status,
             view: RwLock::new(None),
             building: Mutex::new(()),
         }
@@ -380,10 +385,22 @@ impl ClusterService {
         })
     }
 
-    /// The Luna2 monitor's word on a node, once that service exists (issue
-    /// 14, helper luna-b): a hook that knows nothing yet.
-    pub fn monitor_status(&self, _node: &str) -> Option<HostStatus> {
-        None
+    /// The Luna2 monitor's word on a node (what its installer last posted to
+    /// `/monitor/status/{node}`): `active` once installed, `failed` on an
+    /// error, `bootstrapping` while installing; `None` when it posted
+    /// nothing. Blocks (SQLite on a cold cache).
+    pub fn monitor_status(&self, node: &str) -> Option<HostStatus> {
+        let state = match self.node_status.cached(node) {
+            Some(s) => s,
+            None => self.node_status.get(node).ok().flatten(),
+        }?;
+        Some(if state.installed() {
+            HostStatus::Active
+        } else if state.failed() {
+            HostStatus::Failed
+        } else {
+            HostStatus::Bootstrapping
+        })
     }
 
     fn info(&self, entry: &HostEntry, known: &Known) -> Result<HostInfo, ServiceError> {

@@ -53,6 +53,14 @@ pub struct AppState {
     pub writeback: Arc<crate::services::writeback::WriteBack>,
     /// Users (the users file) and their session tokens (Luna2's JWTs).
     pub users: Arc<crate::services::users::UserService>,
+    /// Boot scripts of the served revision (Luna2's `/boot/…`).
+    pub boot_scripts: Arc<crate::services::boot_scripts::BootScriptService>,
+    /// Nodes' own statuses (Luna2's `/monitor/node/…`; Commissaire reads them).
+    pub node_status: Arc<crate::services::node_status::NodeStatusService>,
+    /// Bulk power requests, polled (Luna2's `/control/…`).
+    pub power_requests: crate::services::power_requests::PowerRequests,
+    /// The served design as Luna2 config (built once per revision).
+    pub luna: Arc<crate::services::luna2_view::Luna2Site>,
 }
 
 impl AppState {
