@@ -177,6 +177,8 @@ enum Format {
 // `serve`'s flags make its variant large; the command is parsed once per process.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
+// Parsed once per process: the size of `Serve`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Watch a design repository, apply each valid revision, serve the API.
     Serve {

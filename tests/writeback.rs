@@ -470,3 +470,223 @@ async fn a_served_repository_applies_a_write_back_commit() {
     assert_eq!(code, 200, "{node}");
     server.stop().await;
 }
+
+#[test]
+fn commit_files_moves_a_branch_only_from_the_expected_head_and_refuses_bad_paths() {
+    use slipway::source::{FileChange, Person, Repo, SourceError};
+    let g = site();
+    let base = g.git(&["rev-parse", "main"]);
+    let repo = Repo::discover(g.path()).unwrap();
+    let who = Person {
+        name: "alice".into(),
+        email: "alice@example.com".into(),
+    };
+    let write = |path: &str, text: &str| FileChange {
+        path: path.into(),
+        bytes: Some(text.as_bytes().to_vec()),
+    };
+    let first = repo
+        .commit_files(
+            "main",
+            &base,
+            false,
+            &[write("notes/a.txt", "a\n")],
+            &who,
+            &who,
+            "first",
+        )
+        .unwrap();
+    assert_eq!(g.git(&["rev-parse", "main"]), first);
+    assert_eq!(g.git(&["show", "main:notes/a.txt"]), "a");
+    // Built on the old head: the branch has moved, nothing changes.
+    let stale = repo.commit_files(
+        "main",
+        &base,
+        false,
+        &[write("b.txt", "b")],
+        &who,
+        &who,
+        "stale",
+    );
+    assert!(matches!(stale, Err(SourceError::Moved { .. })), "{stale:?}");
+    assert_eq!(g.git(&["rev-parse", "main"]), first);
+    // Creating a branch that exists is a lost race too.
+    let exists = repo.commit_files(
+        "main",
+        &first,
+        true,
+        &[write("b.txt", "b")],
+        &who,
+        &who,
+        "x",
+    );
+    assert!(
+        matches!(exists, Err(SourceError::Moved { .. })),
+        "{exists:?}"
+    );
+    for bad in ["../x", ".git/config", "a//b", "", "/abs", "a/./b"] {
+        let r = repo.commit_files("main", &first, false, &[write(bad, "x")], &who, &who, "bad");
+        assert!(matches!(r, Err(SourceError::Proposal(_))), "{bad}: {r:?}");
+    }
+    let missing = FileChange {
+        path: "nope.yaml".into(),
+        bytes: None,
+    };
+    let r = repo.commit_files("main", &first, false, &[missing], &who, &who, "del");
+    assert!(matches!(r, Err(SourceError::Proposal(_))), "{r:?}");
+    // Deleting a directory's last file removes the directory.
+    let gone = FileChange {
+        path: "notes/a.txt".into(),
+        bytes: None,
+    };
+    let third = repo
+        .commit_files("main", &first, false, &[gone], &who, &who, "rm")
+        .unwrap();
+    assert_eq!(g.git(&["ls-tree", "--name-only", &third, "notes"]), "");
+    assert_eq!(g.git(&["log", "-1", "--format=%an|%s", "main"]), "alice|rm");
+    // A new branch starts from the given parent and leaves main alone.
+    let review = repo
+        .commit_files(
+            "review",
+            &third,
+            true,
+            &[write("r.txt", "r")],
+            &who,
+            &who,
+            "r",
+        )
+        .unwrap();
+    assert_eq!(g.git(&["rev-parse", "review^"]), third);
+    assert_eq!(g.git(&["rev-parse", "main"]), third);
+    assert_ne!(review, third);
+}
+
+/// Every `*.yaml` under `dir`, as design files (paths relative to `dir`).
+fn yaml_files(dir: &std::path::Path) -> Vec<slipway::design::DesignFile> {
+    slipway::source::read_dir_files(dir).unwrap()
+}
+
+/// Checks one edit of `doc` on `files`: only its file changes, every other
+/// chunk of that file keeps its bytes, every other document its content.
+fn check_edit_keeps_the_rest(
+    files: &[slipway::design::DesignFile],
+    doc: &slipway::design::Document,
+    edit: Edit,
+    deleted: bool,
+) {
+    use slipway::design::parse;
+    let what = format!(
+        "{}/{} ({}:{})",
+        doc.kind.name(),
+        doc.name,
+        doc.file,
+        doc.line
+    );
+    let edited =
+        slipway::design::edit::apply(files, &[edit]).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let changed: Vec<&str> = edited.changes.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(changed, [doc.file.as_str()], "{what}");
+    let before = parse::parse_files(files);
+    let after = parse::parse_files(&edited.files);
+    let key = |d: &slipway::design::Document| (d.kind, d.name.clone());
+    let others = |p: &parse::Parsed| -> Vec<(slipway::design::Kind, String, String)> {
+        p.documents
+            .iter()
+            .filter(|d| key(d) != key(doc))
+            .map(|d| (d.kind, d.name.clone(), d.hash.clone()))
+            .collect()
+    };
+    assert_eq!(
+        others(&before),
+        others(&after),
+        "{what}: other documents changed"
+    );
+    let now = after.documents.iter().find(|d| key(d) == key(doc));
+    assert_eq!(now.is_none(), deleted, "{what}");
+    if let Some(now) = now {
+        assert_eq!(now.data, doc.data, "{what}: data changed");
+        assert!(
+            now.canonical.contains("\"slipway-test\":\"edited\""),
+            "{what}: {}",
+            now.canonical
+        );
+    }
+    // Byte for byte: the file's other chunks are untouched.
+    let old = files.iter().find(|f| f.path == doc.file).unwrap();
+    let old = std::str::from_utf8(&old.bytes).unwrap();
+    let new = edited
+        .files
+        .iter()
+        .find(|f| f.path == doc.file)
+        .map(|f| std::str::from_utf8(&f.bytes).unwrap().to_string());
+    let chunks = |t: &str| -> Vec<String> {
+        parse::document_chunks(t)
+            .into_iter()
+            .map(|(_, r)| t[r].to_string())
+            .collect()
+    };
+    let (a, b) = (chunks(old), new.as_deref().map(chunks).unwrap_or_default());
+    let i = parse::document_chunks(old)
+        .iter()
+        .rposition(|(l, _)| *l <= doc.line)
+        .unwrap();
+    let kept: Vec<&String> = a
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, c)| c)
+        .collect();
+    if deleted {
+        // Every other chunk is still in the file, byte for byte.
+        let text = new.clone().unwrap_or_default();
+        for c in &kept {
+            assert!(text.contains(c.as_str()), "{what}: a chunk changed: {c}");
+        }
+    } else {
+        let rest: Vec<&String> = b
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(kept, rest, "{what}: other chunks changed");
+    }
+}
+
+#[test]
+fn edits_of_every_document_of_real_site_layouts_keep_the_rest_byte_for_byte() {
+    let treasuremap =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/treasuremap");
+    assert!(treasuremap.is_dir(), "{} is missing", treasuremap.display());
+    let mut checked = 0;
+    for dir in [common::example_site(), treasuremap] {
+        let files = yaml_files(&dir);
+        let parsed = slipway::design::parse::parse_files(&files);
+        let mut seen = std::collections::BTreeMap::new();
+        for d in &parsed.documents {
+            *seen.entry((d.kind, d.name.clone())).or_insert(0) += 1;
+        }
+        for d in &parsed.documents {
+            if seen[&(d.kind, d.name.clone())] > 1 {
+                continue;
+            }
+            let label: Change = Arc::new(|f: &mut Fields| {
+                f.labels.insert("slipway-test".into(), json!("edited"));
+                Ok(())
+            });
+            let update = Edit::Update {
+                kind: d.kind,
+                name: d.name.clone(),
+                change: label,
+            };
+            check_edit_keeps_the_rest(&files, d, update, false);
+            let delete = Edit::Delete {
+                kind: d.kind,
+                name: d.name.clone(),
+            };
+            check_edit_keeps_the_rest(&files, d, delete, true);
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} documents checked");
+}

@@ -13,6 +13,7 @@ mod config_write;
 mod control;
 mod error;
 mod monitor;
+pub mod openapi;
 
 use axum::Router;
 
@@ -33,6 +34,7 @@ pub fn routes() -> Vec<Route> {
     all.extend(boot::routes());
     all.extend(monitor::routes());
     all.extend(control::routes());
+    all.extend(openapi::routes());
     all
 }
 

@@ -9,8 +9,9 @@
 //! - an **edited** document's text is replaced by the document emitted again
 //!   ([`yaml::emit_document`]: its envelope keeps its keys and their order,
 //!   its `data` is the new one); the comment and blank lines before it (and
-//!   its `---`) and the column-0 comment lines after it stay; comments inside
-//!   it and its quoting style are lost;
+//!   its `---`) and the column-0 comment lines after it (and its `...` end
+//!   line) stay; comments inside it, its quoting style and its anchors
+//!   (aliases are written out) are lost;
 //! - a **deleted** document's text is removed with its `---` line and the
 //!   comments between that line and the document; comment lines before its
 //!   `---` (a file header) and after its last line stay; a file left with no
@@ -420,11 +421,15 @@ impl Work {
         let mut out = String::with_capacity(text.len());
         out.push_str(&text[..found.chunk.start]);
         out.push_str(&chunk[..parts.marker_start]);
-        out.push_str(&chunk[parts.tail_start..]);
+        for l in chunk[parts.tail_start..].split_inclusive('\n') {
+            if !is_end_marker(l) {
+                out.push_str(l);
+            }
+        }
         out.push_str(&text[found.chunk.end..]);
         let empty = out.lines().all(|l| {
             let t = l.trim();
-            t.is_empty() || t.starts_with('#') || is_marker(l)
+            t.is_empty() || t.starts_with('#') || is_marker(l) || is_end_marker(l)
         });
         self.put(&found.path, (!empty).then(|| out.into_bytes()));
     }
@@ -555,7 +560,7 @@ impl ChunkParts {
                 break;
             }
             let blank = l.trim().is_empty();
-            if blank || l.starts_with('#') {
+            if blank || l.starts_with('#') || is_end_marker(l) {
                 tail_start = *at;
             } else {
                 break;
@@ -569,6 +574,15 @@ impl ChunkParts {
             tail_start,
         }
     }
+}
+
+/// A `...` document end line (kept after an edited document; removed with a
+/// deleted one).
+fn is_end_marker(line: &str) -> bool {
+    line.strip_prefix("...").is_some_and(|r| {
+        let r = r.trim();
+        r.is_empty() || r.starts_with('#')
+    })
 }
 
 /// A `---` line (with nothing after it but spaces or a comment).

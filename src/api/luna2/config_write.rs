@@ -109,7 +109,7 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             "POST",
-            "/config/network/{net}",
+            "/config/network/{network}",
             "Create or change a network (a commit)",
             body(),
             &[201, 204],
@@ -118,7 +118,7 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             "POST",
-            "/config/network/{net}/_clone",
+            "/config/network/{network}/_clone",
             "Clone a network under `newnetname` (a commit)",
             body(),
             &[201],
@@ -127,7 +127,7 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             "GET",
-            "/config/network/{net}/_delete",
+            "/config/network/{network}/_delete",
             "Delete a network (a commit)",
             None,
             &[204],
@@ -147,6 +147,7 @@ pub const NODE_FIELDS: &[&str] = &[
     "comment",
     "vendor",
     "assettag",
+    "rack",
 ];
 /// The interface fields a node write maps.
 pub const INTERFACE_FIELDS: &[&str] = &["interface", "network", "ipaddress", "macaddress"];
@@ -161,6 +162,7 @@ pub const NETWORK_FIELDS: &[&str] = &[
     "gateway",
     "dhcp_range_begin",
     "dhcp_range_end",
+    "ns_ip",
     "nameserver_ip",
 ];
 
@@ -172,9 +174,11 @@ fn check_name(what: &str, name: &str) -> Result<(), HttpError> {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '.' | '_' | '-')
+                || (c == ':' && what == "interface")
+        });
     if ok {
         Ok(())
     } else {
@@ -227,6 +231,12 @@ fn text(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, HttpEr
             "Invalid request: field `{key}` must be a string"
         ))),
     }
+}
+
+/// A text field the luna CLI sends base64-encoded (`comment`): its text,
+/// or the value as sent when it is not base64 of UTF-8 text.
+fn luna_text(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, HttpError> {
+    Ok(text(fields, key)?.map(|s| crate::services::luna2_view::unb64_text(&s).unwrap_or(s)))
 }
 
 /// The author of a write: the token's user (a node's token: the node).
@@ -325,13 +335,23 @@ fn node_interfaces_of(state: &AppState, name: &str) -> BTreeMap<String, String> 
                 .iter()
                 .find(|n| n.name == name)
                 .map(|n| {
-                    n.interfaces
-                        .iter()
-                        .filter_map(|(i, f)| {
-                            let net = f.networks.as_ref()?.first()?.clone();
-                            Some((i.clone(), net))
-                        })
-                        .collect()
+                    // As the read view labels them: the first network under
+                    // the interface's name, others as `<if>:<net>`, the BMC.
+                    let mut out = BTreeMap::new();
+                    for (i, f) in n.interfaces.iter() {
+                        for (k, net) in f.networks.iter().flatten().enumerate() {
+                            let label = if k == 0 {
+                                i.clone()
+                            } else {
+                                format!("{i}:{net}")
+                            };
+                            out.insert(label, net.clone());
+                        }
+                    }
+                    if let Some(net) = n.oob.as_ref().and_then(|o| o.network.clone()) {
+                        out.insert("BMC".to_string(), net);
+                    }
+                    out
                 })
                 .unwrap_or_default()
         })
@@ -457,14 +477,16 @@ fn set_path(data: &mut Value, path: &[&str], value: &str) {
 fn node_change(fields: &Map<String, Value>, ifaces: Vec<IfaceChange>) -> Result<Change, HttpError> {
     let group = text(fields, "group")?;
     let osimage = text(fields, "osimage")?;
-    let owner: Vec<(String, String)> = ["comment", "vendor", "assettag"]
-        .into_iter()
-        .filter_map(|k| {
-            text(fields, k)
-                .transpose()
-                .map(|v| v.map(|v| (k.to_string(), v)))
-        })
-        .collect::<Result<_, _>>()?;
+    let mut owner: Vec<(String, String)> = Vec::new();
+    if let Some(c) = luna_text(fields, "comment")? {
+        owner.push(("comment".into(), c));
+    }
+    for k in ["vendor", "assettag"] {
+        if let Some(v) = text(fields, k)? {
+            owner.push((k.into(), v));
+        }
+    }
+    let rack = text(fields, "rack")?;
     if group.as_deref() == Some("") {
         return Err(bad_request("Invalid request: group cannot be empty"));
     }
@@ -477,6 +499,9 @@ fn node_change(fields: &Map<String, Value>, ifaces: Vec<IfaceChange>) -> Result<
         }
         for (k, v) in &owner {
             set_path(&mut f.data, &["metadata", "owner_data", k], v);
+        }
+        if let Some(r) = &rack {
+            set_path(&mut f.data, &["metadata", "rack"], r);
         }
         apply_interfaces(&mut f.data, &ifaces)
     }))
@@ -567,7 +592,8 @@ async fn node_post(
 }
 
 /// `POST /config/node/{node}/_clone` with `newnodename`: 201. The clone's
-/// boot MAC is cleared (as Luna2 does) unless the body gives one.
+/// boot MAC is cleared (as Luna2 does) unless the body gives one, and it
+/// gets the next free address of each network the body gives none on.
 async fn node_clone(
     State(state): State<AppState>,
     Path(node): Path<String>,
@@ -583,10 +609,11 @@ async fn node_clone(
         .ok_or_else(|| bad_request("Invalid request: newnodename is required to clone a node"))?;
     check_name("node", &to)?;
     let known = node_interfaces_of(&state, &node);
-    let ifaces = match fields.get("interfaces") {
+    let mut ifaces = match fields.get("interfaces") {
         Some(list) => interface_changes(list, &known)?,
         None => Vec::new(),
     };
+    ifaces.extend(free_addresses(&state, &node, &ifaces).await?);
     let keeps_mac = ifaces.iter().any(|i| i.macaddress.is_some());
     let change = node_change(&fields, ifaces)?;
     let change: Change = Arc::new(move |f: &mut Fields| {
@@ -611,6 +638,63 @@ async fn node_clone(
     )
     .await?;
     Ok(answer("Node", &to, done, true))
+}
+
+/// Addresses for a clone of `node`, as Luna2 gives them: on each network the
+/// source has a static address on and the body gives none, the network's
+/// next free address in the served design (`_nextfreeip`'s answer; nothing
+/// is reserved, so two clones at once may pick the same address and the
+/// second is refused by validation).
+async fn free_addresses(
+    state: &AppState,
+    node: &str,
+    given: &[IfaceChange],
+) -> Result<Vec<IfaceChange>, HttpError> {
+    let given: Vec<String> = given
+        .iter()
+        .filter(|c| c.ipaddress.is_some())
+        .map(|c| c.network.clone())
+        .collect();
+    let nets: Vec<String> = state
+        .writeback
+        .with_applied(|d| {
+            d.node(node)
+                .map(|n| {
+                    n.data
+                        .addressing
+                        .iter()
+                        .flatten()
+                        .flatten()
+                        .filter(|a| a.address.as_deref().is_some_and(|a| a != "dhcp"))
+                        .filter_map(|a| a.network.clone())
+                        .filter(|net| !given.contains(net))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    if nets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let luna = state.luna.clone();
+    blocking(move || {
+        let view = luna.view().map_err(HttpError::from)?;
+        Ok(nets
+            .into_iter()
+            .filter_map(|net| {
+                let v = view.next_free(&net)??;
+                let ip = v["config"]["network"][net.as_str()]["nextip"]
+                    .as_str()?
+                    .to_string();
+                Some(IfaceChange {
+                    network: net,
+                    ipaddress: Some(ip),
+                    macaddress: None,
+                })
+            })
+            .collect())
+    })
+    .await
 }
 
 /// `GET /config/node/{node}/_delete`: 204.
@@ -715,7 +799,7 @@ async fn node_interface_delete(
 
 fn group_change(fields: &Map<String, Value>) -> Result<Change, HttpError> {
     let osimage = text(fields, "osimage")?;
-    let comment = text(fields, "comment")?;
+    let comment = luna_text(fields, "comment")?;
     Ok(Arc::new(move |f: &mut Fields| {
         if let Some(o) = &osimage {
             set_path(&mut f.data, &["platform", "image"], o);
@@ -904,7 +988,19 @@ fn network_change(fields: &Map<String, Value>) -> Result<Change, HttpError> {
     let gateway = text(fields, "gateway")?;
     let begin = text(fields, "dhcp_range_begin")?;
     let end = text(fields, "dhcp_range_end")?;
-    let dns = text(fields, "nameserver_ip")?;
+    let dns = match text(fields, "ns_ip")? {
+        Some(d) => Some(d),
+        None => text(fields, "nameserver_ip")?,
+    };
+    // The read view shows `network` as the CIDR; Luna2's own daemon splits it
+    // into `network` and `subnet`. Both are taken.
+    let (network, subnet) = match network {
+        Some(n) if n.contains('/') => {
+            let (a, p) = n.split_once('/').unwrap_or_default();
+            (Some(a.to_string()), subnet.or(Some(p.to_string())))
+        }
+        n => (n, subnet),
+    };
     let prefix = match &subnet {
         Some(s) => Some(prefix_of(s).ok_or_else(|| {
             bad_request(format!(
@@ -971,7 +1067,7 @@ fn network_change(fields: &Map<String, Value>) -> Result<Change, HttpError> {
     }))
 }
 
-/// `POST /config/network/{net}`: change (204) or create (201) a network.
+/// `POST /config/network/{network}`: change (204) or create (201) a network.
 async fn network_post(
     State(state): State<AppState>,
     Path(net): Path<String>,
@@ -1010,7 +1106,8 @@ async fn network_post(
                 "Invalid request: newnetname is only allowed while update, rename or clone a network",
             ));
         }
-        if text(&fields, "network")?.is_none() || text(&fields, "subnet")?.is_none() {
+        let cidr = text(&fields, "network")?.is_some_and(|n| n.contains('/'));
+        if text(&fields, "network")?.is_none() || (!cidr && text(&fields, "subnet")?.is_none()) {
             return Err(bad_request(
                 "Invalid request: network and subnet are required for a new network",
             ));
@@ -1042,7 +1139,7 @@ async fn network_post(
     ))
 }
 
-/// `POST /config/network/{net}/_clone` with `newnetname`: 201 (not a route
+/// `POST /config/network/{network}/_clone` with `newnetname`: 201 (not a route
 /// of the real daemon; served for symmetry with nodes and groups).
 async fn network_clone(
     State(state): State<AppState>,
@@ -1074,7 +1171,7 @@ async fn network_clone(
     Ok(answer("Network", &to, done, true))
 }
 
-/// `GET /config/network/{net}/_delete`: 204 (400 while used: validation
+/// `GET /config/network/{network}/_delete`: 204 (400 while used: validation
 /// names the users).
 async fn network_delete(
     State(state): State<AppState>,
