@@ -174,8 +174,6 @@ enum Format {
     Json,
 }
 
-// `serve`'s flags make its variant large; the command is parsed once per process.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 // Parsed once per process: the size of `Serve`'s flags costs nothing.
 #[allow(clippy::large_enum_variant)]
