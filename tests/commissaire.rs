@@ -344,6 +344,16 @@ async fn bad_input_gets_commissaires_text_html_4xx() {
     site.call("POST", "/api/v0/clusters", Some("{}"))
         .await
         .assert_error(405, "Method Not Allowed");
+    // Not served: machines and Networks are edited in git; no cluster operations.
+    site.call("DELETE", &format!("/api/v0/host/{n1}"), None)
+        .await
+        .assert_error(405, "Method Not Allowed");
+    site.call("PUT", "/api/v0/network/mgmt", Some("{}"))
+        .await
+        .assert_error(405, "Method Not Allowed");
+    site.get("/api/v0/cluster/prod/deploy")
+        .await
+        .assert_error(404, "Not Found");
     // Malformed bodies.
     for body in [
         "{",
