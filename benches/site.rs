@@ -6,7 +6,7 @@
 //! a git repository holding a site of `SLIPWAY_BENCH_HTTP_NODES` nodes (default
 //! 10000), with `wrk` as the load generator, `SLIPWAY_BENCH_SECS` seconds per run
 //! (default 8): boot-data GETs (keep-alive and a new connection per request),
-//! Ironic agent lookups by MAC (`GET /v1/lookup`), boot-action signal POSTs (and a count of the recorded rows), a boot storm with
+//! Ironic agent lookups by MAC (`GET /v1/lookup`), Luna2 boot scripts by MAC (`GET /boot/search/mac/{mac}`), boot-action signal POSTs (and a count of the recorded rows), a boot storm with
 //! as many connections as the file limit allows (up to 10,000), a one-node commit
 //! through the git webhook, and the server's peak RSS.
 //!

@@ -102,6 +102,29 @@ impl PowerFlags {
     }
 }
 
+/// How the Commissaire dialect reads clusters and hosts from the design
+/// (`serve`); see docs/compat.md, "Commissaire".
+#[derive(clap::Args, Clone)]
+struct CommissaireFlags {
+    /// The `metadata.owner_data` key naming a node's Commissaire cluster, and the Network
+    /// `labels` key declaring clusters on that network.
+    #[arg(long, default_value = slipway::services::clusters::DEFAULT_CLUSTER_KEY)]
+    commissaire_cluster_key: String,
+    /// The network whose static address is a Commissaire host's address (default: each
+    /// node's primary network, else its first static address off its OOB network).
+    #[arg(long)]
+    commissaire_network: Option<String>,
+}
+
+impl CommissaireFlags {
+    fn config(self) -> slipway::services::clusters::ClusterConfig {
+        slipway::services::clusters::ClusterConfig {
+            key: self.commissaire_cluster_key,
+            network: self.commissaire_network,
+        }
+    }
+}
+
 /// Who may log in, and their session tokens (`serve`); see docs/luna2.md.
 #[derive(clap::Args, Clone)]
 struct UserFlags {
@@ -233,6 +256,8 @@ enum Command {
         caps: SizeCaps,
         #[command(flatten)]
         power: PowerFlags,
+        #[command(flatten)]
+        commissaire: CommissaireFlags,
         #[command(flatten)]
         users: UserFlags,
     },
@@ -416,6 +441,7 @@ fn main() -> ExitCode {
             agent_window,
             caps,
             power,
+            commissaire,
             users,
         } => {
             let cfg = slipway::server::ServeConfig {
@@ -446,6 +472,7 @@ fn main() -> ExitCode {
                     window: Duration::from_secs(agent_window.max(1)),
                     ..Default::default()
                 },
+                commissaire: commissaire.config(),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -4,4 +4,5 @@
 pub mod bootdata;
 pub mod check;
 pub mod context;
+pub mod ipxe;
 pub mod template;

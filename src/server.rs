@@ -84,6 +84,9 @@ pub struct ServeConfig {
     /// The Ironic agents' lookup restriction and token window
     /// (`--agent-lookup`, `--agent-window`).
     pub agents: crate::services::agents::AgentConfig,
+    /// How the Commissaire dialect reads clusters and hosts from the design
+    /// (`--commissaire-cluster-key`, `--commissaire-network`).
+    pub commissaire: crate::services::clusters::ClusterConfig,
     /// The review branch API design edits are committed on (`--write-branch`;
     /// `None`: the followed branch, waiting for each commit to be applied).
     pub write_branch: Option<String>,
@@ -286,6 +289,8 @@ pub async fn run(
             format!("http://{addr}/api/v1.0/bootactions/")
         }
     };
+    // Boot scripts point machines at the origin their reports go to.
+    let boot_base = report_url.clone();
     let metrics = Arc::new(crate::metrics::Metrics::new());
     if let Some(c) = &status.applied {
         metrics.revision_applied(c, status.nodes, now());
@@ -421,9 +426,31 @@ pub async fn run(
         crate::services::users::UserService::open(&cfg.users, &cfg.db)
             .map_err(|e| ServeError::Other(e.to_string()))?,
     );
+    let boot_scripts = Arc::new(crate::services::boot_scripts::BootScriptService::new(
+        boot.clone(),
+        agents.clone(),
+        &boot_base,
+    ));
+    let node_status = Arc::new(crate::services::node_status::NodeStatusService::new(
+        boot.clone(),
+        inventory.connection(),
+    ));
+    let power_requests = crate::services::power_requests::PowerRequests::new(power.clone());
     let luna = Arc::new(crate::services::luna2_view::Luna2Site::new(boot.clone()));
+    let clusters = Arc::new(crate::services::clusters::ClusterService::new(
+        cfg.commissaire.clone(),
+        boot.clone(),
+        agents.clone(),
+        inventory.connection(),
+        writeback.clone(),
+        node_status.clone(),
+    ));
     let state = AppState {
+        clusters,
         writeback,
+        boot_scripts,
+        node_status,
+        power_requests,
         users,
         luna,
         inspection,

@@ -6,6 +6,8 @@
 //!
 //! - [`agents`]: Ironic agents: lookup by MAC over a node index per served
 //!   revision, agent tokens, heartbeats;
+//! - [`clusters`]: clusters, hosts and networks of the Commissaire
+//!   dialect, as a view of the served design;
 //! - [`deployments`]: `BootService`, the applied revision served to nodes:
 //!   node deployments and their keys, made with the revision that changes
 //!   the node, and boot data through the render cache;
@@ -24,12 +26,16 @@
 //! - [`writeback`]: design edits through an API become validated commits.
 
 pub mod agents;
+pub mod boot_scripts;
+pub mod clusters;
 pub mod deployments;
 pub mod designs;
 pub mod inspection;
 pub mod inventory;
 pub mod luna2_view;
+pub mod node_status;
 pub mod power;
+pub mod power_requests;
 pub mod render_cache;
 pub mod reports;
 pub mod status;

@@ -25,6 +25,8 @@ const CONNECTIONS: usize = 64;
 const STORM_CONNECTIONS: usize = 10_000;
 /// Drydock, through its API with PostgreSQL: one boot-data GET at 10,000 nodes.
 const DRYDOCK_GET_SECS: f64 = 3.0;
+/// Luna2's `/boot/search/mac` on 2 cores (CLIENTS.md / issue 14).
+const LUNA2_BOOT_SEARCH_RATE: f64 = 590.0;
 /// Drydock's peak RSS at 10,000 nodes, MB.
 const DRYDOCK_RSS_MB: f64 = 340.0;
 /// The signal POST's body: one progress detail.
@@ -128,6 +130,45 @@ pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
         met: Some(r.rate() >= 20_000.0 && r.p99 < 0.005 && r.non_2xx() == 0),
         drydock: "—".into(),
         speedup: "—".into(),
+    });
+
+    // Luna2's boot script by MAC (`GET /boot/search/mac/<boot mac>`) of the
+    // same nodes: each asked once (its script rendered for its deployment),
+    // then cycled over by wrk, answered from memory.
+    let t0 = Instant::now();
+    for (path, _) in &targets.boot_search {
+        let (code, body) = api.get(path)?;
+        ensure!(
+            code == 200 && body.contains("imgexec"),
+            "boot search {path}: {code} {body}"
+        );
+    }
+    println!(
+        "  first boot script by MAC of {} nodes in {:.1} s",
+        targets.boot_search.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let r = wrk.run(&scripts.boot_search, CONNECTIONS)?;
+    println!(
+        "  Luna2 /boot/search/mac by MAC, keep-alive (wrk -t2 -c{CONNECTIONS}): {}",
+        r.summary()
+    );
+    table.push(Row {
+        figure: format!(
+            "Luna2 boot script by MAC (/boot/search/mac), {} nodes",
+            count(nodes)
+        ),
+        target: "≥ 50,000/s, p99 < 5 ms".into(),
+        measured: format!(
+            "{}/s, p50 {}, p99 {}, {} non-2xx",
+            count(r.rate() as usize),
+            seconds(r.p50),
+            seconds(r.p99),
+            r.non_2xx()
+        ),
+        met: Some(r.rate() >= 50_000.0 && r.p99 < 0.005 && r.non_2xx() == 0),
+        drydock: "Luna2: ~590/s on 2 cores".into(),
+        speedup: format!("{} (rate)", times(r.rate() / LUNA2_BOOT_SEARCH_RATE)),
     });
 
     let rows_before = signal_rows(&api, &targets.hosts)?;
@@ -564,6 +605,8 @@ struct Targets {
     posts: Vec<(String, String)>,
     /// Ironic agent lookups by the nodes' boot MACs (no key).
     lookups: Vec<(String, String)>,
+    /// Luna2's boot script by the nodes' boot MACs (no key).
+    boot_search: Vec<(String, String)>,
 }
 
 /// `GET /nodes/{host}/identity` for [`ASKING_NODES`] nodes spread over the site
@@ -579,6 +622,7 @@ fn identities(
         gets: Vec::new(),
         posts: Vec::new(),
         lookups: Vec::new(),
+        boot_search: Vec::new(),
     };
     for host in hosts.iter().step_by(step).take(ASKING_NODES) {
         let identity = api.json(&format!("/api/v1.0/nodes/{host}/identity"))?;
@@ -602,6 +646,9 @@ fn identities(
             targets
                 .lookups
                 .push((format!("/v1/lookup?addresses={mac}"), String::new()));
+            targets
+                .boot_search
+                .push((format!("/boot/search/mac/{mac}"), String::new()));
         }
         targets.hosts.push(host.clone());
     }
@@ -619,6 +666,7 @@ struct Scripts {
     get_close: PathBuf,
     post: PathBuf,
     lookup: PathBuf,
+    boot_search: PathBuf,
 }
 
 /// A wrk script: requests prepared once per thread, cycling over a target
@@ -670,6 +718,7 @@ impl Targets {
             ("gets", &self.gets),
             ("posts", &self.posts),
             ("lookups", &self.lookups),
+            ("boot_search", &self.boot_search),
         ] {
             writeln!(lua, "{name} = {{")?;
             for (path, key) in list {
@@ -693,6 +742,7 @@ impl Targets {
             get: script("get.lua", "gets", "GET", "nil", false)?,
             get_close: script("get-close.lua", "gets", "GET", "nil", true)?,
             lookup: script("lookup.lua", "lookups", "GET", "nil", false)?,
+            boot_search: script("boot-search.lua", "boot_search", "GET", "nil", false)?,
             post: script(
                 "post.lua",
                 "posts",

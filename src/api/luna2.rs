@@ -7,9 +7,12 @@
 //! ([`crate::services::users`], ...), present.
 
 pub mod auth;
+mod boot;
 mod config;
 mod config_write;
+mod control;
 mod error;
+mod monitor;
 pub mod openapi;
 
 use axum::Router;
@@ -28,6 +31,9 @@ pub fn routes() -> Vec<Route> {
     all.extend(auth::routes());
     all.extend(config::routes());
     all.extend(config_write::routes());
+    all.extend(boot::routes());
+    all.extend(monitor::routes());
+    all.extend(control::routes());
     all.extend(openapi::routes());
     all
 }

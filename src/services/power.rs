@@ -11,14 +11,14 @@ use crate::design::model::scalar_text;
 use crate::design::Design;
 use crate::power::{
     target_from_oob, BmcTarget, BootDevice, FailureKind, OobError, OobSettings, OperationRecord,
-    Outcome, PowerConfig, PowerService, PowerSetupError, PowerState,
+    Outcome, PowerConfig, PowerService, PowerSetupError,
 };
 
 use super::BootService;
 
 /// The power types a dialect presents, as the core service defines them.
 pub use crate::power::{
-    OperationId, OperationRecord as PowerRecord, Outcome as PowerOutcome, PowerOp,
+    OperationId, OperationRecord as PowerRecord, Outcome as PowerOutcome, PowerOp, PowerState,
 };
 
 /// How the server (or the CLI) sets the power service up.
@@ -173,10 +173,26 @@ impl NodePower {
 
     /// The targets of `names` in `design`, in that order.
     pub fn targets(&self, design: &Design, names: &[String]) -> Vec<Planned> {
+        // Many names (a Luna2 hostlist) are found through one map, not a scan each.
+        let by_name: Option<std::collections::HashMap<&str, &EffectiveNode>> = (names.len() > 8)
+            .then(|| {
+                design
+                    .effective_nodes()
+                    .iter()
+                    .map(|n| (n.name.as_str(), n.as_ref()))
+                    .collect()
+            });
         names
             .iter()
             .map(|name| {
-                let node = design.effective_nodes().iter().find(|n| &n.name == name);
+                let node = match &by_name {
+                    Some(m) => m.get(name.as_str()).copied(),
+                    None => design
+                        .effective_nodes()
+                        .iter()
+                        .find(|n| &n.name == name)
+                        .map(|n| n.as_ref()),
+                };
                 let target = match node {
                     None => Err(NodeFailure::UnknownNode),
                     Some(n) => target_of(n, self.verify_tls)

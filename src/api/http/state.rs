@@ -47,10 +47,18 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// The power service on the served design's nodes.
     pub power: crate::services::power::NodePower,
+    /// Clusters, hosts and networks of the served design (the Commissaire dialect).
+    pub clusters: Arc<crate::services::clusters::ClusterService>,
     /// Design edits committed to git (Luna2 config writes, Commissaire membership).
     pub writeback: Arc<crate::services::writeback::WriteBack>,
     /// Users (the users file) and their session tokens (Luna2's JWTs).
     pub users: Arc<crate::services::users::UserService>,
+    /// Boot scripts of the served revision (Luna2's `/boot/…`).
+    pub boot_scripts: Arc<crate::services::boot_scripts::BootScriptService>,
+    /// Nodes' own statuses (Luna2's `/monitor/node/…`; Commissaire reads them).
+    pub node_status: Arc<crate::services::node_status::NodeStatusService>,
+    /// Bulk power requests, polled (Luna2's `/control/…`).
+    pub power_requests: crate::services::power_requests::PowerRequests,
     /// The served design as Luna2 config (built once per revision).
     pub luna: Arc<crate::services::luna2_view::Luna2Site>,
 }
