@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub mod pg;
+
 use slipway::server::{run, ServeConfig, ServeError};
 
 /// The longest any test waits for something to happen.
