@@ -210,7 +210,13 @@ pub async fn run(
         tokio::task::spawn_blocking(move || {
             let mut writer = Store::open(&db)?;
             let db_file = DatabaseFile::pin(&db)?;
-            let ended = crate::services::tasks::recover_interrupted(&mut writer)?;
+            // Replicas share one PostgreSQL database: a task in flight may be
+            // another replica's, so only a sole server ends them at start.
+            let ended = if writer.is_postgres() {
+                0
+            } else {
+                crate::services::tasks::recover_interrupted(&mut writer)?
+            };
             if ended > 0 {
                 tracing::warn!(
                     tasks = ended,
@@ -247,6 +253,16 @@ pub async fn run(
                 crate::services::inspection::DEFAULT_PROPOSAL_BRANCH
             )));
         }
+    }
+    // Replicas must share one secret (every node's keys derive from it), and
+    // a URL has no directory to keep it beside: PostgreSQL needs --secret.
+    let on_postgres = cfg.db.to_str().is_some_and(crate::state::is_postgres_url);
+    if on_postgres && cfg.secret.is_none() {
+        return Err(ServeError::Other(
+            "--db is a PostgreSQL URL: give --secret (or SLIPWAY_SECRET) the server secret \
+             file, the same file on every replica"
+                .into(),
+        ));
     }
     let secret_path = cfg
         .secret

@@ -305,7 +305,7 @@ impl Store {
         let conn =
             db::PgConn::connect(url).map_err(|e| open_err("cannot connect to PostgreSQL", e))?;
         let mut store = Store {
-            conn: Db::Pg(conn),
+            conn: Db::Pg(Box::new(conn)),
             path: shown.clone(),
             leading: None,
         };
@@ -699,12 +699,10 @@ impl Store {
             .conn
             .prepare_cached("SELECT name FROM documents WHERE kind = ?1 ORDER BY name")
             .ctx(what)?;
-        let names = stmt
-            .query_map([kind.name()], |r| r.get(0))
+        stmt.query_map([kind.name()], |r| r.get(0))
             .ctx(what)?
             .collect::<db::Result<Vec<String>>>()
-            .ctx(what);
-        names
+            .ctx(what)
     }
 
     /// One stored node with its addresses.
@@ -752,12 +750,10 @@ impl Store {
                 "SELECT DISTINCT node FROM node_addresses WHERE address = ?1 ORDER BY node",
             )
             .ctx(what)?;
-        let names = stmt
-            .query_map([address], |r| r.get(0))
+        stmt.query_map([address], |r| r.get(0))
             .ctx(what)?
             .collect::<db::Result<Vec<String>>>()
-            .ctx(what);
-        names
+            .ctx(what)
     }
 
     /// Names of the stored nodes, sorted.
@@ -767,12 +763,10 @@ impl Store {
             .conn
             .prepare_cached("SELECT name FROM nodes ORDER BY name")
             .ctx(what)?;
-        let names = stmt
-            .query_map([], |r| r.get(0))
+        stmt.query_map([], |r| r.get(0))
             .ctx(what)?
             .collect::<db::Result<Vec<String>>>()
-            .ctx(what);
-        names
+            .ctx(what)
     }
 }
 

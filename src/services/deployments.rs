@@ -174,6 +174,10 @@ pub struct BootService {
     reports: ReportWriter,
     /// The threads that run blocking work (database, rendering) for requests.
     workers: Workers,
+    /// The database is shared with other replicas (PostgreSQL): another
+    /// replica may replace or end a deployment, so none is answered from
+    /// memory without reading the database.
+    shared: bool,
 }
 
 impl std::fmt::Debug for BootService {
@@ -222,7 +226,9 @@ impl BootService {
         store: Store,
         metrics: Arc<Metrics>,
     ) -> BootService {
+        let shared = store.is_postgres();
         BootService {
+            shared,
             cfg,
             secret,
             store: Mutex::new(store),
@@ -496,8 +502,11 @@ impl BootService {
     }
 
     /// The node's deployment when it is served from memory: no database
-    /// read, no blocking. `None` sends the caller to [`BootService::deployment`].
+    /// read, no blocking. Always `None` on a database shared by replicas. `None` sends the caller to [`BootService::deployment`].
     pub fn cached_deployment(&self, node: &str) -> Option<NodeDeployment> {
+        if self.shared {
+            return None;
+        }
         let served = self.served.read().ok()?;
         let entry = served.nodes.get(node)?.clone();
         let loaded = match &served.design {

@@ -55,12 +55,10 @@ impl Store {
             .conn
             .prepare_cached(&format!("SELECT {COLUMNS} FROM agents ORDER BY node"))
             .ctx(what)?;
-        let rows = stmt
-            .query_map([], read)
+        stmt.query_map([], read)
             .ctx(what)?
             .collect::<super::db::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+            .ctx(what)
     }
 
     /// One node's agent row.

@@ -197,12 +197,10 @@ impl Store {
                  ORDER BY action, action_id"
             ))
             .ctx(what)?;
-        let rows = stmt
-            .query_map(params![node, deployment], read_action)
+        stmt.query_map(params![node, deployment], read_action)
             .ctx(what)?
             .collect::<super::db::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+            .ctx(what)
     }
 
     /// One boot action by id.

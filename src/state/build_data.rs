@@ -84,11 +84,9 @@ impl Store {
         };
         let what = || format!("reading build data of node {node}");
         let mut stmt = self.conn.prepare_cached(&sql).ctx(what)?;
-        let rows = stmt
-            .query_map([node], read)
+        stmt.query_map([node], read)
             .ctx(what)?
             .collect::<super::db::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+            .ctx(what)
     }
 }

@@ -28,7 +28,7 @@ use postgres::types::{FromSql, IsNull, ToSql, Type};
 
 /// The advisory lock key every writing PostgreSQL transaction takes (see the
 /// module docs). An arbitrary constant: "slipway" in ASCII, as an integer.
-pub const WRITE_LOCK: i64 = 0x736c_6970_7761_79;
+pub const WRITE_LOCK: i64 = 0x0073_6c69_7077_6179;
 /// The session-level advisory lock key held by the reconciling replica.
 pub const LEADER_LOCK: i64 = WRITE_LOCK + 1;
 
@@ -430,7 +430,8 @@ impl Row<'_> {
 /// A PostgreSQL session and its prepared statements.
 pub struct PgConn {
     url: String,
-    client: RefCell<postgres::Client>,
+    /// `None` only while being dropped.
+    client: RefCell<Option<postgres::Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
     /// Bumped by every reconnect: a session lock taken at an older
     /// generation is gone.
@@ -440,13 +441,48 @@ pub struct PgConn {
     in_tx: Cell<bool>,
 }
 
+/// Runs `f`, which blocks on the `postgres` client's own runtime. The state
+/// layer is called on blocking threads; should it be called on a worker of a
+/// multi-threaded tokio runtime (a test, a drop at shutdown), the worker is
+/// told it blocks instead of the client panicking.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        // Closing the session blocks on the client's runtime too.
+        if let Some(c) = self.client.get_mut().take() {
+            blocking(move || drop(c));
+        }
+    }
+}
+
 impl PgConn {
+    /// Runs `f` on the session, blocking (see [`blocking`]).
+    fn with<T>(&self, f: impl FnOnce(&mut postgres::Client) -> T) -> T {
+        let mut guard = self.client.borrow_mut();
+        let client = guard
+            .as_mut()
+            .expect("a PgConn has its client until dropped");
+        blocking(|| f(client))
+    }
+
+    fn closed(&self) -> bool {
+        self.client.borrow().as_ref().is_none_or(|c| c.is_closed())
+    }
+
     /// Connects to `url` (a `postgres://` or `postgresql://` URL).
     pub fn connect(url: &str) -> Result<PgConn> {
-        let client = postgres::Client::connect(url, postgres::NoTls)?;
+        let client = blocking(|| postgres::Client::connect(url, postgres::NoTls))?;
         Ok(PgConn {
             url: url.to_string(),
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
             generation: Cell::new(0),
             in_tx: Cell::new(false),
@@ -461,14 +497,15 @@ impl PgConn {
     /// Connects again when the session was lost (the server restarted, the
     /// connection dropped), so one failure does not end the store for good.
     fn revive(&self) -> Result<()> {
-        if self.client.borrow().is_closed() {
+        if self.closed() {
             if self.in_tx.get() {
                 return Err(Error::Conversion(
                     "the PostgreSQL session was lost inside a transaction".into(),
                 ));
             }
-            let client = postgres::Client::connect(&self.url, postgres::NoTls)?;
-            *self.client.borrow_mut() = client;
+            let client = blocking(|| postgres::Client::connect(&self.url, postgres::NoTls))?;
+            let old = self.client.borrow_mut().replace(client);
+            blocking(move || drop(old));
             self.statements.borrow_mut().clear();
             self.generation.set(self.generation.get() + 1);
         }
@@ -480,7 +517,7 @@ impl PgConn {
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.borrow_mut().prepare(&placeholders(sql))?;
+        let s = self.with(|c| c.prepare(&placeholders(sql)))?;
         self.statements
             .borrow_mut()
             .insert(sql.to_string(), s.clone());
@@ -490,19 +527,19 @@ impl PgConn {
     fn execute(&self, sql: &str, values: &[Value]) -> Result<usize> {
         let st = self.statement(sql)?;
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-        Ok(self.client.borrow_mut().execute(&st, &refs)? as usize)
+        Ok(self.with(|c| c.execute(&st, &refs))? as usize)
     }
 
     fn query(&self, sql: &str, values: &[Value]) -> Result<Vec<postgres::Row>> {
         let st = self.statement(sql)?;
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-        Ok(self.client.borrow_mut().query(&st, &refs)?)
+        Ok(self.with(|c| c.query(&st, &refs))?)
     }
 
     /// Runs `sql` (one or more statements, no parameters).
     pub fn batch(&self, sql: &str) -> Result<()> {
         self.revive()?;
-        Ok(self.client.borrow_mut().batch_execute(sql)?)
+        Ok(self.with(|c| c.batch_execute(sql))?)
     }
 }
 
@@ -537,7 +574,7 @@ pub enum Db {
     /// The embedded SQLite file.
     Sqlite(rusqlite::Connection),
     /// A PostgreSQL server.
-    Pg(PgConn),
+    Pg(Box<PgConn>),
 }
 
 /// How a transaction on SQLite starts (PostgreSQL writers all take

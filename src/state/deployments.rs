@@ -323,8 +323,6 @@ fn actions_of(
         "SELECT {ACTION_COLUMNS} FROM boot_actions WHERE node = ?1 AND deployment = ?2
          ORDER BY action, action_id"
     ))?;
-    let rows = stmt
-        .query_map(params![node, deployment], read_action)?
-        .collect::<super::db::Result<Vec<_>>>();
-    rows
+    stmt.query_map(params![node, deployment], read_action)?
+        .collect::<super::db::Result<Vec<_>>>()
 }

@@ -214,12 +214,10 @@ impl Store {
                 "SELECT {COLUMNS} FROM introspections ORDER BY started_at DESC, node LIMIT ?1"
             ))
             .ctx(what)?;
-        let rows = stmt
-            .query_map([limit as i64], read)
+        stmt.query_map([limit as i64], read)
             .ctx(what)?
             .collect::<super::db::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+            .ctx(what)
     }
 
     /// Where a node's latest inspection disagreed with the design, in order.
@@ -231,18 +229,16 @@ impl Store {
                 "SELECT kind, message, at FROM inspection_messages WHERE node = ?1 ORDER BY id",
             )
             .ctx(what)?;
-        let rows = stmt
-            .query_map([node], |r| {
-                Ok(InspectionMessage {
-                    kind: r.get(0)?,
-                    message: r.get(1)?,
-                    at: r.get(2)?,
-                })
+        stmt.query_map([node], |r| {
+            Ok(InspectionMessage {
+                kind: r.get(0)?,
+                message: r.get(1)?,
+                at: r.get(2)?,
             })
-            .ctx(what)?
-            .collect::<super::db::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+        })
+        .ctx(what)?
+        .collect::<super::db::Result<Vec<_>>>()
+        .ctx(what)
     }
 
     /// The newest inspection data of a node (build data of generator `inspector`).
