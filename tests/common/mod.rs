@@ -209,6 +209,9 @@ impl Server {
             proposal_branch: None,
             agents: Default::default(),
         };
+        if slipway::state::is_postgres_url(&db.display().to_string()) {
+            cfg.secret = Some(pg::secret_for(db));
+        }
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let mut handle = tokio::spawn(run(cfg, listener, async move {

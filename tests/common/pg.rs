@@ -31,6 +31,19 @@ impl Backend {
     }
 }
 
+/// The server secret file a test server on `db` uses: `<db>.secret` for a
+/// SQLite file (the default), a file in the temp dir named after the
+/// database for PostgreSQL (a URL has no directory; the server needs --secret).
+pub fn secret_for(db: &Path) -> PathBuf {
+    match db.to_str() {
+        Some(url) if slipway::state::is_postgres_url(url) => {
+            let name = url.rsplit('/').next().unwrap_or("db");
+            std::env::temp_dir().join(format!("slipway-{name}.secret"))
+        }
+        _ => slipway::keys::default_secret_path(db),
+    }
+}
+
 /// The test cluster's URL (its `postgres` database); panics when unset.
 pub fn cluster_url() -> String {
     std::env::var("SLIPWAY_TEST_PG").unwrap_or_else(|_| {
@@ -42,7 +55,13 @@ pub fn cluster_url() -> String {
 }
 
 /// Creates a database with a name no other test uses and returns its URL.
+///
+/// Safe to call from async tests: the blocking client runs on its own thread.
 pub fn fresh_database() -> String {
+    std::thread::spawn(make_database).join().unwrap()
+}
+
+fn make_database() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let admin = cluster_url();
     let nanos = std::time::SystemTime::now()
