@@ -74,7 +74,11 @@ enum Outcome {
     Invalid { commit: String, errors: usize },
     /// Another replica leads (PostgreSQL): this one serves what the
     /// database says is applied, compiled from its own repository.
-    Following { commit: Option<String> },
+    Following {
+        commit: Option<String>,
+        /// Documents and nodes of the revision, when it was newly served.
+        counts: Option<(usize, usize)>,
+    },
     /// The head was applied.
     Applied {
         commit: String,
@@ -170,8 +174,15 @@ fn follow(ctx: &PassContext, store: &Store) -> Result<Outcome, PassError> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
+    let newly = commit.as_deref().is_some_and(|c| !ctx.boot.serves(c));
     serve_applied(ctx, commit.as_deref());
-    Ok(Outcome::Following { commit })
+    let counts = if newly && commit.as_deref().is_some_and(|c| ctx.boot.serves(c)) {
+        let snap = store.snapshot()?;
+        Some((snap.documents.len(), snap.nodes.len()))
+    } else {
+        None
+    };
+    Ok(Outcome::Following { commit, counts })
 }
 
 /// Stores a pass's outcome in the shared status and logs it. Errors are
@@ -200,10 +211,14 @@ fn record(
                 duration_ms,
             }
         }
-        Ok(Outcome::Following { commit }) => {
+        Ok(Outcome::Following { commit, counts }) => {
             if s.applied != commit {
                 tracing::info!(commit = ?commit, "following the leading replica's revision");
                 s.applied = commit.clone();
+            }
+            if let Some((documents, nodes)) = counts {
+                s.documents = documents;
+                s.nodes = nodes;
             }
             PassReport {
                 finished_at: now,

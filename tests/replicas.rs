@@ -163,6 +163,10 @@ async fn two_replicas_agree_and_the_survivor_of_a_sigkilled_leader_takes_over() 
     assert!(a.logged("this replica now leads"), "a leads");
     assert!(!b.logged("this replica now leads"), "only one leads");
     assert_eq!(a.status_of(&first).await.as_deref(), Some("applied"));
+    // The follower serves the leader's revision and counts its nodes.
+    let (_, ext) = b.get("/api/v1.0/health/extended", None).await;
+    let ext: Value = serde_json::from_slice(&ext).unwrap();
+    assert_eq!(ext["applied_revision"]["commit"], first, "{ext}");
 
     // The same deployment, keys and bytes through either replica.
     let (ia, ib) = (a.identity("n00001").await, b.identity("n00001").await);
