@@ -163,6 +163,9 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// Connections of the boot service to a PostgreSQL database.
+const PG_BOOT_CONNECTIONS: usize = 8;
+
 /// Serves on `listener` and reconciles until `shutdown` completes. The entry
 /// point tests use (bind `127.0.0.1:0`, pass a oneshot as `shutdown`).
 pub async fn run(
@@ -206,7 +209,7 @@ pub async fn run(
     // Two connections: the loop writes while the API reads (WAL), so a long
     // apply never blocks `/revisions`.
     let db = cfg.db.clone();
-    let (writer, reader, boot_store, status, deployments, db_file) =
+    let (writer, reader, boot_store, more_boot_stores, status, deployments, db_file) =
         tokio::task::spawn_blocking(move || {
             let mut writer = Store::open(&db)?;
             let db_file = DatabaseFile::pin(&db)?;
@@ -225,9 +228,26 @@ pub async fn run(
             }
             let reader = Store::open(&db)?;
             let boot_store = Store::open(&db)?;
+            // PostgreSQL: every query is a round trip, so requests get
+            // several connections at once (SQLite: one, it reads in-process).
+            let more_boot_stores = if boot_store.is_postgres() {
+                (1..PG_BOOT_CONNECTIONS)
+                    .map(|_| Store::open(&db))
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                Vec::new()
+            };
             let status = resume(&reader)?;
             let deployments = reader.deployment_count()?;
-            Ok::<_, StateError>((writer, reader, boot_store, status, deployments, db_file))
+            Ok::<_, StateError>((
+                writer,
+                reader,
+                boot_store,
+                more_boot_stores,
+                status,
+                deployments,
+                db_file,
+            ))
         })
         .await
         .map_err(|e| ServeError::Other(format!("opening the database: {e}")))??;
@@ -303,7 +323,8 @@ pub async fn run(
             boot_store,
             metrics.clone(),
         )
-        .with_database_file(db_file.clone()),
+        .with_database_file(db_file.clone())
+        .with_more_stores(more_boot_stores),
     );
     match &status.applied {
         Some(c) => {
