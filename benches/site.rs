@@ -8,7 +8,9 @@
 //! (default 8): boot-data GETs (keep-alive and a new connection per request),
 //! Ironic agent lookups by MAC (`GET /v1/lookup`), Luna2 boot scripts by MAC (`GET /boot/search/mac/{mac}`), boot-action signal POSTs (and a count of the recorded rows), a boot storm with
 //! as many connections as the file limit allows (up to 10,000), a one-node commit
-//! through the git webhook, and the server's peak RSS.
+//! through the git webhook, and the server's peak RSS. With `SLIPWAY_BENCH_PG`
+//! (a PostgreSQL URL, e.g. the cluster `scripts/pg.sh start` prints), the GET
+//! and POST figures again on PostgreSQL, one replica and then two.
 //!
 //! Sites are written by `../shared/tools/gen-site` into `target/bench-sites/nN/`
 //! (kept between runs). Without `wrk` the HTTP figures are skipped. Prints the
@@ -214,6 +216,14 @@ fn main() {
 
     if let Err(e) = load::run(&cfg, &mut table) {
         println!("HTTP figures stopped: {e}");
+    }
+    // The same GET and POST figures on PostgreSQL, one and two replicas,
+    // when a cluster is named (`SLIPWAY_BENCH_PG=postgres://…`, e.g. the
+    // test cluster of scripts/pg.sh).
+    if let Ok(admin) = std::env::var("SLIPWAY_BENCH_PG") {
+        if let Err(e) = load::run_postgres(&cfg, &mut table, &admin) {
+            println!("PostgreSQL HTTP figures stopped: {e}");
+        }
     }
 
     println!(

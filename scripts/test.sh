@@ -80,6 +80,14 @@ cargo clippy --quiet --all-targets -- -D warnings
 # hand; on stable they are only checked, so they keep compiling.
 echo "== cargo check --manifest-path fuzz/Cargo.toml"
 cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
+# PostgreSQL (issue 16): the state, serve and failover tests run on both backends
+# against a throw-away cluster (installed from Debian when missing, run as a
+# non-root user, on a free port of 127.0.0.1), stopped and removed on any exit.
+echo "== PostgreSQL test cluster (scripts/pg.sh)"
+pgdir=$(mktemp -d /tmp/slipway-pg.XXXXXX)
+trap 'scripts/pg.sh stop "$pgdir"' EXIT
+eval "$(scripts/pg.sh start "$pgdir")"
+echo "SLIPWAY_TEST_PG=$SLIPWAY_TEST_PG"
 echo "== cargo test"
 mkdir -p target
 set +e

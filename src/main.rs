@@ -189,8 +189,9 @@ enum Command {
         /// Design root inside the repository (default: designs/ when present, else the root).
         #[arg(long)]
         design_dir: Option<String>,
-        /// SQLite database file.
-        #[arg(long, default_value = "slipway.db")]
+        /// SQLite database file, or a PostgreSQL URL (`postgres://user@host/db`) shared by
+        /// several replicas (docs/deploy.md).
+        #[arg(long, default_value = "slipway.db", env = "SLIPWAY_DB")]
         db: PathBuf,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -198,8 +199,9 @@ enum Command {
         /// Seconds between polls of the repository (the watcher and webhook act at once).
         #[arg(long, default_value_t = 30)]
         poll: u64,
-        /// Server secret file, created 0600 on first start (default: <db>.secret).
-        #[arg(long)]
+        /// Server secret file, created 0600 on first start (default: <db>.secret; required
+        /// with a PostgreSQL --db: the same file on every replica).
+        #[arg(long, env = "SLIPWAY_SECRET")]
         secret: Option<PathBuf>,
         /// URL nodes report boot-action status to (default: http://<listen>/api/v1.0/bootactions/).
         #[arg(long)]

@@ -72,6 +72,13 @@ enum Outcome {
     Unchanged { commit: String },
     /// The head failed validation and was recorded as invalid.
     Invalid { commit: String, errors: usize },
+    /// Another replica leads (PostgreSQL): this one serves what the
+    /// database says is applied, compiled from its own repository.
+    Following {
+        commit: Option<String>,
+        /// Documents and nodes of the revision, when it was newly served.
+        counts: Option<(usize, usize)>,
+    },
     /// The head was applied.
     Applied {
         commit: String,
@@ -94,6 +101,11 @@ pub async fn reconcile_loop(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut cause = "start";
+    // Replicas on one PostgreSQL database: whoever holds the lead applies;
+    // the others look at the database this often, and try to take the lead
+    // (a leader that died loses it with its session).
+    let shared = writer.lock().map(|s| s.is_postgres()).unwrap_or(false);
+    let mut leading = !shared;
     loop {
         if *stop.borrow() {
             break;
@@ -101,25 +113,76 @@ pub async fn reconcile_loop(
         let started = Instant::now();
         let ctx2 = ctx.clone();
         let writer2 = writer.clone();
-        tracing::info!(cause, "reconcile pass starting");
+        if leading {
+            tracing::info!(cause, "reconcile pass starting");
+        }
         // Git reads, validation and SQLite are blocking work: off the runtime.
         let result = tokio::task::spawn_blocking(move || {
             let mut store = writer2
                 .lock()
                 .map_err(|_| PassError::Other("database lock poisoned".into()))?;
-            pass(&ctx2, &mut store)
+            if store.lead()? {
+                pass(&ctx2, &mut store).map(|o| (true, o))
+            } else {
+                follow(&ctx2, &store).map(|o| (false, o))
+            }
         })
         .await
         .unwrap_or_else(|e| Err(PassError::Other(format!("reconcile pass panicked: {e}"))));
+        let result = match result {
+            Ok((leads, outcome)) => {
+                if leads != leading && shared {
+                    if leads {
+                        tracing::warn!("this replica now leads: it applies new revisions");
+                    } else {
+                        tracing::warn!("another replica leads: following what it applies");
+                    }
+                }
+                leading = leads;
+                Ok(outcome)
+            }
+            Err(e) => Err(e),
+        };
         record(&status, &ctx.metrics, result, started.elapsed());
 
+        let wait = if leading {
+            poll
+        } else {
+            poll.min(FOLLOW_EVERY)
+        };
         cause = tokio::select! {
             _ = trigger.notified() => "signal",
-            _ = tokio::time::sleep(poll) => "poll",
+            _ = tokio::time::sleep(wait) => "poll",
             _ = stop.changed() => break,
         };
     }
     tracing::info!("reconciler stopped");
+}
+
+/// How often a replica that does not lead looks at the database for what
+/// the leader applied, and tries to take the lead.
+pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
+/// A pass of a replica that does not lead: serve the revision the database
+/// says is applied (compiled from this replica's repository, deployments and
+/// keys from the database), apply nothing.
+fn follow(ctx: &PassContext, store: &Store) -> Result<Outcome, PassError> {
+    let applied = store.applied_revision()?;
+    let commit = applied.map(|r| r.revision.commit);
+    // What this replica planned from may be stale now: read it again when leading.
+    ctx.snapshot
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let newly = commit.as_deref().is_some_and(|c| !ctx.boot.serves(c));
+    serve_applied(ctx, commit.as_deref());
+    let counts = if newly && commit.as_deref().is_some_and(|c| ctx.boot.serves(c)) {
+        let snap = store.snapshot()?;
+        Some((snap.documents.len(), snap.nodes.len()))
+    } else {
+        None
+    };
+    Ok(Outcome::Following { commit, counts })
 }
 
 /// Stores a pass's outcome in the shared status and logs it. Errors are
@@ -145,6 +208,23 @@ fn record(
                 result: PassOutcome::Unchanged,
                 commit: Some(commit),
                 detail: String::new(),
+                duration_ms,
+            }
+        }
+        Ok(Outcome::Following { commit, counts }) => {
+            if s.applied != commit {
+                tracing::info!(commit = ?commit, "following the leading replica's revision");
+                s.applied = commit.clone();
+            }
+            if let Some((documents, nodes)) = counts {
+                s.documents = documents;
+                s.nodes = nodes;
+            }
+            PassReport {
+                finished_at: now,
+                result: PassOutcome::Unchanged,
+                commit,
+                detail: "another replica leads; serving what it applied".into(),
                 duration_ms,
             }
         }

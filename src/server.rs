@@ -172,6 +172,9 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// Connections of the boot service to a PostgreSQL database.
+const PG_BOOT_CONNECTIONS: usize = 8;
+
 /// Serves on `listener` and reconciles until `shutdown` completes. The entry
 /// point tests use (bind `127.0.0.1:0`, pass a oneshot as `shutdown`).
 pub async fn run(
@@ -215,11 +218,17 @@ pub async fn run(
     // Two connections: the loop writes while the API reads (WAL), so a long
     // apply never blocks `/revisions`.
     let db = cfg.db.clone();
-    let (writer, reader, boot_store, status, deployments, db_file) =
+    let (writer, reader, boot_store, more_boot_stores, status, deployments, db_file) =
         tokio::task::spawn_blocking(move || {
             let mut writer = Store::open(&db)?;
             let db_file = DatabaseFile::pin(&db)?;
-            let ended = crate::services::tasks::recover_interrupted(&mut writer)?;
+            // Replicas share one PostgreSQL database: a task in flight may be
+            // another replica's, so only a sole server ends them at start.
+            let ended = if writer.is_postgres() {
+                0
+            } else {
+                crate::services::tasks::recover_interrupted(&mut writer)?
+            };
             if ended > 0 {
                 tracing::warn!(
                     tasks = ended,
@@ -228,9 +237,26 @@ pub async fn run(
             }
             let reader = Store::open(&db)?;
             let boot_store = Store::open(&db)?;
+            // PostgreSQL: every query is a round trip, so requests get
+            // several connections at once (SQLite: one, it reads in-process).
+            let more_boot_stores = if boot_store.is_postgres() {
+                (1..PG_BOOT_CONNECTIONS)
+                    .map(|_| Store::open(&db))
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                Vec::new()
+            };
             let status = resume(&reader)?;
             let deployments = reader.deployment_count()?;
-            Ok::<_, StateError>((writer, reader, boot_store, status, deployments, db_file))
+            Ok::<_, StateError>((
+                writer,
+                reader,
+                boot_store,
+                more_boot_stores,
+                status,
+                deployments,
+                db_file,
+            ))
         })
         .await
         .map_err(|e| ServeError::Other(format!("opening the database: {e}")))??;
@@ -265,6 +291,16 @@ pub async fn run(
                 crate::services::inspection::DEFAULT_PROPOSAL_BRANCH
             )));
         }
+    }
+    // Replicas must share one secret (every node's keys derive from it), and
+    // a URL has no directory to keep it beside: PostgreSQL needs --secret.
+    let on_postgres = cfg.db.to_str().is_some_and(crate::state::is_postgres_url);
+    if on_postgres && cfg.secret.is_none() {
+        return Err(ServeError::Other(
+            "--db is a PostgreSQL URL: give --secret (or SLIPWAY_SECRET) the server secret \
+             file, the same file on every replica"
+                .into(),
+        ));
     }
     let secret_path = cfg
         .secret
@@ -307,7 +343,8 @@ pub async fn run(
             boot_store,
             metrics.clone(),
         )
-        .with_database_file(db_file.clone()),
+        .with_database_file(db_file.clone())
+        .with_more_stores(more_boot_stores),
     );
     match &status.applied {
         Some(c) => {

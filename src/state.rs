@@ -1,9 +1,12 @@
-//! Durable state in SQLite: revisions seen, the applied design, nodes.
+//! Durable state in SQLite (the default) or PostgreSQL (`--db postgres://…`,
+//! several replicas): revisions seen, the applied design, nodes.
 //!
-//! The only user of `rusqlite`. Migrations are append-only and keyed by
-//! `PRAGMA user_version` (see `state/migrations.rs` for the schema); a
-//! database written by a newer slipway is refused before anything is written.
-//! One writer; WAL so readers never block it.
+//! The only user of `rusqlite` and `postgres`, both behind `state/db.rs`,
+//! so each query is written once. Migrations are append-only and versioned
+//! (`PRAGMA user_version` on SQLite, the table `slipway_schema` on
+//! PostgreSQL; see `state/migrations.rs` for the schema); a database written
+//! by a newer slipway is refused before anything is written. One writer at a
+//! time (SQLite's lock; a PostgreSQL advisory lock); readers never block it.
 //!
 //! Invariants:
 //! - `documents` and `nodes` always hold exactly one applied revision's design:
@@ -16,6 +19,7 @@
 mod agents;
 mod boot_actions;
 mod build_data;
+pub(crate) mod db;
 mod deployments;
 mod inspection;
 mod migrations;
@@ -27,7 +31,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use db::{params, Db, OptionalExtension, Row, Transaction};
+#[cfg(test)]
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now;
@@ -207,33 +213,121 @@ pub struct NodeRecord {
 
 /// The open database.
 pub struct Store {
-    conn: Connection,
+    conn: Db,
     path: String,
+    /// The session generation at which this store took the leader lock
+    /// (PostgreSQL replicas; see [`Store::lead`]).
+    leading: Option<u64>,
 }
 
-/// Adds what was being done to a rusqlite error.
+/// Whether `--db` names a PostgreSQL database (`postgres://…` or
+/// `postgresql://…`) rather than a SQLite file.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// A PostgreSQL URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((auth, host)) => (auth, host),
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Adds what was being done to a database error.
 trait Context<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StateError>;
 }
 
-impl<T> Context<T> for rusqlite::Result<T> {
+impl<T> Context<T> for db::Result<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StateError> {
         self.map_err(|e| StateError::Sql(format!("{}: {e}", what())))
     }
+}
+
+/// The schema version of `conn`: SQLite's `PRAGMA user_version`, or the row
+/// of PostgreSQL's `slipway_schema` (0 when there is none yet).
+fn version_of(conn: &Db) -> Result<i64, StateError> {
+    let what = || "reading the schema version".to_string();
+    if !conn.is_pg() {
+        return conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .ctx(what);
+    }
+    let exists: bool = conn
+        .query_row(
+            "SELECT to_regclass('slipway_schema') IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .ctx(what)?;
+    if !exists {
+        return Ok(0);
+    }
+    Ok(conn
+        .query_row("SELECT max(version) FROM slipway_schema", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .ctx(what)?
+        .unwrap_or(0))
 }
 
 /// How long a writer waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
-    /// Opens (creating and migrating) the database at `path`.
+    /// Opens (creating and migrating) the database at `path`: a SQLite file,
+    /// or a PostgreSQL database when `path` is a `postgres://` URL (see
+    /// [`is_postgres_url`]).
     pub fn open(path: &Path) -> Result<Store, StateError> {
+        match path.to_str() {
+            Some(url) if is_postgres_url(url) => Store::open_postgres(url),
+            _ => Store::open_sqlite(path),
+        }
+    }
+
+    /// Opens (creating and migrating) the PostgreSQL database at `url`. The
+    /// schema version sits in the table `slipway_schema`; a newer one is
+    /// refused before anything is written.
+    fn open_postgres(url: &str) -> Result<Store, StateError> {
+        let shown = redact_url(url);
+        let open_err = |what: &str, e: db::Error| StateError::Open {
+            path: shown.clone(),
+            source: format!("{what}: {e}").into(),
+        };
+        let conn =
+            db::PgConn::connect(url).map_err(|e| open_err("cannot connect to PostgreSQL", e))?;
+        let mut store = Store {
+            conn: Db::Pg(Box::new(conn)),
+            path: shown.clone(),
+            leading: None,
+        };
+        let found = store.schema_version()?;
+        if found > migrations::LATEST {
+            return Err(StateError::NewerSchema {
+                path: shown,
+                found,
+                supported: migrations::LATEST,
+            });
+        }
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn open_sqlite(path: &Path) -> Result<Store, StateError> {
         let shown = path.display().to_string();
         let open_err = |what: &str, e: rusqlite::Error| StateError::Open {
             path: shown.clone(),
             source: format!("{what}: {e}").into(),
         };
-        let conn = Connection::open(path).map_err(|e| open_err("cannot open", e))?;
+        let conn = rusqlite::Connection::open(path).map_err(|e| open_err("cannot open", e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| open_err("cannot set busy_timeout", e))?;
         // The first statement that reads the file: a non-SQLite file fails here.
@@ -278,21 +372,45 @@ impl Store {
         // on power loss.
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(|e| open_err("cannot enable foreign keys", e))?;
-        let mut store = Store { conn, path: shown };
+        let mut store = Store {
+            conn: Db::Sqlite(conn),
+            path: shown,
+            leading: None,
+        };
         store.migrate()?;
         Ok(store)
     }
 
-    /// The path the database was opened at, for messages.
+    /// The path the database was opened at (a PostgreSQL URL without its
+    /// password), for messages.
     pub fn path(&self) -> &str {
         &self.path
     }
 
-    /// The schema version of the open database.
+    /// Whether this store's connection leads the replicas sharing its
+    /// database, taking the lead when nobody holds it. One replica leads at a
+    /// time: on PostgreSQL a session-level advisory lock that its session
+    /// holds until it ends (a killed or disconnected leader loses it at
+    /// once); on SQLite always (the file lock makes one server per file).
+    /// Once a store leads, [`Store::apply_revision`] refuses to apply on any
+    /// other session than the one holding the lock.
+    pub fn lead(&mut self) -> Result<bool, StateError> {
+        let held = self
+            .conn
+            .lead(self.leading)
+            .ctx(|| "taking the reconciler's lead".into())?;
+        self.leading = held;
+        Ok(held.is_some())
+    }
+
+    /// Whether this store is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.conn.is_pg()
+    }
+
+    /// The schema version of the open database (0 for a new one).
     pub fn schema_version(&self) -> Result<i64, StateError> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .ctx(|| "reading PRAGMA user_version".into())
+        version_of(&self.conn)
     }
 
     /// Runs the migrations the database has not run yet, each in its own
@@ -301,20 +419,25 @@ impl Store {
         if self.schema_version()? == migrations::LATEST {
             return Ok(());
         }
-        for (i, sql) in migrations::MIGRATIONS.iter().enumerate() {
+        let pg = self.conn.is_pg();
+        let list = if pg {
+            migrations::PG_MIGRATIONS
+        } else {
+            migrations::MIGRATIONS
+        };
+        for (i, sql) in list.iter().enumerate() {
             let version = i as i64 + 1;
             let path = &self.path;
             let what = || format!("migrating {path} to schema version {version}");
-            // IMMEDIATE takes the write lock first, and the version is read again
-            // under it, so two processes opening a fresh file at once do not both
-            // run the same migration.
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .ctx(what)?;
-            let found: i64 = tx
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .ctx(what)?;
+            // SQLite: IMMEDIATE takes the write lock first; PostgreSQL: every
+            // writing transaction takes the write advisory lock. The version is
+            // read again under it, so two processes opening a fresh database at
+            // once do not both run the same migration.
+            let tx = self.conn.transaction_immediate().ctx(what)?;
+            if pg {
+                tx.execute_batch(migrations::PG_VERSION_TABLE).ctx(what)?;
+            }
+            let found = version_of(&tx)?;
             if found > migrations::LATEST {
                 return Err(StateError::NewerSchema {
                     path: path.clone(),
@@ -326,16 +449,25 @@ impl Store {
                 continue;
             }
             tx.execute_batch(sql).ctx(what)?;
-            // PRAGMA takes no bound parameters; `version` is an integer we made.
-            tx.execute_batch(&format!("PRAGMA user_version = {version}"))
-                .ctx(what)?;
+            if pg {
+                tx.execute("UPDATE slipway_schema SET version = ?1", [version])
+                    .ctx(what)?;
+            } else {
+                // PRAGMA takes no bound parameters; `version` is an integer we made.
+                tx.execute_batch(&format!("PRAGMA user_version = {version}"))
+                    .ctx(what)?;
+            }
             tx.commit().ctx(what)?;
         }
         Ok(())
     }
 
-    /// SQLite's journal mode for this connection (`wal` once open).
+    /// SQLite's journal mode for this connection (`wal` once open);
+    /// `postgresql` on PostgreSQL.
     pub fn journal_mode(&self) -> Result<String, StateError> {
+        if self.conn.is_pg() {
+            return Ok("postgresql".into());
+        }
         self.conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .ctx(|| "reading PRAGMA journal_mode".into())
@@ -450,6 +582,14 @@ impl Store {
         // Everything below happens in this one transaction: if any statement
         // fails or the process dies, the database keeps the previous state.
         let tx = self.conn.transaction().ctx(what)?;
+        // A store that led must still hold the lead on this very session
+        // (a reconnect dropped the lock: another replica may lead now).
+        if self.leading.is_some_and(|g| g != tx.generation()) {
+            return Err(StateError::Sql(format!(
+                "{}: the reconciler's lead was lost with its PostgreSQL session",
+                what()
+            )));
+        }
         tx.execute(
             "UPDATE revisions SET status = 'superseded'
              WHERE status = 'applied' AND commit_id <> ?1",
@@ -559,12 +699,10 @@ impl Store {
             .conn
             .prepare_cached("SELECT name FROM documents WHERE kind = ?1 ORDER BY name")
             .ctx(what)?;
-        let names = stmt
-            .query_map([kind.name()], |r| r.get(0))
+        stmt.query_map([kind.name()], |r| r.get(0))
             .ctx(what)?
-            .collect::<rusqlite::Result<Vec<String>>>()
-            .ctx(what);
-        names
+            .collect::<db::Result<Vec<String>>>()
+            .ctx(what)
     }
 
     /// One stored node with its addresses.
@@ -591,7 +729,7 @@ impl Store {
         let addresses = stmt
             .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
             .ctx(what)?
-            .collect::<rusqlite::Result<Vec<(String, String)>>>()
+            .collect::<db::Result<Vec<(String, String)>>>()
             .ctx(what)?;
         Ok(Some(NodeRecord {
             name: name.to_string(),
@@ -612,12 +750,10 @@ impl Store {
                 "SELECT DISTINCT node FROM node_addresses WHERE address = ?1 ORDER BY node",
             )
             .ctx(what)?;
-        let names = stmt
-            .query_map([address], |r| r.get(0))
+        stmt.query_map([address], |r| r.get(0))
             .ctx(what)?
-            .collect::<rusqlite::Result<Vec<String>>>()
-            .ctx(what);
-        names
+            .collect::<db::Result<Vec<String>>>()
+            .ctx(what)
     }
 
     /// Names of the stored nodes, sorted.
@@ -627,12 +763,10 @@ impl Store {
             .conn
             .prepare_cached("SELECT name FROM nodes ORDER BY name")
             .ctx(what)?;
-        let names = stmt
-            .query_map([], |r| r.get(0))
+        stmt.query_map([], |r| r.get(0))
             .ctx(what)?
-            .collect::<rusqlite::Result<Vec<String>>>()
-            .ctx(what);
-        names
+            .collect::<db::Result<Vec<String>>>()
+            .ctx(what)
     }
 }
 
@@ -642,7 +776,7 @@ const REVISION_COLUMNS: &str =
 
 /// A `revisions` row as a record. The outer error is SQLite's; the inner one a
 /// stored value slipway cannot read back.
-fn read_revision(r: &Row<'_>) -> rusqlite::Result<Result<RevisionRecord, StateError>> {
+fn read_revision(r: &Row<'_>) -> db::Result<Result<RevisionRecord, StateError>> {
     let commit: String = r.get(0)?;
     let status: String = r.get(8)?;
     let messages: String = r.get(9)?;
@@ -699,7 +833,7 @@ fn upsert_revision(
              tree = excluded.tree, author = excluded.author, committer = excluded.committer,
              signed_by = excluded.signed_by, summary = excluded.summary,
              committed_at = excluded.committed_at, messages = excluded.messages,
-             status = CASE WHEN status = 'applied' AND excluded.status = 'invalid'
+             status = CASE WHEN revisions.status = 'applied' AND excluded.status = 'invalid'
                            THEN 'applied' ELSE excluded.status END",
         params![
             rev.commit,
@@ -779,7 +913,8 @@ fn write_plan(
         .ctx(|| "preparing the address delete".into())?;
     let mut insert_address = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO node_addresses (node, network, address) VALUES (?1, ?2, ?3)",
+            "INSERT INTO node_addresses (node, network, address) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
         )
         .ctx(|| "preparing the address insert".into())?;
     for n in &plan.node_writes {
@@ -870,7 +1005,7 @@ mod tests {
             .unwrap();
             conn.execute(
                 "INSERT INTO nodes (name, inputs_hash, body, revision) VALUES ('n1', ?1, '{}', ?2)",
-                params!["a".repeat(64), rev(1).commit],
+                rusqlite::params!["a".repeat(64), rev(1).commit],
             )
             .unwrap();
         }
@@ -905,7 +1040,7 @@ mod tests {
                 conn.execute(
                     "INSERT INTO boot_actions (action_id, node, action, deployment, created, status)
                      VALUES (?1, 'n1', 'base-config', ?2, 0, 'Incomplete')",
-                    params![id, dep],
+                    rusqlite::params![id, dep],
                 )
                 .unwrap();
             }

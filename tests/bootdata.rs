@@ -5,24 +5,34 @@ mod common;
 use std::io::Read;
 use std::time::Duration;
 
+use common::pg::Backend;
 use common::{client, GitRepo, Server};
 use serde_json::{json, Value};
 use slipway::render::bootdata::BootDataKind;
 
 /// A server on the example site, its applied commit, and the temp dir of its db.
 async fn start() -> (GitRepo, tempfile::TempDir, Server, String) {
+    start_on(Backend::Sqlite).await
+}
+
+/// [`start`] on `backend`; the database is `db_of(&dir, backend)`.
+async fn start_on(backend: Backend) -> (GitRepo, tempfile::TempDir, Server, String) {
     let repo = GitRepo::new();
     repo.add_example_site();
     let commit = repo.commit("example site");
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(
-        repo.path(),
-        &dir.path().join("s.db"),
-        Duration::from_secs(3600),
-    )
-    .await;
+    let db = backend.db_named(dir.path(), "s.db");
+    std::fs::write(dir.path().join("db-url"), db.display().to_string()).unwrap();
+    let s = Server::start(repo.path(), &db, Duration::from_secs(3600)).await;
     s.wait_status(&commit, "applied").await;
     (repo, dir, s, commit)
+}
+
+/// The database [`start_on`] gave the server in `dir`.
+fn db_of(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    std::fs::read_to_string(dir.path().join("db-url"))
+        .unwrap()
+        .into()
 }
 
 async fn identity(s: &Server, host: &str) -> Value {
@@ -83,9 +93,8 @@ async fn post(s: &Server, action_id: &str, key: Option<&str>, body: &str) -> (u1
     (code, r.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bootdata_auth_etag_and_tarball_listing() {
-    let (_repo, _dir, s, _) = start().await;
+async fn bootdata_auth_etag_and_tarball_listing(backend: Backend) {
+    let (_repo, _dir, s, _) = start_on(backend).await;
     let id = identity(&s, "n00001").await;
     let key = id["identity_key"].as_str().unwrap().to_string();
     assert_eq!(key.len(), 64);
@@ -203,9 +212,8 @@ async fn bootdata_auth_etag_and_tarball_listing() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deployment_kept_across_unrelated_commits_renewed_by_own_change() {
-    let (repo, _dir, s, _) = start().await;
+async fn deployment_kept_across_unrelated_commits_renewed_by_own_change(backend: Backend) {
+    let (repo, _dir, s, _) = start_on(backend).await;
     let id1 = identity(&s, "n00001").await;
     let key = id1["identity_key"].as_str().unwrap().to_string();
     let units = "/api/v1.0/bootactions/nodes/n00001/units";
@@ -276,9 +284,8 @@ async fn metrics(s: &Server) -> String {
 const RENDERS: &str = "slipway_boot_data_renders_total";
 const RERENDERED: &str = "slipway_reconcile_nodes_rerendered_total";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_node_commit_rerenders_only_that_node_and_serves_the_rest_from_cache() {
-    let (repo, _dir, s, _) = start().await;
+async fn one_node_commit_rerenders_only_that_node_and_serves_the_rest_from_cache(backend: Backend) {
+    let (repo, _dir, s, _) = start_on(backend).await;
     let (code, nodes) = s.get("/api/v1.0/nodes").await;
     assert_eq!(code, 200);
     let hosts: Vec<String> = nodes
@@ -376,9 +383,8 @@ async fn one_node_commit_rerenders_only_that_node_and_serves_the_rest_from_cache
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signals_codes_and_builddata() {
-    let (_repo, _dir, s, _) = start().await;
+async fn signals_codes_and_builddata(backend: Backend) {
+    let (_repo, _dir, s, _) = start_on(backend).await;
     let id = identity(&s, "n00001").await;
     let node_key = id["identity_key"].as_str().unwrap().to_string();
     let action = id["actions"]
@@ -506,9 +512,8 @@ async fn signals_codes_and_builddata() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_concurrent_reports_are_all_recorded() {
-    let (_repo, dir, s, _) = start().await;
+async fn two_hundred_concurrent_reports_are_all_recorded(backend: Backend) {
+    let (_repo, dir, s, _) = start_on(backend).await;
     let id = identity(&s, "n00001").await;
     let key = id["identity_key"].as_str().unwrap().to_string();
     let aid = id["actions"][0]["action_id"].as_str().unwrap().to_string();
@@ -534,7 +539,7 @@ async fn two_hundred_concurrent_reports_are_all_recorded() {
         assert_eq!(t.await.unwrap(), 200);
     }
     s.stop().await;
-    let store = slipway::state::Store::open(&dir.path().join("s.db")).unwrap();
+    let store = slipway::state::Store::open(&db_of(&dir)).unwrap();
     assert_eq!(store.boot_action_details(&aid).unwrap().len(), 200);
 }
 
@@ -725,3 +730,11 @@ data:
     let local = m.iter().find(|x| x.0 == "/opt/fetched/local.txt").unwrap();
     assert_eq!((local.1, local.4.as_str()), (0o600, "local"));
 }
+
+crate::per_backend_async!(
+    bootdata_auth_etag_and_tarball_listing,
+    deployment_kept_across_unrelated_commits_renewed_by_own_change,
+    one_node_commit_rerenders_only_that_node_and_serves_the_rest_from_cache,
+    signals_codes_and_builddata,
+    two_hundred_concurrent_reports_are_all_recorded,
+);

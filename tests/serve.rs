@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::pg::Backend;
 use common::{client, wait_for, GitRepo, Server, BAD_YAML};
 use slipway::design::Kind;
 use slipway::plan::Snapshot;
@@ -40,13 +41,12 @@ fn set_region_threshold(g: &GitRepo, n: u64) {
     std::fs::write(path, new).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn health_is_503_until_a_valid_commit_is_applied() {
+async fn health_is_503_until_a_valid_commit_is_applied(backend: Backend) {
     let g = GitRepo::new();
     g.write("designs/broken.yaml", BAD_YAML);
     let bad = g.commit("broken first design");
     let db_dir = tempfile::tempdir().unwrap();
-    let db = db_dir.path().join("slipway.db");
+    let db = backend.db(db_dir.path());
     let s = Server::start(g.path(), &db, NEVER).await;
 
     s.wait_status(&bad, "invalid").await;
@@ -90,13 +90,12 @@ async fn health_is_503_until_a_valid_commit_is_applied() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn invalid_commit_never_applies_and_a_fix_supersedes_the_old_one() {
+async fn invalid_commit_never_applies_and_a_fix_supersedes_the_old_one(backend: Backend) {
     let g = GitRepo::new();
     g.add_example_site();
     let c1 = g.commit("site");
     let db_dir = tempfile::tempdir().unwrap();
-    let db = db_dir.path().join("slipway.db");
+    let db = backend.db(db_dir.path());
     let s = Server::start(g.path(), &db, NEVER).await;
     s.wait_status(&c1, "applied").await;
     let before = snapshot(&db);
@@ -140,13 +139,12 @@ async fn invalid_commit_never_applies_and_a_fix_supersedes_the_old_one() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_burst_of_commits_applies_the_newest_head_only() {
+async fn a_burst_of_commits_applies_the_newest_head_only(backend: Backend) {
     let g = GitRepo::new();
     g.add_example_site();
     let c0 = g.commit("site");
     let db_dir = tempfile::tempdir().unwrap();
-    let db = db_dir.path().join("slipway.db");
+    let db = backend.db(db_dir.path());
     // The watcher is the trigger here; the poll is only a slow fallback.
     let s = Server::start(g.path(), &db, Duration::from_secs(2)).await;
     s.wait_status(&c0, "applied").await;
@@ -185,13 +183,12 @@ async fn a_burst_of_commits_applies_the_newest_head_only() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn restart_serves_at_once_and_does_not_reapply() {
+async fn restart_serves_at_once_and_does_not_reapply(backend: Backend) {
     let g = GitRepo::new();
     g.add_example_site();
     let c1 = g.commit("site");
     let db_dir = tempfile::tempdir().unwrap();
-    let db = db_dir.path().join("slipway.db");
+    let db = backend.db(db_dir.path());
     let s = Server::start(g.path(), &db, NEVER).await;
     s.wait_status(&c1, "applied").await;
     let revs_before = s.revisions().await;
@@ -221,13 +218,12 @@ async fn restart_serves_at_once_and_does_not_reapply() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn webhook_triggers_a_pass_without_the_poll_or_the_watcher() {
+async fn webhook_triggers_a_pass_without_the_poll_or_the_watcher(backend: Backend) {
     let g = GitRepo::new();
     g.add_example_site();
     let c1 = g.commit("site");
     let db_dir = tempfile::tempdir().unwrap();
-    let db = db_dir.path().join("slipway.db");
+    let db = backend.db(db_dir.path());
     // No watcher and a one-hour poll: only the webhook can make the next pass.
     let s = Server::try_start(g.path(), &db, NEVER, false)
         .await
@@ -257,13 +253,12 @@ async fn webhook_triggers_a_pass_without_the_poll_or_the_watcher() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn api_errors_are_drydock_status_objects() {
+async fn api_errors_are_drydock_status_objects(backend: Backend) {
     let g = GitRepo::new();
     g.add_example_site();
     g.commit("site");
     let db_dir = tempfile::tempdir().unwrap();
-    let s = Server::start(g.path(), &db_dir.path().join("slipway.db"), NEVER).await;
+    let s = Server::start(g.path(), &backend.db(db_dir.path()), NEVER).await;
 
     let (code, v) = s.get("/versions").await;
     assert_eq!(code, 200);
@@ -306,13 +301,12 @@ async fn api_errors_are_drydock_status_objects() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreadable_head_is_reported_and_retried() {
+async fn an_unreadable_head_is_reported_and_retried(backend: Backend) {
     // A repository whose branch has no commit yet: the pass fails, the loop
     // survives, and the first commit is applied once a trigger arrives.
     let g = GitRepo::new();
     let db_dir = tempfile::tempdir().unwrap();
-    let s = Server::start(g.path(), &db_dir.path().join("slipway.db"), NEVER).await;
+    let s = Server::start(g.path(), &backend.db(db_dir.path()), NEVER).await;
     wait_for("a failed pass", || async {
         s.get("/api/v1.0/health/extended").await.1["last_pass"]["result"] == "error"
     })
@@ -502,13 +496,12 @@ fn a_database_from_a_newer_slipway_exits_with_code_2() {
     assert!(log.contains("newer"), "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_commit_that_deletes_the_design_is_invalid_not_an_empty_apply() {
+async fn a_commit_that_deletes_the_design_is_invalid_not_an_empty_apply(backend: Backend) {
     let g = GitRepo::new();
     g.add_example_site();
     let c1 = g.commit("site");
     let db_dir = tempfile::tempdir().unwrap();
-    let db = db_dir.path().join("slipway.db");
+    let db = backend.db(db_dir.path());
     let s = Server::start(g.path(), &db, NEVER).await;
     s.wait_status(&c1, "applied").await;
     let before = snapshot(&db);
@@ -525,13 +518,12 @@ async fn a_commit_that_deletes_the_design_is_invalid_not_an_empty_apply() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn resetting_the_branch_to_an_older_commit_serves_that_commit_again() {
+async fn resetting_the_branch_to_an_older_commit_serves_that_commit_again(backend: Backend) {
     let g = GitRepo::new();
     g.add_example_site();
     let c1 = g.commit("site");
     let db_dir = tempfile::tempdir().unwrap();
-    let db = db_dir.path().join("slipway.db");
+    let db = backend.db(db_dir.path());
     let s = Server::start(g.path(), &db, NEVER).await;
     s.wait_status(&c1, "applied").await;
     let at_c1 = snapshot(&db);
@@ -551,8 +543,7 @@ async fn resetting_the_branch_to_an_older_commit_serves_that_commit_again() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn follows_the_configured_branch_and_design_dir_only() {
+async fn follows_the_configured_branch_and_design_dir_only(backend: Backend) {
     let g = GitRepo::new();
     // The design lives in site/, not designs/; main moves ahead of deploy.
     common::copy_dir(&common::example_site(), &g.path().join("site"));
@@ -562,7 +553,7 @@ async fn follows_the_configured_branch_and_design_dir_only() {
     let on_main = g.commit("work in progress on main");
 
     let db_dir = tempfile::tempdir().unwrap();
-    let s = Server::start_with(g.path(), &db_dir.path().join("slipway.db"), |cfg| {
+    let s = Server::start_with(g.path(), &backend.db(db_dir.path()), |cfg| {
         cfg.branch = Some("deploy".into());
         cfg.design_dir = Some("site".into());
     })
@@ -583,3 +574,16 @@ async fn follows_the_configured_branch_and_design_dir_only() {
     );
     s.stop().await;
 }
+
+crate::per_backend_async!(
+    health_is_503_until_a_valid_commit_is_applied,
+    invalid_commit_never_applies_and_a_fix_supersedes_the_old_one,
+    a_burst_of_commits_applies_the_newest_head_only,
+    restart_serves_at_once_and_does_not_reapply,
+    webhook_triggers_a_pass_without_the_poll_or_the_watcher,
+    api_errors_are_drydock_status_objects,
+    an_unreadable_head_is_reported_and_retried,
+    a_commit_that_deletes_the_design_is_invalid_not_an_empty_apply,
+    resetting_the_branch_to_an_older_commit_serves_that_commit_again,
+    follows_the_configured_branch_and_design_dir_only,
+);

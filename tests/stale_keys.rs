@@ -9,18 +9,19 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::pg::Backend;
 use common::{client, GitRepo, Server, TIMEOUT};
 use serde_json::{json, Value};
 use slipway::keys::Secret;
 
 const NEVER: Duration = Duration::from_secs(3600);
 
-async fn start() -> (GitRepo, tempfile::TempDir, Server, Secret) {
+async fn start(backend: Backend) -> (GitRepo, tempfile::TempDir, Server, Secret) {
     let repo = GitRepo::new();
     repo.add_example_site();
     let commit = repo.commit("example site");
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("s.db");
+    let db = backend.db_named(dir.path(), "s.db");
     // The example site's BMCs do not exist: the power step of the deployment
     // tasks fails after this per-call timeout.
     let s = Server::start_with(repo.path(), &db, |cfg| {
@@ -30,7 +31,7 @@ async fn start() -> (GitRepo, tempfile::TempDir, Server, Secret) {
     .await
     .unwrap();
     s.wait_status(&commit, "applied").await;
-    let secret = Secret::load(&slipway::keys::default_secret_path(&db)).unwrap();
+    let secret = Secret::load(&common::pg::secret_for(&db)).unwrap();
     (repo, dir, s, secret)
 }
 
@@ -185,9 +186,10 @@ async fn task(s: &Server, action: &str, host: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_redeploy_the_previous_deployments_keys_are_refused_on_every_route() {
-    let (_repo, _dir, s, secret) = start().await;
+async fn after_a_redeploy_the_previous_deployments_keys_are_refused_on_every_route(
+    backend: Backend,
+) {
+    let (_repo, _dir, s, secret) = start(backend).await;
     let first = identity(&s, "n00001").await;
     // The first deployment finishes one action and reports on the others.
     let actions = signalling(&first);
@@ -227,9 +229,10 @@ async fn after_a_redeploy_the_previous_deployments_keys_are_refused_on_every_rou
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_commit_changing_a_node_its_previous_keys_are_refused_on_every_route() {
-    let (repo, _dir, s, secret) = start().await;
+async fn after_a_commit_changing_a_node_its_previous_keys_are_refused_on_every_route(
+    backend: Backend,
+) {
+    let (repo, _dir, s, secret) = start(backend).await;
     let before = identity(&s, "n00001").await;
     let other = identity(&s, "n00002").await;
     let f = repo.path().join("designs/nodes/rack-01.yaml");
@@ -294,3 +297,8 @@ fn an_ended_deployments_actions_take_no_report_in_the_store() {
     let counts = store.boot_action_counts().unwrap();
     assert_eq!(counts["n1"].values().sum::<u64>(), 1);
 }
+
+crate::per_backend_async!(
+    after_a_redeploy_the_previous_deployments_keys_are_refused_on_every_route,
+    after_a_commit_changing_a_node_its_previous_keys_are_refused_on_every_route,
+);

@@ -1,4 +1,9 @@
-//! The SQLite store on real files: migrations, apply, snapshots, history.
+//! The store on real files and a real PostgreSQL: migrations, apply,
+//! snapshots, history. Every test but the SQLite-file ones runs once per
+//! backend (`name::sqlite`, `name::postgres`; see tests/common/pg.rs).
+
+mod common;
+use common::pg::Backend;
 
 use std::path::{Path, PathBuf};
 
@@ -69,13 +74,12 @@ fn db(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("slipway.db")
 }
 
-#[test]
-fn open_creates_migrates_and_reopens() {
+fn open_creates_migrates_and_reopens(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
+    let path = backend.db(dir.path());
     {
         let store = Store::open(&path).unwrap();
-        assert!(path.exists());
+        assert!(backend == Backend::Postgres || path.exists());
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert!(store.revisions(10).unwrap().is_empty());
         assert!(store.applied_revision().unwrap().is_none());
@@ -130,10 +134,9 @@ fn newer_schema_is_refused() {
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
 
-#[test]
-fn stores_opened_at_once_on_a_fresh_file_migrate_it_once() {
+fn stores_opened_at_once_on_a_fresh_file_migrate_it_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
+    let path = backend.db(dir.path());
     let threads: Vec<_> = (0..6)
         .map(|_| {
             let path = path.clone();
@@ -161,10 +164,9 @@ fn a_file_that_is_not_sqlite_is_refused_clearly() {
     }
 }
 
-#[test]
-fn apply_then_snapshot_then_replan_is_empty() {
+fn apply_then_snapshot_then_replan_is_empty(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     let design = site();
     let p = plan(&design, &store.snapshot().unwrap());
     assert_eq!(p.creates.len(), design.documents.len());
@@ -235,10 +237,9 @@ impl WithRevision for slipway::plan::Snapshot {
     }
 }
 
-#[test]
-fn one_changed_rack_updates_one_document_and_only_its_nodes() {
+fn one_changed_rack_updates_one_document_and_only_its_nodes(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     store
         .apply(&plan(&site(), &store.snapshot().unwrap()), &rev(1))
         .unwrap();
@@ -290,10 +291,9 @@ fn one_changed_rack_updates_one_document_and_only_its_nodes() {
     assert!(plan(&changed, &store.snapshot().unwrap()).is_empty());
 }
 
-#[test]
-fn one_changed_node_writes_one_node() {
+fn one_changed_node_writes_one_node(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     store
         .apply(&plan(&site(), &store.snapshot().unwrap()), &rev(1))
         .unwrap();
@@ -321,10 +321,9 @@ fn one_changed_node_writes_one_node() {
     );
 }
 
-#[test]
-fn deleted_documents_and_nodes_are_removed() {
+fn deleted_documents_and_nodes_are_removed(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     let full = site();
     store
         .apply(&plan(&full, &store.snapshot().unwrap()), &rev(1))
@@ -360,10 +359,9 @@ fn deleted_documents_and_nodes_are_removed() {
         .contains(&"node n00009: new boot data".to_string()));
 }
 
-#[test]
-fn snapshot_after_a_plan_equals_the_one_read_back_from_the_database() {
+fn snapshot_after_a_plan_equals_the_one_read_back_from_the_database(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     let empty = store.snapshot().unwrap();
     let p1 = plan(&site(), &empty);
     store.apply(&p1, &rev(1)).unwrap();
@@ -392,15 +390,14 @@ fn snapshot_after_a_plan_equals_the_one_read_back_from_the_database() {
     assert_eq!(s2.after(&p3, &rev(3).commit), store.snapshot().unwrap());
 }
 
-#[test]
-fn node_bodies_given_during_the_apply_store_what_the_plan_would_have_held() {
+fn node_bodies_given_during_the_apply_store_what_the_plan_would_have_held(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let design = site();
-    let mut whole = Store::open(&dir.path().join("whole.db")).unwrap();
+    let mut whole = Store::open(&backend.db_named(dir.path(), "whole.db")).unwrap();
     whole
         .apply(&plan(&design, &whole.snapshot().unwrap()), &rev(1))
         .unwrap();
-    let mut streamed = Store::open(&dir.path().join("streamed.db")).unwrap();
+    let mut streamed = Store::open(&backend.db_named(dir.path(), "streamed.db")).unwrap();
     let lean = slipway::plan::plan_without_bodies(&design, &streamed.snapshot().unwrap());
     assert!(lean.node_writes.iter().all(|n| n.body.is_empty()));
     let bodies = slipway::plan::NodeBodies::new(&design);
@@ -419,10 +416,9 @@ fn node_bodies_given_during_the_apply_store_what_the_plan_would_have_held() {
     }
 }
 
-#[test]
-fn invalid_revision_is_recorded_with_messages_and_documents_untouched() {
+fn invalid_revision_is_recorded_with_messages_and_documents_untouched(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     store
         .apply(&plan(&site(), &store.snapshot().unwrap()), &rev(1))
         .unwrap();
@@ -465,10 +461,9 @@ fn invalid_revision_is_recorded_with_messages_and_documents_untouched() {
     assert_eq!(json["messages"][0]["code"], "SW321");
 }
 
-#[test]
-fn applying_supersedes_the_previous_revision() {
+fn applying_supersedes_the_previous_revision(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     let design = site();
     store
         .apply(&plan(&design, &store.snapshot().unwrap()), &rev(1))
@@ -504,10 +499,9 @@ fn applying_supersedes_the_previous_revision() {
     assert!(store.revision(&rev(9).commit).unwrap().is_none());
 }
 
-#[test]
-fn the_applied_revision_stays_served_when_recorded_invalid() {
+fn the_applied_revision_stays_served_when_recorded_invalid(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     store.apply(&Plan::default(), &rev(1)).unwrap();
     let m = vec![Message::error("SW300", "now rejected", "Fix it.")];
     store.record_invalid(&rev(1), &m).unwrap();
@@ -516,10 +510,9 @@ fn the_applied_revision_stays_served_when_recorded_invalid() {
     assert_eq!(rec.messages, m);
 }
 
-#[test]
-fn a_failing_apply_writes_nothing() {
+fn a_failing_apply_writes_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
+    let path = backend.db(dir.path());
     let mut store = Store::open(&path).unwrap();
     let design = site();
     store
@@ -560,10 +553,9 @@ fn a_failing_apply_writes_nothing() {
     assert!(plan(&smaller, &store.snapshot().unwrap()).is_empty());
 }
 
-#[test]
-fn a_second_store_on_the_same_file_reads_while_one_writes() {
+fn a_second_store_on_the_same_file_reads_while_one_writes(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
+    let path = backend.db(dir.path());
     let mut writer = Store::open(&path).unwrap();
     let reader = Store::open(&path).unwrap();
     writer
@@ -572,11 +564,10 @@ fn a_second_store_on_the_same_file_reads_while_one_writes() {
     assert_eq!(reader.snapshot().unwrap(), writer.snapshot().unwrap());
 }
 
-#[test]
-fn boot_action_reports_append_then_finalise_once() {
+fn boot_action_reports_append_then_finalise_once(backend: Backend) {
     use slipway::state::{BootActionDetail, ReportOutcome, BOOT_ACTION_INCOMPLETE};
     let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
+    let path = backend.db(dir.path());
     let mut store = Store::open(&path).unwrap();
     let a = "01HZZZZZZZZZZZZZZZZZZZZZ0A".to_string();
     let b = "01HZZZZZZZZZZZZZZZZZZZZZ0B".to_string();
@@ -650,11 +641,10 @@ fn boot_action_reports_append_then_finalise_once() {
     assert!(store.boot_action("nope").unwrap().is_none());
 }
 
-#[test]
-fn reports_committed_together_keep_their_order_and_each_its_outcome() {
+fn reports_committed_together_keep_their_order_and_each_its_outcome(backend: Backend) {
     use slipway::state::{BootActionDetail, Report, ReportOutcome};
     let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
+    let path = backend.db(dir.path());
     let mut store = Store::open(&path).unwrap();
     let a = "01HZZZZZZZZZZZZZZZZZZZZZ1A";
     let b = "01HZZZZZZZZZZZZZZZZZZZZZ1B";
@@ -728,10 +718,9 @@ fn reports_committed_together_keep_their_order_and_each_its_outcome() {
     assert_eq!(other.boot_action(a).unwrap().unwrap().status, "Success");
 }
 
-#[test]
-fn a_boot_action_id_must_be_a_ulid_and_a_bad_one_writes_nothing() {
+fn a_boot_action_id_must_be_a_ulid_and_a_bad_one_writes_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     let err = store
         .create_boot_actions(
             "n00001",
@@ -747,11 +736,10 @@ fn a_boot_action_id_must_be_a_ulid_and_a_bad_one_writes_nothing() {
     assert!(store.boot_actions_of("n00001", "dep-1").unwrap().is_empty());
 }
 
-#[test]
-fn build_data_keeps_history_and_latest_gives_one_per_generator() {
+fn build_data_keeps_history_and_latest_gives_one_per_generator(backend: Backend) {
     use slipway::state::BuildDataRecord;
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     let rec = |generator: &str, data: &str, at| BuildDataRecord {
         node: "n00001".into(),
         task_id: None,
@@ -777,11 +765,10 @@ fn build_data_keeps_history_and_latest_gives_one_per_generator() {
     assert!(store.build_data("n00002", true).unwrap().is_empty());
 }
 
-#[test]
-fn tasks_and_their_messages_round_trip() {
+fn tasks_and_their_messages_round_trip(backend: Backend) {
     use slipway::state::{TaskMessage, TaskRecord};
     let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
+    let path = backend.db(dir.path());
     let mut store = Store::open(&path).unwrap();
     let mut task = TaskRecord {
         task_id: "t1".into(),
@@ -829,13 +816,14 @@ fn tasks_and_their_messages_round_trip() {
     assert!(store.task("t3").unwrap().is_none());
 }
 
-#[test]
-fn deployments_are_kept_while_inputs_hash_holds_and_unreported_actions_take_no_report() {
+fn deployments_are_kept_while_inputs_hash_holds_and_unreported_actions_take_no_report(
+    backend: Backend,
+) {
     use slipway::state::{
         DeploymentInputs, ReportOutcome, BOOT_ACTION_INCOMPLETE, BOOT_ACTION_UNREPORTED,
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&db(&dir)).unwrap();
+    let mut store = Store::open(&backend.db(dir.path())).unwrap();
     let mut n = 0;
     let mut ids = move || {
         n += 1;
@@ -891,4 +879,74 @@ fn deployments_are_kept_while_inputs_hash_holds_and_unreported_actions_take_no_r
         2
     );
     assert!(store.deployment_of("n2").unwrap().is_none());
+}
+
+crate::per_backend!(
+    open_creates_migrates_and_reopens,
+    stores_opened_at_once_on_a_fresh_file_migrate_it_once,
+    apply_then_snapshot_then_replan_is_empty,
+    one_changed_rack_updates_one_document_and_only_its_nodes,
+    one_changed_node_writes_one_node,
+    deleted_documents_and_nodes_are_removed,
+    snapshot_after_a_plan_equals_the_one_read_back_from_the_database,
+    node_bodies_given_during_the_apply_store_what_the_plan_would_have_held,
+    invalid_revision_is_recorded_with_messages_and_documents_untouched,
+    applying_supersedes_the_previous_revision,
+    the_applied_revision_stays_served_when_recorded_invalid,
+    a_failing_apply_writes_nothing,
+    a_second_store_on_the_same_file_reads_while_one_writes,
+    boot_action_reports_append_then_finalise_once,
+    reports_committed_together_keep_their_order_and_each_its_outcome,
+    a_boot_action_id_must_be_a_ulid_and_a_bad_one_writes_nothing,
+    build_data_keeps_history_and_latest_gives_one_per_generator,
+    tasks_and_their_messages_round_trip,
+    deployments_are_kept_while_inputs_hash_holds_and_unreported_actions_take_no_report,
+);
+
+#[test]
+fn a_newer_postgres_schema_is_refused_and_left_as_it_was() {
+    let url = common::pg::fresh_database();
+    drop(Store::open(Path::new(&url)).unwrap());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let newer = SCHEMA_VERSION + 1;
+    admin
+        .execute("UPDATE slipway_schema SET version = $1", &[&newer])
+        .unwrap();
+    match Store::open(Path::new(&url)) {
+        Err(
+            e @ StateError::NewerSchema {
+                found, supported, ..
+            },
+        ) => {
+            assert_eq!((found, supported), (newer, SCHEMA_VERSION));
+            assert!(e.to_string().contains("newer than this slipway"), "{e}");
+        }
+        Err(e) => panic!("expected NewerSchema, got {e}"),
+        Ok(_) => panic!("expected NewerSchema, the database opened"),
+    }
+    let row = admin
+        .query_one("SELECT version FROM slipway_schema", &[])
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), newer, "refusing writes nothing");
+}
+
+#[test]
+fn a_postgres_url_nobody_answers_is_refused_naming_it_without_its_password() {
+    // A port that was free a moment ago: nothing listens on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://slipway:hunter2@127.0.0.1:{port}/slipway");
+    match Store::open(Path::new(&url)) {
+        Err(e @ StateError::Open { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("cannot connect to PostgreSQL"), "{text}");
+            assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+            assert!(!text.contains("hunter2"), "the password is shown: {text}");
+        }
+        Err(e) => panic!("expected Open, got {e}"),
+        Ok(_) => panic!("a URL nobody answers opened"),
+    }
 }

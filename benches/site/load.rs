@@ -461,12 +461,28 @@ struct Server {
 
 impl Server {
     fn start(work: &Workspace) -> Result<Server> {
+        let db = work.dir.path().join("slipway.db");
+        Server::start_with(work, db.as_os_str(), None, "serve.log")
+    }
+
+    /// A server on `db` (a SQLite file or a PostgreSQL URL) with `secret`,
+    /// logging to `log` in the workspace.
+    fn start_with(
+        work: &Workspace,
+        db: &std::ffi::OsStr,
+        secret: Option<&Path>,
+        log: &str,
+    ) -> Result<Server> {
         // A free port: bind port 0, read it, release it for the server.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let log = work.dir.path().join("serve.log");
-        let child = Command::new("sh")
+        let log = work.dir.path().join(log);
+        let mut cmd = Command::new("sh");
+        if let Some(secret) = secret {
+            cmd.env("SLIPWAY_SECRET", secret);
+        }
+        let child = cmd
             .args([
                 "-c",
                 RAISE_NOFILE,
@@ -477,7 +493,7 @@ impl Server {
             .arg("--repo")
             .arg(work.repo())
             .arg("--db")
-            .arg(work.dir.path().join("slipway.db"))
+            .arg(db)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--poll", "3600"])
             .env("SLIPWAY_LOG", "warn")
             .stdin(Stdio::null())
@@ -1040,5 +1056,192 @@ fn tag_node(site: &Path, host: &str, tag: &str) -> Result<()> {
         + tags.len();
     let edited = format!("{}      - {tag}\n{}", &text[..at], &text[at..]);
     std::fs::write(site, edited)?;
+    Ok(())
+}
+
+/// The HTTP GET and POST figures on PostgreSQL (issue 16): one replica, then
+/// two on the same database (the load split over both, run at once), in a
+/// fresh database of the cluster at `admin` (`SLIPWAY_BENCH_PG`).
+pub fn run_postgres(cfg: &Config, table: &mut Table, admin: &str) -> Result<()> {
+    if Command::new("wrk").arg("-v").output().is_err() {
+        println!("\nwrk not found: the PostgreSQL HTTP figures are skipped.");
+        return Ok(());
+    }
+    let nodes = cfg.http_nodes;
+    println!(
+        "\nHTTP on PostgreSQL: release server(s) on a {}-node site, wrk {} s per run",
+        count(nodes),
+        cfg.secs
+    );
+    let work = Workspace::new(nodes)?;
+    let name = format!("slipway_bench_{}", std::process::id());
+    let mut client = postgres::Client::connect(admin, postgres::NoTls)
+        .with_context(|| format!("connect to SLIPWAY_BENCH_PG {admin}"))?;
+    client.batch_execute(&format!(
+        "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+    ))?;
+    drop(client);
+    let base = admin.split('?').next().unwrap_or(admin);
+    let (server_url, _) = base.rsplit_once('/').context("a postgres://host/db URL")?;
+    let db = format!("{server_url}/{name}");
+    let secret = work.dir.path().join("replicas.secret");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let bytes: Vec<u8> = (0..32u8)
+            .map(|i| i.wrapping_mul(29).wrapping_add(3))
+            .collect();
+        std::fs::write(&secret, bytes)?;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let first = Server::start_with(&work, db.as_ref(), Some(&secret), "serve-pg-a.log")?;
+    let api = Api::new(&first.base)?;
+    let t0 = Instant::now();
+    first.wait_healthy(&api, Duration::from_secs(120 + nodes as u64 / 500))?;
+    println!(
+        "  replica a healthy after {:.1} s (applied the site into PostgreSQL)",
+        t0.elapsed().as_secs_f64()
+    );
+    let targets = identities(&api, &work.hosts, &work.macs)?;
+    let scripts = targets.write(&work.dir)?;
+    let one = [Wrk {
+        base: &first.base,
+        secs: cfg.secs,
+    }];
+    pg_figures(
+        table,
+        "PostgreSQL, 1 replica",
+        &one,
+        &scripts,
+        &api,
+        &targets.hosts,
+    )?;
+
+    let second = Server::start_with(&work, db.as_ref(), Some(&secret), "serve-pg-b.log")?;
+    let api_b = Api::new(&second.base)?;
+    second.wait_healthy(&api_b, Duration::from_secs(120 + nodes as u64 / 500))?;
+    println!("  replica b healthy (following a)");
+    let two = [
+        Wrk {
+            base: &first.base,
+            secs: cfg.secs,
+        },
+        Wrk {
+            base: &second.base,
+            secs: cfg.secs,
+        },
+    ];
+    pg_figures(
+        table,
+        "PostgreSQL, 2 replicas",
+        &two,
+        &scripts,
+        &api,
+        &targets.hosts,
+    )?;
+    Ok(())
+}
+
+/// wrk against every server of `wrks` at once, the connections split
+/// between them; the runs' sums (rates, counts) and worst percentiles.
+fn run_all(wrks: &[Wrk<'_>], script: &Path) -> Result<WrkRun> {
+    let per = (CONNECTIONS / wrks.len()).max(2);
+    let runs: Vec<Result<WrkRun>> = std::thread::scope(|s| {
+        let handles: Vec<_> = wrks
+            .iter()
+            .map(|w| s.spawn(move || w.run(script, per)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("wrk thread panicked")))
+            })
+            .collect()
+    });
+    let mut total = WrkRun {
+        requests: 0,
+        secs: 0.0,
+        p50: 0.0,
+        p99: 0.0,
+        ok: 0,
+        limited: 0,
+        server_errors: 0,
+        other: 0,
+        socket_errors: 0,
+    };
+    let mut rate = 0.0;
+    for r in runs {
+        let r = r?;
+        rate += r.rate();
+        total.requests += r.requests;
+        total.p50 = total.p50.max(r.p50);
+        total.p99 = total.p99.max(r.p99);
+        total.ok += r.ok;
+        total.limited += r.limited;
+        total.server_errors += r.server_errors;
+        total.other += r.other;
+        total.socket_errors += r.socket_errors;
+    }
+    // The summed rate, as one run's requests over its seconds.
+    total.secs = total.requests as f64 / rate.max(1e-9);
+    Ok(total)
+}
+
+/// The GET keep-alive and signal POST figures of `label` (none lost: every
+/// 2xx POST is a build-data row, read back through `api`).
+fn pg_figures(
+    table: &mut Table,
+    label: &str,
+    wrks: &[Wrk<'_>],
+    scripts: &Scripts,
+    api: &Api,
+    hosts: &[String],
+) -> Result<()> {
+    let r = run_all(wrks, &scripts.get)?;
+    println!(
+        "  {label}: boot-data GET, keep-alive (wrk -c{CONNECTIONS} in all): {}",
+        r.summary()
+    );
+    table.push(Row {
+        figure: format!("{label}: boot-data GET, keep-alive"),
+        target: "≥ 20,000/s, p99 < 5 ms".into(),
+        measured: format!(
+            "{}/s, p50 {}, p99 {}, {} non-2xx",
+            count(r.rate() as usize),
+            seconds(r.p50),
+            seconds(r.p99),
+            r.non_2xx()
+        ),
+        met: Some(r.rate() >= 20_000.0 && r.p99 < 0.005 && r.non_2xx() == 0),
+        drydock: format!("{} per GET", seconds(DRYDOCK_GET_SECS)),
+        speedup: format!("{} (p50)", times(DRYDOCK_GET_SECS / r.p50)),
+    });
+    let before = signal_rows(api, hosts)?;
+    let r = run_all(wrks, &scripts.post)?;
+    let recorded = signal_rows(api, hosts)? - before;
+    let lost = r.ok.saturating_sub(recorded);
+    let verdict = if lost == 0 {
+        "none lost".to_string()
+    } else {
+        format!("{lost} LOST")
+    };
+    println!(
+        "  {label}: signal POST: {}; {recorded} rows recorded for {} 2xx: {verdict}",
+        r.summary(),
+        r.ok
+    );
+    table.push(Row {
+        figure: format!("{label}: signal POST"),
+        target: "≥ 5,000/s, none lost".into(),
+        measured: format!(
+            "{}/s, p99 {}, {} non-2xx, {verdict}",
+            count(r.rate() as usize),
+            seconds(r.p99),
+            r.non_2xx()
+        ),
+        met: Some(r.rate() >= 5_000.0 && lost == 0 && r.non_2xx() == 0),
+        drydock: "—".into(),
+        speedup: "—".into(),
+    });
     Ok(())
 }

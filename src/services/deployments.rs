@@ -161,9 +161,12 @@ impl std::fmt::Debug for NodeDeployment {
 pub struct BootService {
     cfg: BootConfig,
     secret: Secret,
-    /// The service's own connection; held for single queries only, never
-    /// across rendering or another lock.
-    store: Mutex<Store>,
+    /// The service's own connections (one on SQLite; several on a
+    /// PostgreSQL database, whose every query is a round trip); each held
+    /// for single queries only, never across rendering or another lock.
+    stores: Vec<Mutex<Store>>,
+    /// Which connection the next request waits for when all are busy.
+    next_store: std::sync::atomic::AtomicUsize,
     served: RwLock<Served>,
     /// Bumped whenever `served.design` changes, for [`BootService::wait_ready`].
     changes: tokio::sync::watch::Sender<u64>,
@@ -174,6 +177,10 @@ pub struct BootService {
     reports: ReportWriter,
     /// The threads that run blocking work (database, rendering) for requests.
     workers: Workers,
+    /// The database is shared with other replicas (PostgreSQL): another
+    /// replica may replace or end a deployment, so none is answered from
+    /// memory without reading the database.
+    shared: bool,
 }
 
 impl std::fmt::Debug for BootService {
@@ -222,10 +229,13 @@ impl BootService {
         store: Store,
         metrics: Arc<Metrics>,
     ) -> BootService {
+        let shared = store.is_postgres();
         BootService {
+            shared,
             cfg,
             secret,
-            store: Mutex::new(store),
+            stores: vec![Mutex::new(store)],
+            next_store: Default::default(),
             served: RwLock::new(Served {
                 generation: 0,
                 design: Serving::Nothing,
@@ -237,6 +247,13 @@ impl BootService {
             reports: ReportWriter::default(),
             workers: Workers::new(),
         }
+    }
+
+    /// More connections for requests to use at once (PostgreSQL: each
+    /// query waits a round trip, so one connection bounds the request rate).
+    pub fn with_more_stores(mut self, more: Vec<Store>) -> BootService {
+        self.stores.extend(more.into_iter().map(Mutex::new));
+        self
     }
 
     /// Refuses writes (deployments, reports) once `db` no longer names the
@@ -281,10 +298,23 @@ impl BootService {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StateError>,
     ) -> Result<T, BootError> {
-        let mut guard = self
-            .store
-            .lock()
-            .map_err(|_| BootError::Service("database lock poisoned".into()))?;
+        let poisoned = || BootError::Service("database lock poisoned".into());
+        // A free connection if there is one, else wait for the next in turn.
+        let free = self.stores.iter().find_map(|m| match m.try_lock() {
+            Ok(g) => Some(Ok(g)),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(_)) => Some(Err(poisoned())),
+        });
+        let mut guard = match free {
+            Some(g) => g?,
+            None => {
+                let i = self
+                    .next_store
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    % self.stores.len();
+                self.stores[i].lock().map_err(|_| poisoned())?
+            }
+        };
         Ok(f(&mut guard)?)
     }
 
@@ -496,8 +526,11 @@ impl BootService {
     }
 
     /// The node's deployment when it is served from memory: no database
-    /// read, no blocking. `None` sends the caller to [`BootService::deployment`].
+    /// read, no blocking. Always `None` on a database shared by replicas. `None` sends the caller to [`BootService::deployment`].
     pub fn cached_deployment(&self, node: &str) -> Option<NodeDeployment> {
+        if self.shared {
+            return None;
+        }
         let served = self.served.read().ok()?;
         let entry = served.nodes.get(node)?.clone();
         let loaded = match &served.design {

@@ -2,7 +2,7 @@
 //! for which deployment it was issued, a pending request for a fresh one,
 //! and the last heartbeat. One row per node, overwritten.
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db::{params, OptionalExtension, Row};
 
 use super::{Context, StateError, Store};
 
@@ -33,7 +33,7 @@ pub struct AgentRecord {
 const COLUMNS: &str = "node, token_digest, token_issued_at, deployment, reset_at, reset_reason, \
                        callback_url, agent_version, last_heartbeat";
 
-fn read(r: &Row<'_>) -> rusqlite::Result<AgentRecord> {
+fn read(r: &Row<'_>) -> super::db::Result<AgentRecord> {
     Ok(AgentRecord {
         node: r.get(0)?,
         token_digest: r.get(1)?,
@@ -55,12 +55,10 @@ impl Store {
             .conn
             .prepare_cached(&format!("SELECT {COLUMNS} FROM agents ORDER BY node"))
             .ctx(what)?;
-        let rows = stmt
-            .query_map([], read)
+        stmt.query_map([], read)
             .ctx(what)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+            .collect::<super::db::Result<Vec<_>>>()
+            .ctx(what)
     }
 
     /// One node's agent row.
@@ -75,7 +73,14 @@ impl Store {
     pub fn put_agent(&mut self, rec: &AgentRecord) -> Result<(), StateError> {
         self.conn
             .prepare_cached(&format!(
-                "INSERT OR REPLACE INTO agents ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO agents ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (node) DO UPDATE SET
+                     token_digest = excluded.token_digest,
+                     token_issued_at = excluded.token_issued_at,
+                     deployment = excluded.deployment, reset_at = excluded.reset_at,
+                     reset_reason = excluded.reset_reason, callback_url = excluded.callback_url,
+                     agent_version = excluded.agent_version,
+                     last_heartbeat = excluded.last_heartbeat"
             ))
             .and_then(|mut s| {
                 s.execute(params![

@@ -4,7 +4,7 @@
 //! `action_id`; reports are appended, never rewritten, and a report carrying a
 //! final status closes the action in the same transaction.
 
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use super::db::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, StateError, Store};
@@ -69,17 +69,18 @@ impl PartialEq<&str> for BootActionStatus {
     }
 }
 
-impl rusqlite::types::ToSql for BootActionStatus {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
+impl super::db::ToValue for BootActionStatus {
+    fn to_value(&self) -> super::db::Value {
+        super::db::Value::Text(self.as_str().to_string())
     }
 }
 
-impl rusqlite::types::FromSql for BootActionStatus {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        v.as_str()?
-            .parse()
-            .map_err(|e: StateError| rusqlite::types::FromSqlError::Other(Box::new(e)))
+impl super::db::FromValue for BootActionStatus {
+    fn from_value(v: super::db::ValueRef<'_>) -> Result<Self, String> {
+        match v {
+            super::db::ValueRef::Text(word) => word.parse().map_err(|e: StateError| e.to_string()),
+            other => Err(format!("expected a boot action status, found {other:?}")),
+        }
     }
 }
 
@@ -135,7 +136,7 @@ pub enum ReportOutcome {
 pub(super) const COLUMNS: &str =
     "action_id, node, action, deployment, created, status, finalized, ended";
 
-pub(super) fn read_action(r: &Row<'_>) -> rusqlite::Result<BootActionRecord> {
+pub(super) fn read_action(r: &Row<'_>) -> super::db::Result<BootActionRecord> {
     Ok(BootActionRecord {
         action_id: r.get(0)?,
         node: r.get(1)?,
@@ -196,12 +197,10 @@ impl Store {
                  ORDER BY action, action_id"
             ))
             .ctx(what)?;
-        let rows = stmt
-            .query_map(params![node, deployment], read_action)
+        stmt.query_map(params![node, deployment], read_action)
             .ctx(what)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+            .collect::<super::db::Result<Vec<_>>>()
+            .ctx(what)
     }
 
     /// One boot action by id.
@@ -293,10 +292,7 @@ impl Store {
         let what = || format!("recording {} boot-action report(s)", reports.len());
         // IMMEDIATE: the finalised check and the write happen under one lock,
         // so two reports racing cannot both finalise.
-        let mut tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(what)?;
+        let mut tx = self.conn.transaction_immediate().ctx(what)?;
         let mut outcomes = Vec::with_capacity(reports.len());
         for r in reports {
             let mut sp = tx.savepoint().ctx(what)?;
@@ -326,7 +322,7 @@ pub struct Report<'a> {
 
 /// One report inside the caller's transaction.
 fn record_report(
-    tx: &rusqlite::Connection,
+    tx: &super::db::Db,
     r: &Report<'_>,
     now: i64,
 ) -> Result<ReportOutcome, StateError> {

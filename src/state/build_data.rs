@@ -1,7 +1,7 @@
 //! Data collected from nodes while they build (Drydock's `build_data`), served
 //! by `GET /api/v1.0/nodes/{hostname}/builddata[?latest=true]`.
 
-use rusqlite::{params, Row};
+use super::db::{params, Row};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, StateError, Store};
@@ -25,7 +25,7 @@ pub struct BuildDataRecord {
 
 const COLUMNS: &str = "node, task_id, generator, data_format, data_element, collected_at";
 
-fn read(r: &Row<'_>) -> rusqlite::Result<BuildDataRecord> {
+fn read(r: &Row<'_>) -> super::db::Result<BuildDataRecord> {
     Ok(BuildDataRecord {
         node: r.get(0)?,
         task_id: r.get(1)?,
@@ -84,11 +84,9 @@ impl Store {
         };
         let what = || format!("reading build data of node {node}");
         let mut stmt = self.conn.prepare_cached(&sql).ctx(what)?;
-        let rows = stmt
-            .query_map([node], read)
+        stmt.query_map([node], read)
             .ctx(what)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+            .collect::<super::db::Result<Vec<_>>>()
+            .ctx(what)
     }
 }

@@ -5,7 +5,7 @@
 //! node's `inputs_hash` is unchanged, so a commit that does not touch a node
 //! leaves its action ids (and so its keys and boot data) as they were.
 
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use super::db::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::boot_actions::{read_action, BootActionRecord, COLUMNS as ACTION_COLUMNS};
@@ -47,7 +47,7 @@ pub struct DeploymentInputs<'a> {
 
 const COLUMNS: &str = "node, deployment, inputs_hash, design_ref, committed_at, created";
 
-fn read(r: &Row<'_>) -> rusqlite::Result<DeploymentRecord> {
+fn read(r: &Row<'_>) -> super::db::Result<DeploymentRecord> {
     Ok(DeploymentRecord {
         node: r.get(0)?,
         deployment: r.get(1)?,
@@ -60,9 +60,9 @@ fn read(r: &Row<'_>) -> rusqlite::Result<DeploymentRecord> {
 
 /// The node's current deployment, read inside a transaction.
 fn current_deployment(
-    conn: &rusqlite::Connection,
+    conn: &super::db::Db,
     node: &str,
-) -> rusqlite::Result<Option<DeploymentRecord>> {
+) -> super::db::Result<Option<DeploymentRecord>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM deployments WHERE node = ?1"
     ))?
@@ -86,11 +86,11 @@ pub struct NewDeployment {
 /// Ends the node's current deployment, if any: its row goes, its boot actions
 /// are marked `ended` (and with `revoke`, the open ones `Revoked`).
 fn end_current(
-    tx: &rusqlite::Connection,
+    tx: &super::db::Db,
     node: &str,
     now: i64,
     revoke: bool,
-) -> rusqlite::Result<Option<DeploymentRecord>> {
+) -> super::db::Result<Option<DeploymentRecord>> {
     let current = current_deployment(tx, node)?;
     if let Some(d) = &current {
         tx.prepare_cached("DELETE FROM deployments WHERE node = ?1")?
@@ -112,7 +112,7 @@ fn end_current(
 }
 
 /// Writes a new deployment and its boot actions (the node has none now).
-fn insert_new(tx: &rusqlite::Connection, new: &NewDeployment) -> rusqlite::Result<()> {
+fn insert_new(tx: &super::db::Db, new: &NewDeployment) -> super::db::Result<()> {
     let d = &new.record;
     tx.prepare_cached(&format!(
         "INSERT INTO deployments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
@@ -145,7 +145,7 @@ fn insert_new(tx: &rusqlite::Connection, new: &NewDeployment) -> rusqlite::Resul
 /// changed replace their current ones, and the nodes it removed lose theirs
 /// (their keys are refused from then on).
 pub(super) fn write_deployments(
-    tx: &rusqlite::Connection,
+    tx: &super::db::Db,
     made: &[NewDeployment],
     removed: &[String],
     now: i64,
@@ -174,10 +174,7 @@ impl Store {
         revoke: bool,
     ) -> Result<Option<DeploymentRecord>, StateError> {
         let what = || format!("ending the deployment of node {node}");
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(what)?;
+        let tx = self.conn.transaction_immediate().ctx(what)?;
         let current = end_current(&tx, node, super::now(), revoke).ctx(what)?;
         tx.commit().ctx(what)?;
         Ok(current)
@@ -196,7 +193,7 @@ impl Store {
     ) -> Result<Option<(DeploymentRecord, Vec<BootActionRecord>)>, StateError> {
         let what = || format!("reading the deployment of node {node}");
         // One read transaction: the row and its actions agree.
-        let tx = self.conn.transaction().ctx(what)?;
+        let tx = self.conn.read_transaction().ctx(what)?;
         let Some(d) = current_deployment(&tx, node).ctx(what)? else {
             return Ok(None);
         };
@@ -225,10 +222,7 @@ impl Store {
     ) -> Result<(DeploymentRecord, Vec<BootActionRecord>), StateError> {
         let node = &new.record.node;
         let what = || format!("making the deployment of node {node}");
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(what)?;
+        let tx = self.conn.transaction_immediate().ctx(what)?;
         let current = current_deployment(&tx, node).ctx(what)?;
         let record = match current {
             Some(d) if d.inputs_hash == new.record.inputs_hash => d,
@@ -252,10 +246,7 @@ impl Store {
     ) -> Result<Option<DeploymentRecord>, StateError> {
         let node = &new.record.node;
         let what = || format!("redeploying node {node}");
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(what)?;
+        let tx = self.conn.transaction_immediate().ctx(what)?;
         let ended = end_current(&tx, node, new.record.created, false).ctx(what)?;
         insert_new(&tx, new).ctx(what)?;
         tx.commit().ctx(what)?;
@@ -324,16 +315,14 @@ pub fn new_deployment(
 }
 
 fn actions_of(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &super::db::Db,
     node: &str,
     deployment: &str,
-) -> rusqlite::Result<Vec<BootActionRecord>> {
+) -> super::db::Result<Vec<BootActionRecord>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {ACTION_COLUMNS} FROM boot_actions WHERE node = ?1 AND deployment = ?2
          ORDER BY action, action_id"
     ))?;
-    let rows = stmt
-        .query_map(params![node, deployment], read_action)?
-        .collect::<rusqlite::Result<Vec<_>>>();
-    rows
+    stmt.query_map(params![node, deployment], read_action)?
+        .collect::<super::db::Result<Vec<_>>>()
 }

@@ -3,7 +3,7 @@
 //! the design. The posted inventory itself is build data (generator
 //! `inspector`), written in the same transaction as the row it finishes.
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{BuildDataRecord, Context, StateError, Store};
@@ -57,10 +57,7 @@ pub struct InspectionResult<'a> {
 const COLUMNS: &str = "node, state, manage_boot, started_at, finished_at, error";
 
 /// Writes one processed callback on `conn` (inside the caller's transaction).
-fn write_inspection(
-    conn: &rusqlite::Connection,
-    r: &InspectionResult<'_>,
-) -> Result<(), StateError> {
+fn write_inspection(conn: &super::db::Db, r: &InspectionResult<'_>) -> Result<(), StateError> {
     let what = || format!("recording the inspection of node {}", r.node);
     conn.prepare_cached(
         "INSERT INTO build_data (node, task_id, generator, data_format, data_element, collected_at)
@@ -99,7 +96,7 @@ fn write_inspection(
     Ok(())
 }
 
-fn read(r: &Row<'_>) -> rusqlite::Result<IntrospectionRecord> {
+fn read(r: &Row<'_>) -> super::db::Result<IntrospectionRecord> {
     Ok(IntrospectionRecord {
         node: r.get(0)?,
         state: r.get(1)?,
@@ -217,12 +214,10 @@ impl Store {
                 "SELECT {COLUMNS} FROM introspections ORDER BY started_at DESC, node LIMIT ?1"
             ))
             .ctx(what)?;
-        let rows = stmt
-            .query_map([limit as i64], read)
+        stmt.query_map([limit as i64], read)
             .ctx(what)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+            .collect::<super::db::Result<Vec<_>>>()
+            .ctx(what)
     }
 
     /// Where a node's latest inspection disagreed with the design, in order.
@@ -234,18 +229,16 @@ impl Store {
                 "SELECT kind, message, at FROM inspection_messages WHERE node = ?1 ORDER BY id",
             )
             .ctx(what)?;
-        let rows = stmt
-            .query_map([node], |r| {
-                Ok(InspectionMessage {
-                    kind: r.get(0)?,
-                    message: r.get(1)?,
-                    at: r.get(2)?,
-                })
+        stmt.query_map([node], |r| {
+            Ok(InspectionMessage {
+                kind: r.get(0)?,
+                message: r.get(1)?,
+                at: r.get(2)?,
             })
-            .ctx(what)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .ctx(what);
-        rows
+        })
+        .ctx(what)?
+        .collect::<super::db::Result<Vec<_>>>()
+        .ctx(what)
     }
 
     /// The newest inspection data of a node (build data of generator `inspector`).

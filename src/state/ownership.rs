@@ -26,7 +26,7 @@ use super::StateError;
 /// docs). Dropping it (or the process ending) releases it.
 #[derive(Debug)]
 pub struct DatabaseLock {
-    _file: File,
+    _file: Option<File>,
     path: PathBuf,
 }
 
@@ -44,7 +44,16 @@ impl DatabaseLock {
     /// Takes the lock of `db`, waiting at most a couple of seconds; fails
     /// with [`StateError::Locked`] (naming the holder's pid when it wrote
     /// one) when another process holds it.
+    ///
+    /// A PostgreSQL database takes no file lock: several replicas share it by
+    /// design, its writers are serialised by the server (see `state::db`).
     pub fn acquire(db: &Path) -> Result<DatabaseLock, StateError> {
+        if db.to_str().is_some_and(super::is_postgres_url) {
+            return Ok(DatabaseLock {
+                _file: None,
+                path: PathBuf::new(),
+            });
+        }
         let path = lock_path(db);
         let io = |what: &str, e: std::io::Error| StateError::Open {
             path: db.display().to_string(),
@@ -85,7 +94,10 @@ impl DatabaseLock {
             .and_then(|_| writeln!(file, "{}", std::process::id()))
             .and_then(|_| file.flush())
             .map_err(|e| io("cannot write the pid into", e))?;
-        Ok(DatabaseLock { _file: file, path })
+        Ok(DatabaseLock {
+            _file: Some(file),
+            path,
+        })
     }
 
     /// The lock file.
@@ -99,7 +111,8 @@ impl DatabaseLock {
 #[derive(Debug)]
 pub struct DatabaseFile {
     path: PathBuf,
-    identity: (u64, u64),
+    /// `None` for a PostgreSQL database: there is no file to lose.
+    identity: Option<(u64, u64)>,
     lost: OnceLock<String>,
 }
 
@@ -107,13 +120,20 @@ impl DatabaseFile {
     /// Records the (device, inode) of the file at `path` now (after it is
     /// opened, so it exists).
     pub fn pin(path: &Path) -> Result<DatabaseFile, StateError> {
+        if path.to_str().is_some_and(super::is_postgres_url) {
+            return Ok(DatabaseFile {
+                path: PathBuf::new(),
+                identity: None,
+                lost: OnceLock::new(),
+            });
+        }
         let meta = std::fs::metadata(path).map_err(|e| StateError::Open {
             path: path.display().to_string(),
             source: format!("cannot inspect the database file: {e}").into(),
         })?;
         Ok(DatabaseFile {
             path: path.to_path_buf(),
-            identity: (meta.dev(), meta.ino()),
+            identity: Some((meta.dev(), meta.ino())),
             lost: OnceLock::new(),
         })
     }
@@ -124,14 +144,17 @@ impl DatabaseFile {
         if let Some(why) = self.lost.get() {
             return Err(self.replaced(why));
         }
+        let Some(identity) = self.identity else {
+            return Ok(());
+        };
         let why = match std::fs::metadata(&self.path) {
-            Ok(m) if (m.dev(), m.ino()) == self.identity => return Ok(()),
+            Ok(m) if (m.dev(), m.ino()) == identity => return Ok(()),
             Ok(m) => format!(
                 "was replaced by another file (device {} inode {}; the server opened device {} inode {})",
                 m.dev(),
                 m.ino(),
-                self.identity.0,
-                self.identity.1
+                identity.0,
+                identity.1
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was removed".to_string(),
             Err(e) => format!("can no longer be inspected ({e})"),

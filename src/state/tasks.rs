@@ -1,6 +1,6 @@
 //! Orchestration tasks (Drydock's `/api/v1.0/tasks`) and their result messages.
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, StateError, Store};
@@ -55,7 +55,7 @@ const COLUMNS: &str = "task_id, parent_task_id, action, status, result, design_r
                        created, created_by, updated, terminated, body";
 
 /// A row as a record; the inner error is a stored JSON value that cannot be read.
-fn read(r: &Row<'_>) -> rusqlite::Result<Result<TaskRecord, StateError>> {
+fn read(r: &Row<'_>) -> super::db::Result<Result<TaskRecord, StateError>> {
     let task_id: String = r.get(0)?;
     let node_filter: Option<String> = r.get(6)?;
     let body: String = r.get(11)?;

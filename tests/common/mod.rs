@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub mod pg;
+
 use slipway::server::{run, ServeConfig, ServeError};
 
 /// The longest any test waits for something to happen.
@@ -210,6 +212,9 @@ impl Server {
             write_branch: None,
             users: Default::default(),
         };
+        if slipway::state::is_postgres_url(&db.display().to_string()) {
+            cfg.secret = Some(pg::secret_for(db));
+        }
         adjust(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let mut handle = tokio::spawn(run(cfg, listener, async move {
