@@ -53,6 +53,16 @@ echo "== schemathesis run $base/v1/openapi/inspector.json --checks all"
 timeout 300 "$root/$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run \
     "$base/v1/openapi/inspector.json" --url "$base" --checks all \
     -H "X-Auth-Token: $token" --max-examples 20 --seed 1 --no-color
+# The Luna2 dialect, from its own table, with a session token of a user added
+# by `slipway user add` (the key file is created beside the database).
+printf '%s\n' "$token" | "$root/target/debug/slipway" user add contract --users "$work/slipway.db.users" --password-stdin > /dev/null
+luna_token=$(curl -s -X POST -H 'content-type: application/json' \
+    -d "{\"username\":\"contract\",\"password\":\"$token\"}" "$base/token" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+echo "== schemathesis run $base/openapi/luna2.json --checks all"
+timeout 300 "$root/$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run \
+    "$base/openapi/luna2.json" --url "$base" --checks all \
+    -H "x-access-tokens: $luna_token" --max-examples 20 --seed 1 --no-color
 # The Ironic agent dialect (what ironic-python-agent calls), from its own table.
 echo "== schemathesis run $base/v1/openapi/ironic.json --checks all"
 timeout 300 "$root/$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run \

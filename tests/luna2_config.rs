@@ -490,6 +490,22 @@ async fn cluster_osimages_bmcsetups_and_racks_come_from_the_design_and_hide_cred
             .collect();
         assert_eq!(devices, want);
     }
+    // Luna2 resources with no counterpart: Luna2's 404, behind the token too.
+    for path in [
+        "/config/secrets",
+        "/config/switch",
+        "/config/otherdev/x",
+        "/config/osimagetag",
+    ] {
+        let (code, v) = l.get(path, Some(&t)).await;
+        assert_eq!(
+            (code, &v),
+            (404, &json!({"message": "Route Not Found"})),
+            "{path}"
+        );
+        let (code, _) = l.get(path, None).await;
+        assert_eq!(code, 401, "{path}");
+    }
     for path in [
         "/config/osimage/nosuch",
         "/config/bmcsetup/nosuch",
@@ -649,5 +665,105 @@ async fn the_real_luna_cli_lists_and_shows_nodes_groups_and_networks_of_the_desi
         .await;
     assert!(!ok, "{out} {err}");
     assert!(format!("{out}{err}").contains("nosuchnode"), "{out} {err}");
+    l.s.stop().await;
+}
+
+#[tokio::test]
+async fn a_10000_node_site_lists_every_node_and_shows_each_from_the_one_view() {
+    let dir = tempfile::tempdir().unwrap();
+    slipway::services::users::add_user(&dir.path().join("users"), site::USER, site::PASSWORD)
+        .unwrap();
+    std::fs::write(dir.path().join("key"), KEY).unwrap();
+    let g = common::GitRepo::new();
+    g.add_gen_site(&["--nodes", "10000"]);
+    let commit = g.commit("big site");
+    let db = g.path().join("slipway.db");
+    let (users, key) = (dir.path().join("users"), dir.path().join("key"));
+    let s = common::Server::start_with(g.path(), &db, |cfg| {
+        cfg.secret = Some(g.path().join("secret"));
+        cfg.users.users = Some(users);
+        cfg.users.key_file = Some(key);
+    })
+    .await
+    .unwrap();
+    // Applying 10,000 nodes in a debug build on a shared machine can take
+    // longer than the common 30 s wait: wait longer (this is no timing check).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while s.status_of(&commit).await.as_deref() != Some("applied") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the 10,000-node revision was never applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let l = Luna { g, s, commit, dir };
+    let t = l.token().await;
+    // Applied, the served design may still be loading (503, as every route
+    // that needs it answers meanwhile): ask again until it is served.
+    let (code, all) = loop {
+        let (code, v) = l.get("/config/node", Some(&t)).await;
+        if code != 503 {
+            break (code, v);
+        }
+        assert!(std::time::Instant::now() < deadline, "never served: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(code, 200, "{all}");
+    let nodes = all["config"]["node"].as_object().unwrap();
+    assert_eq!(nodes.len(), 10000);
+    let (_, again) = l.get("/config/node", Some(&t)).await;
+    assert_eq!(again, all);
+    for name in nodes.keys().step_by(997) {
+        let (code, one) = l.get(&format!("/config/node/{name}"), Some(&t)).await;
+        assert_eq!(code, 200);
+        assert_eq!(&one["config"]["node"][name], &nodes[name]);
+    }
+    l.s.stop().await;
+}
+
+#[tokio::test]
+async fn comment_vendor_and_assettag_come_from_owner_data_as_config_writes_keep_them() {
+    let l = luna(|_| {}).await;
+    let t = l.token().await;
+    let path = l.g.path().join("designs/nodes/rack-01.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let anchor = "      zone: z1\n    boot_mac: '02:bd:50:00:00:01'";
+    assert!(text.contains(anchor), "the example's n00001 layout changed");
+    let edited = text.replacen(
+        anchor,
+        "      zone: z1\n      comment: 'spare, ask ops'\n      vendor: Acme\n      assettag: AT-0001\n    boot_mac: '02:bd:50:00:00:01'",
+        1,
+    );
+    std::fs::write(&path, edited).unwrap();
+    let c2 = l.g.commit("n00001: owner data");
+    l.s.hook().await;
+    l.s.wait_status(&c2, "applied").await;
+    let (code, v) = l.get("/config/node/n00001", Some(&t)).await;
+    assert_eq!(code, 200, "{v}");
+    let n = &v["config"]["node"]["n00001"];
+    use base64::Engine as _;
+    let comment = base64::engine::general_purpose::STANDARD
+        .decode(n["comment"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(comment, b"spare, ask ops");
+    assert_eq!(n["vendor"], "Acme");
+    assert_eq!(n["assettag"], "AT-0001");
+    // Another node keeps its hardware profile's vendor and no comment.
+    let (_, v) = l.get("/config/node/n00002", Some(&t)).await;
+    let n = &v["config"]["node"]["n00002"];
+    let d = design();
+    let hw = d
+        .effective_nodes()
+        .iter()
+        .find(|e| e.name == "n00002")
+        .unwrap()
+        .hardware_profile
+        .clone()
+        .unwrap();
+    assert_eq!(
+        n["vendor"],
+        serde_json::json!(d.hardware_profile(&hw).unwrap().data.vendor)
+    );
+    assert!(n["comment"].is_null() && n["assettag"].is_null(), "{n}");
     l.s.stop().await;
 }

@@ -12,6 +12,7 @@ mod config;
 mod control;
 mod error;
 mod monitor;
+pub mod openapi;
 
 use axum::Router;
 
@@ -31,6 +32,7 @@ pub fn routes() -> Vec<Route> {
     all.extend(boot::routes());
     all.extend(monitor::routes());
     all.extend(control::routes());
+    all.extend(openapi::routes());
     all
 }
 

@@ -339,7 +339,12 @@ fn common(design: &Design, e: &EffectiveNode, bmcsetup: Option<String>) -> Map<S
     );
     m.insert("ipxe_kernel".into(), json!("default"));
     m.insert("unmanaged_bmc_users".into(), Value::Null);
-    m.insert("comment".into(), Value::Null);
+    // Luna2's free-text fields a config write keeps in `metadata.owner_data`
+    // (the comment base64, as Luna2 stores it and its CLI decodes it).
+    m.insert(
+        "comment".into(),
+        json!(e.owner_data.get("comment").map(|c| b64(c))),
+    );
     m.insert("_override".into(), json!(false));
     let _ = design;
     m
@@ -363,13 +368,13 @@ fn node_value(design: &Design, e: &EffectiveNode) -> Value {
     m.insert("cloud".into(), Value::Null);
     m.insert(
         "vendor".into(),
-        json!(e
+        json!(e.owner_data.get("vendor").cloned().or_else(|| e
             .hardware_profile
             .as_deref()
             .and_then(|h| design.hardware_profile(h))
-            .and_then(|h| h.data.vendor.clone())),
+            .and_then(|h| h.data.vendor.clone()))),
     );
-    m.insert("assettag".into(), Value::Null);
+    m.insert("assettag".into(), json!(e.owner_data.get("assettag")));
     m.insert("position".into(), Value::Null);
     m.insert("rack".into(), json!(e.rack));
     m.insert("macaddr".into(), json!(e.boot_mac));
@@ -605,12 +610,11 @@ pub fn build(commit: &str, design: &Design) -> SiteView {
             }
         }
     }
-    for n in &design.nodes {
+    // The compiled nodes are in the order of the design's nodes.
+    for (n, e) in design.nodes.iter().zip(eff) {
         if n.data.oob.is_some() && !bmcsetups.contains_key(&n.name) {
-            if let Some(e) = eff.iter().find(|e| e.name == n.name) {
-                if let Some(oob) = &e.oob {
-                    bmcsetups.insert(n.name.clone(), oob_value(&n.name, oob));
-                }
+            if let Some(oob) = &e.oob {
+                bmcsetups.insert(n.name.clone(), oob_value(&n.name, oob));
             }
         }
     }
@@ -727,5 +731,75 @@ impl Luna2Site {
         tracing::info!(commit = %loaded.commit, nodes = v.nodes.len(), took_ms = t.elapsed().as_millis() as u64, "luna2: config view built for the served revision");
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Some(v.clone());
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_options_are_words_true_bare_false_left_out() {
+        let mut p = BTreeMap::new();
+        p.insert("console".to_string(), json!("ttyS1,115200n8"));
+        p.insert("quiet".to_string(), json!(true));
+        p.insert("splash".to_string(), json!(false));
+        p.insert("hugepages".to_string(), json!(32));
+        assert_eq!(
+            kernel_options(&p),
+            "console=ttyS1,115200n8 hugepages=32 quiet"
+        );
+        assert_eq!(kernel_options(&BTreeMap::new()), "");
+    }
+
+    #[test]
+    fn the_next_free_address_skips_taken_reserved_dhcp_and_the_gateway() {
+        let yaml = r#"
+schema: 'drydock/Network/v1'
+metadata: {schema: 'metadata/Document/v1', name: net, layeringDefinition: {abstract: false, layer: site}, storagePolicy: cleartext}
+data:
+  cidr: 10.0.0.0/24
+  routes: [{subnet: 0.0.0.0/0, gateway: 10.0.0.1, metric: 10}]
+  ranges:
+    - {type: reserved, start: 10.0.0.2, end: 10.0.0.9}
+    - {type: dhcp, start: 10.0.0.200, end: 10.0.0.250}
+"#;
+        let files = [crate::design::DesignFile {
+            path: "n.yaml".into(),
+            bytes: yaml.as_bytes().to_vec(),
+        }];
+        let v = crate::validate(&files);
+        let design = v.design.expect("parsed");
+        let mut taken = BTreeMap::new();
+        for i in 10..13 {
+            taken.insert(IpAddr::from([10, 0, 0, i]), format!("n{i}"));
+        }
+        let n = network_view(&design, "net", taken.clone());
+        // No static range: the CIDR's hosts, past the gateway (.1), the
+        // reserved .2-.9 and the taken .10-.12.
+        assert_eq!(n.next_free, Some(IpAddr::from([10, 0, 0, 13])));
+        assert_eq!(n.value["gateway"], json!("10.0.0.1"));
+        assert_eq!(n.value["dhcp"], json!(true));
+        assert_eq!(n.value["dhcp_range_begin"], json!("10.0.0.200"));
+        let view = SiteView {
+            networks: [("net".to_string(), n)].into_iter().collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            view.network_address("net", IpAddr::from([10, 0, 0, 11])),
+            Some(AddressStatus::Taken("n11".into()))
+        );
+        assert_eq!(
+            view.network_address("net", IpAddr::from([10, 0, 0, 99])),
+            Some(AddressStatus::Free)
+        );
+        assert_eq!(
+            view.network_address("net", IpAddr::from([10, 0, 1, 1])),
+            Some(AddressStatus::OutOfScope)
+        );
+        assert_eq!(
+            view.network_address("other", IpAddr::from([10, 0, 0, 1])),
+            None
+        );
     }
 }

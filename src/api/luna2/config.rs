@@ -118,7 +118,22 @@ pub fn routes() -> Vec<Route> {
         ),
         r("/config/rack", "Every rack", get(rack_list)),
         r("/config/rack/{rack}", "One rack", get(rack)),
+        route(
+            "GET",
+            "/config/{*rest}",
+            "Any other config resource: Luna2's 404 (no counterpart in the design; docs/compat.md)",
+            None,
+            &[],
+            &[401, 404],
+            get(no_counterpart),
+        ),
     ]
+}
+
+/// A Luna2 config resource slipway does not serve (secrets, switches,
+/// clouds, …): Luna2's 404 body, after the token check as every config route.
+async fn no_counterpart(_: Token) -> HttpError {
+    HttpError::new(StatusCode::NOT_FOUND, "NotFound", "Route Not Found")
 }
 
 /// The view of the served revision: from memory when built, else built
