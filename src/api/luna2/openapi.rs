@@ -93,7 +93,9 @@ pub fn spec() -> Value {
         if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
             for p in params {
                 let pattern = match p["name"].as_str() {
-                    Some("node") => r"^[A-Za-z0-9._\[\],-]{1,255}$",
+                    Some("node") if r.path.starts_with("/config/") => {
+                        r"^[A-Za-z0-9._\[\],-]{1,255}$"
+                    }
                     Some("mac") => r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$",
                     Some("action") if r.path.starts_with("/control/") => r"^_[a-z]{1,32}$",
                     Some("ip") => continue,
