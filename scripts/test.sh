@@ -55,6 +55,14 @@ if ! "$venv/bin/python" -c 'import jwt, hostlist, prettytable, pyfiglet, nested_
         requests requests-unixsocket fire shtab openpyxl \
         || { echo "error: cannot install the luna2-cli and lpower requirements into $venv" >&2; exit 2; }
 fi
+# The Commissaire tests drive the real `commctl` 0.0.7 (../shared/reference/clients/commctl,
+# not on PyPI): installed without its deps (py-bcrypt is only for `commctl passhash`).
+if [ ! -x "$venv/bin/commctl" ] || ! "$venv/bin/python" -c 'import commctl.cli, requests, six, yaml' 2>/dev/null; then
+    echo "== installing commctl into $venv"
+    "$venv/bin/pip" install -q --no-deps ../shared/reference/clients/commctl \
+        && "$venv/bin/pip" install -q requests six PyYAML \
+        || { echo "error: cannot install commctl into $venv" >&2; exit 2; }
+fi
 # c++: the fuzz targets' libFuzzer is compiled by `cargo check` below.
 need c++ || apt_install g++
 if [ ! -x ../shared/tools/gen-site ] && [ ! -f ../shared/tools/gen-site ]; then

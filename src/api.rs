@@ -7,6 +7,7 @@
 //! v1.0; [`ironic`]: the Ironic agent, with `GET /` for both OpenStack
 //! dialects). Adding a dialect is adding its folder and one line in [`app`].
 
+pub mod commissaire;
 pub mod drydock;
 pub mod http;
 pub mod inspector;
@@ -32,6 +33,10 @@ pub fn app(state: AppState) -> Router {
         .merge(http::error::answers(
             ironic::router(&state),
             ironic::Presenter,
+        ))
+        .merge(http::error::answers(
+            commissaire::router(&state),
+            commissaire::Presenter,
         ))
         .merge(http::error::answers(
             luna2::router(&state),

@@ -1,6 +1,7 @@
 //! Design documents: parse, schema check, typed model, effective nodes and
 //! semantic rules. Pure: no I/O beyond the bytes handed in.
 
+pub mod edit;
 pub mod effective;
 pub mod filter;
 pub mod message;

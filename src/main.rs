@@ -102,6 +102,29 @@ impl PowerFlags {
     }
 }
 
+/// How the Commissaire dialect reads clusters and hosts from the design
+/// (`serve`); see docs/compat.md, "Commissaire".
+#[derive(clap::Args, Clone)]
+struct CommissaireFlags {
+    /// The `metadata.owner_data` key naming a node's Commissaire cluster, and the Network
+    /// `labels` key declaring clusters on that network.
+    #[arg(long, default_value = slipway::services::clusters::DEFAULT_CLUSTER_KEY)]
+    commissaire_cluster_key: String,
+    /// The network whose static address is a Commissaire host's address (default: each
+    /// node's primary network, else its first static address off its OOB network).
+    #[arg(long)]
+    commissaire_network: Option<String>,
+}
+
+impl CommissaireFlags {
+    fn config(self) -> slipway::services::clusters::ClusterConfig {
+        slipway::services::clusters::ClusterConfig {
+            key: self.commissaire_cluster_key,
+            network: self.commissaire_network,
+        }
+    }
+}
+
 /// Who may log in, and their session tokens (`serve`); see docs/luna2.md.
 #[derive(clap::Args, Clone)]
 struct UserFlags {
@@ -152,6 +175,8 @@ enum Format {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of `Serve`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Watch a design repository, apply each valid revision, serve the API.
     Serve {
@@ -213,6 +238,11 @@ enum Command {
         /// Branch unknown machines are proposed on (never the followed branch).
         #[arg(long, default_value = slipway::services::inspection::DEFAULT_PROPOSAL_BRANCH)]
         proposal_branch: String,
+        /// Commit design edits made through the API (Luna2 config writes, Commissaire
+        /// membership) on this review branch, created from the followed head, instead of
+        /// the followed branch (which is then never changed by the API).
+        #[arg(long)]
+        write_branch: Option<String>,
         /// Which nodes an Ironic agent's lookup (`GET /v1/lookup`) may find: `expected` (a node
         /// with an unfinished boot action, or whose agent token was reset or issued within
         /// --agent-window), `any` (every node of the applied design), `none` (every lookup 404).
@@ -226,6 +256,8 @@ enum Command {
         caps: SizeCaps,
         #[command(flatten)]
         power: PowerFlags,
+        #[command(flatten)]
+        commissaire: CommissaireFlags,
         #[command(flatten)]
         users: UserFlags,
     },
@@ -404,10 +436,12 @@ fn main() -> ExitCode {
             max_delete_share,
             allow_mass_delete,
             proposal_branch,
+            write_branch,
             agent_lookup,
             agent_window,
             caps,
             power,
+            commissaire,
             users,
         } => {
             let cfg = slipway::server::ServeConfig {
@@ -432,11 +466,13 @@ fn main() -> ExitCode {
                 limits: caps.limits(),
                 power: power.settings(),
                 proposal_branch: Some(proposal_branch),
+                write_branch,
                 agents: slipway::services::agents::AgentConfig {
                     lookup: agent_lookup,
                     window: Duration::from_secs(agent_window.max(1)),
                     ..Default::default()
                 },
+                commissaire: commissaire.config(),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -84,6 +84,12 @@ pub struct ServeConfig {
     /// The Ironic agents' lookup restriction and token window
     /// (`--agent-lookup`, `--agent-window`).
     pub agents: crate::services::agents::AgentConfig,
+    /// How the Commissaire dialect reads clusters and hosts from the design
+    /// (`--commissaire-cluster-key`, `--commissaire-network`).
+    pub commissaire: crate::services::clusters::ClusterConfig,
+    /// The review branch API design edits are committed on (`--write-branch`;
+    /// `None`: the followed branch, waiting for each commit to be applied).
+    pub write_branch: Option<String>,
     /// The users file, the session tokens' key file and their lifetime
     /// (`--users`, `--luna-secret-key-file`, `--luna-token-expiry`).
     pub users: crate::services::users::UserSettings,
@@ -241,6 +247,15 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    // A review branch for API edits is not the followed branch.
+    if let (Some(w), Some(b)) = (&cfg.write_branch, &branch) {
+        if w == b {
+            return Err(ServeError::Other(format!(
+                "--write-branch `{w}` is the followed branch; leave it out to commit API edits \
+                 on the followed branch, or name a review branch"
+            )));
+        }
+    }
     // Proposals of unknown machines never go on the followed branch.
     if let (Some(p), Some(b)) = (&cfg.proposal_branch, &branch) {
         if p == b {
@@ -327,6 +342,7 @@ pub async fn run(
     };
 
     let followed = branch.clone();
+    let followed_for_writes = branch.clone();
     let ctx = PassContext {
         repo: root.clone(),
         branch,
@@ -392,6 +408,20 @@ pub async fn run(
         secret_for_inspection,
         metrics.clone(),
     ));
+    let writeback = Arc::new(
+        crate::services::writeback::WriteBack::new(
+            crate::services::writeback::WriteBackConfig {
+                repo: root.clone(),
+                branch: followed_for_writes,
+                design_dir: cfg.design_dir.clone(),
+                write_branch: cfg.write_branch.clone(),
+                limits: cfg.limits,
+                apply_wait: crate::services::writeback::DEFAULT_APPLY_WAIT,
+            },
+            Some((status.clone(), trigger.clone())),
+        )
+        .with_design(boot.clone()),
+    );
     let users = Arc::new(
         crate::services::users::UserService::open(&cfg.users, &cfg.db)
             .map_err(|e| ServeError::Other(e.to_string()))?,
@@ -407,7 +437,17 @@ pub async fn run(
     ));
     let power_requests = crate::services::power_requests::PowerRequests::new(power.clone());
     let luna = Arc::new(crate::services::luna2_view::Luna2Site::new(boot.clone()));
+    let clusters = Arc::new(crate::services::clusters::ClusterService::new(
+        cfg.commissaire.clone(),
+        boot.clone(),
+        agents.clone(),
+        inventory.connection(),
+        writeback.clone(),
+        node_status.clone(),
+    ));
     let state = AppState {
+        clusters,
+        writeback,
         boot_scripts,
         node_status,
         power_requests,

@@ -6,6 +6,8 @@
 //!
 //! - [`agents`]: Ironic agents: lookup by MAC over a node index per served
 //!   revision, agent tokens, heartbeats;
+//! - [`clusters`]: clusters, hosts and networks of the Commissaire
+//!   dialect, as a view of the served design;
 //! - [`deployments`]: `BootService`, the applied revision served to nodes:
 //!   node deployments and their keys, made with the revision that changes
 //!   the node, and boot data through the render cache;
@@ -20,10 +22,12 @@
 //!   their `oob`, operations on one node or many, the journal);
 //! - [`tasks`]: the task engine;
 //! - [`designs`]: design references resolved to design files;
-//! - [`status`]: what the server serves, written by the reconcile loop.
+//! - [`status`]: what the server serves, written by the reconcile loop;
+//! - [`writeback`]: design edits through an API become validated commits.
 
 pub mod agents;
 pub mod boot_scripts;
+pub mod clusters;
 pub mod deployments;
 pub mod designs;
 pub mod inspection;
@@ -38,6 +42,7 @@ pub mod status;
 pub mod tasks;
 pub mod users;
 pub mod workers;
+pub mod writeback;
 
 pub use deployments::{
     BootConfig, BootError, BootService, NodeDeployment, PreparedRevision, DOES_NOT_RENDER,

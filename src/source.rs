@@ -45,6 +45,15 @@ pub enum SourceError {
     /// A proposal cannot be written as asked (a bad path or branch).
     #[error("proposal: {0}")]
     Proposal(String),
+    /// A branch was not where a commit expected it (compare-and-swap lost:
+    /// another writer moved, created or locked it first).
+    #[error("branch `{branch}` moved: expected {expected}")]
+    Moved {
+        /// The branch.
+        branch: String,
+        /// The head the commit was built on (the zero id: no branch).
+        expected: String,
+    },
     /// A filesystem failure reading a plain directory.
     #[error("{path}: {source}")]
     Io {
@@ -771,4 +780,157 @@ fn put_blob(
         builder.insert(first, id, 0o040000)?;
     }
     Ok(builder.write()?)
+}
+
+/// One file of a commit made by [`Repo::commit_files`]: its repository path
+/// and its new bytes (`None`: the file is deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// Path in the repository (named components; no `..`, `.git`).
+    pub path: String,
+    /// The new content; `None` deletes the file.
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl Repo {
+    /// Commits `changes` on `branch` on top of `parent`, without touching
+    /// HEAD, the index or the work tree, and moves the branch by
+    /// compare-and-swap: it must still be at `parent` (or, with `create`,
+    /// not exist), else [`SourceError::Moved`] and nothing moves (the caller
+    /// reads the head again and retries). Deleting a missing file is an
+    /// error; a directory left empty disappears. Returns the new commit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_files(
+        &self,
+        branch: &str,
+        parent: &str,
+        create: bool,
+        changes: &[FileChange],
+        author: &Person,
+        committer: &Person,
+        message: &str,
+    ) -> Result<String, SourceError> {
+        let refname = format!("refs/heads/{branch}");
+        let bad = |m: String| SourceError::Proposal(m);
+        if !git2::Reference::is_valid_name(&refname) {
+            return Err(bad(format!("`{branch}` is not a valid branch name")));
+        }
+        let what = || format!("committing on {branch}");
+        let repo = &self.repo;
+        let parent_oid = git2::Oid::from_str(parent).map_err(git_err(what()))?;
+        let parent_commit = repo.find_commit(parent_oid).map_err(git_err(what()))?;
+        let mut tree = parent_commit.tree().map_err(git_err(what()))?;
+        for c in changes {
+            let parts = proposal_path(&c.path)?;
+            let id = match &c.bytes {
+                Some(b) => Some(repo.blob(b).map_err(git_err(what()))?),
+                None => {
+                    if tree.get_path(Path::new(&c.path)).is_err() {
+                        return Err(bad(format!(
+                            "path `{}`: no such file on {branch} to delete",
+                            c.path
+                        )));
+                    }
+                    None
+                }
+            };
+            let new = edit_tree(repo, Some(&tree), &parts, id).map_err(|e| match e {
+                PutError::Git(e) => git_err(what())(e),
+                PutError::NotADirectory(at) => bad(format!(
+                    "path `{}`: `{at}` is a file on {branch}; expected a directory",
+                    c.path
+                )),
+            })?;
+            let new = new.unwrap_or(empty_tree(repo).map_err(git_err(what()))?);
+            tree = repo.find_tree(new).map_err(git_err(what()))?;
+        }
+        let when = git2::Time::new(crate::clock::now(), 0);
+        let a =
+            git2::Signature::new(&author.name, &author.email, &when).map_err(git_err(what()))?;
+        let c = git2::Signature::new(&committer.name, &committer.email, &when)
+            .map_err(git_err(what()))?;
+        let commit = repo
+            .commit(None, &a, &c, message, &tree, &[&parent_commit])
+            .map_err(git_err(what()))?;
+        let expected = if create {
+            git2::Oid::zero()
+        } else {
+            parent_oid
+        };
+        let log = format!("slipway: {}", message.lines().next().unwrap_or_default());
+        match repo.reference_matching(&refname, commit, true, expected, &log) {
+            Ok(_) => Ok(commit.to_string()),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    git2::ErrorCode::Modified | git2::ErrorCode::Exists | git2::ErrorCode::Locked
+                ) =>
+            {
+                Err(SourceError::Moved {
+                    branch: branch.to_string(),
+                    expected: expected.to_string(),
+                })
+            }
+            Err(e) => Err(git_err(what())(e)),
+        }
+    }
+
+    /// True when `commit` is `ancestor` or a descendant of it.
+    pub fn contains(&self, commit: &str, ancestor: &str) -> Result<bool, SourceError> {
+        if commit == ancestor {
+            return Ok(true);
+        }
+        let what = || format!("comparing {commit} with {ancestor}");
+        let a = git2::Oid::from_str(commit).map_err(git_err(what()))?;
+        let b = git2::Oid::from_str(ancestor).map_err(git_err(what()))?;
+        self.repo.graph_descendant_of(a, b).map_err(git_err(what()))
+    }
+}
+
+fn empty_tree(repo: &git2::Repository) -> Result<git2::Oid, git2::Error> {
+    repo.treebuilder(None)?.write()
+}
+
+/// A tree like `tree` with the blob at `parts` put (`Some`) or removed
+/// (`None`; directories left empty go too). `None`: the tree became empty.
+fn edit_tree(
+    repo: &git2::Repository,
+    tree: Option<&git2::Tree<'_>>,
+    parts: &[&str],
+    blob: Option<git2::Oid>,
+) -> Result<Option<git2::Oid>, PutError> {
+    let mut builder = repo.treebuilder(tree)?;
+    let (first, rest) = parts.split_first().expect("a path has a component");
+    if rest.is_empty() {
+        match blob {
+            Some(b) => {
+                builder.insert(first, b, 0o100644)?;
+            }
+            None => {
+                if builder.get(first)?.is_some() {
+                    builder.remove(first)?;
+                }
+            }
+        }
+    } else {
+        let sub = match tree.and_then(|t| t.get_name(first)) {
+            Some(e) if e.kind() == Some(git2::ObjectType::Tree) => Some(repo.find_tree(e.id())?),
+            Some(_) => return Err(PutError::NotADirectory(first.to_string())),
+            None => None,
+        };
+        match edit_tree(repo, sub.as_ref(), rest, blob)? {
+            Some(id) => {
+                builder.insert(first, id, 0o040000)?;
+            }
+            None => {
+                if builder.get(first)?.is_some() {
+                    builder.remove(first)?;
+                }
+            }
+        }
+    }
+    if builder.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(builder.write()?))
 }

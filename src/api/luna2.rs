@@ -9,6 +9,7 @@
 pub mod auth;
 mod boot;
 mod config;
+mod config_write;
 mod control;
 mod error;
 mod monitor;
@@ -29,6 +30,7 @@ pub fn routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(auth::routes());
     all.extend(config::routes());
+    all.extend(config_write::routes());
     all.extend(boot::routes());
     all.extend(monitor::routes());
     all.extend(control::routes());

@@ -405,6 +405,20 @@ fn parse_error_message(e: &yaml::SyntaxError) -> Message {
     }
 }
 
+/// The chunks a file's text is parsed in (see [`split_documents`]): each
+/// chunk's first line (1-based) and its byte range. Design edits
+/// (`design::edit`) replace and remove documents by these spans.
+pub fn document_chunks(text: &str) -> Vec<(u32, std::ops::Range<usize>)> {
+    let base = text.as_ptr() as usize;
+    split_documents(text)
+        .into_iter()
+        .map(|(l, c)| {
+            let start = c.as_ptr() as usize - base;
+            (l, start..start + c.len())
+        })
+        .collect()
+}
+
 /// Splits a stream at the `---` lines that start documents, so that large files
 /// parse in parallel and a syntax error costs only its own document. A line
 /// starting with `---` (then space, tab or end of line) at column 0 always starts a

@@ -5,7 +5,10 @@
 //! `52:54:00:12:34:56` is a base-60 integer), because Drydock — whose verdicts
 //! operators compare ours with — reads designs with PyYAML.
 
+mod emit;
 mod fast;
+
+pub use emit::emit_document;
 
 use std::collections::HashMap;
 

@@ -491,6 +491,46 @@ impl InspectionService {
         })
     }
 
+    /// Commits `yaml` as `rel_path` (relative to the design root) on the
+    /// proposal branch, as an inspection's proposal is (one at a time, never
+    /// the followed branch): the path in the repository and the commit
+    /// (`None`: the file already held it). The Commissaire dialect's
+    /// enrolment of an unknown address goes here.
+    pub fn propose_document(
+        &self,
+        rel_path: &str,
+        yaml: &str,
+        message: &str,
+    ) -> Result<(String, Option<String>), CallbackError> {
+        let failed = |e: crate::source::SourceError| CallbackError::Proposal(e.to_string());
+        let _one = self
+            .proposing
+            .lock()
+            .map_err(|_| ServiceError::Internal("proposal lock poisoned".into()))?;
+        let repo = Repo::discover(&self.cfg.repo).map_err(failed)?;
+        let followed = self.followed(&repo)?;
+        let root = repo
+            .design_root(&followed, self.cfg.design_dir.as_deref())
+            .map_err(failed)?;
+        let path = format!("{root}{rel_path}");
+        let done = repo
+            .propose(
+                &self.cfg.proposal_branch,
+                &followed,
+                &path,
+                yaml.as_bytes(),
+                &author(),
+                message,
+            )
+            .map_err(failed)?;
+        let commit = match done {
+            Proposed::Committed { commit, .. } => Some(commit),
+            Proposed::Unchanged => None,
+        };
+        tracing::info!(%path, commit = commit.as_deref().unwrap_or("unchanged"), branch = %self.cfg.proposal_branch, "proposal committed");
+        Ok((path, commit))
+    }
+
     fn followed(&self, repo: &Repo) -> Result<String, CallbackError> {
         self.cfg
             .branch

@@ -23,6 +23,14 @@ pub const HIDDEN: &str = "<hidden>";
 
 /// Luna2's base64 text fields (the CLI decodes `kerneloptions`, `comment`,
 /// `options` and the scripts).
+/// The text a Luna2 client sent base64-encoded (`comment`, `kerneloptions`,
+/// ...: the CLI encodes them), or `None` when `s` is not base64 of UTF-8
+/// text (then it was sent as it is). For the config writes.
+pub fn unb64_text(s: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }

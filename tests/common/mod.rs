@@ -206,6 +206,8 @@ impl Server {
             power: Default::default(),
             proposal_branch: None,
             agents: Default::default(),
+            commissaire: Default::default(),
+            write_branch: None,
             users: Default::default(),
         };
         adjust(&mut cfg);

@@ -221,6 +221,17 @@ mod tests {
             )
             .unwrap(),
         );
+        let writeback = std::sync::Arc::new(crate::services::writeback::WriteBack::new(
+            crate::services::writeback::WriteBackConfig {
+                repo: dir.to_path_buf(),
+                branch: None,
+                design_dir: None,
+                write_branch: None,
+                limits: Default::default(),
+                apply_wait: std::time::Duration::ZERO,
+            },
+            None,
+        ));
         let luna = std::sync::Arc::new(crate::services::luna2_view::Luna2Site::new(boot.clone()));
         let power = crate::services::power::NodePower::new(&Default::default()).unwrap();
         let boot_scripts =
@@ -235,7 +246,16 @@ mod tests {
                 inventory.connection(),
             ));
         let power_requests = crate::services::power_requests::PowerRequests::new(power.clone());
+        let clusters = std::sync::Arc::new(crate::services::clusters::ClusterService::new(
+            Default::default(),
+            boot.clone(),
+            agents.clone(),
+            inventory.connection(),
+            writeback.clone(),
+            node_status.clone(),
+        ));
         crate::api::app(AppState {
+            clusters,
             boot_scripts,
             node_status,
             power_requests,
@@ -253,6 +273,7 @@ mod tests {
             metrics: Default::default(),
             max_in_flight: super::super::DEFAULT_MAX_IN_FLIGHT,
             body_timeout: super::super::DEFAULT_BODY_TIMEOUT,
+            writeback,
             power,
             luna,
             users: std::sync::Arc::new(crate::services::users::UserService {

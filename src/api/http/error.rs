@@ -123,6 +123,12 @@ pub trait Presenter: Clone + Send + Sync + 'static {
 #[derive(Clone)]
 struct Unpresented(HttpError);
 
+/// Marks a response a dialect's [`Presenter`] built, so an outer
+/// [`answers`] (the app's, in Drydock's shape) leaves it as it is even when
+/// its body is not JSON (Commissaire's `text/html` errors).
+#[derive(Clone, Copy)]
+struct Presented;
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut r = self.code.into_response();
@@ -217,7 +223,10 @@ async fn present<P: Presenter>(presenter: &P, resp: Response) -> Response {
     let (mut parts, body) = resp.into_parts();
     let error = match parts.extensions.remove::<Unpresented>() {
         Some(Unpresented(e)) => e,
-        None if code.as_u16() < 400 || is_json(&parts.headers) => {
+        None if code.as_u16() < 400
+            || is_json(&parts.headers)
+            || parts.extensions.get::<Presented>().is_some() =>
+        {
             return Response::from_parts(parts, body)
         }
         None => {
@@ -244,6 +253,7 @@ async fn present<P: Presenter>(presenter: &P, resp: Response) -> Response {
         }
     };
     let mut out = presenter.present(&error);
+    out.extensions_mut().insert(Presented);
     for (name, value) in parts.headers.iter() {
         if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
             out.headers_mut().append(name.clone(), value.clone());

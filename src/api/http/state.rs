@@ -47,6 +47,10 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// The power service on the served design's nodes.
     pub power: crate::services::power::NodePower,
+    /// Clusters, hosts and networks of the served design (the Commissaire dialect).
+    pub clusters: Arc<crate::services::clusters::ClusterService>,
+    /// Design edits committed to git (Luna2 config writes, Commissaire membership).
+    pub writeback: Arc<crate::services::writeback::WriteBack>,
     /// Users (the users file) and their session tokens (Luna2's JWTs).
     pub users: Arc<crate::services::users::UserService>,
     /// Boot scripts of the served revision (Luna2's `/boot/…`).
