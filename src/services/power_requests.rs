@@ -19,6 +19,9 @@ use super::power::{NodeFailure, NodeOutcome, NodePower, Planned, PowerOp, PowerS
 
 /// Requests kept at once.
 pub const MAX_REQUESTS: usize = 256;
+/// Nodes of one request run at once (each still takes a slot of the power
+/// service's own limit).
+pub const PER_REQUEST: usize = 64;
 /// How long a finished request waits to be read.
 pub const EXPIRY: Duration = Duration::from_secs(600);
 
@@ -179,28 +182,50 @@ impl PowerRequests {
             );
             inner.order.push_back(id.clone());
         }
-        for (name, target) in nodes {
-            let me = self.clone();
-            let (id, ops, subsystem, word) = (
-                id.clone(),
-                ops.clone(),
-                subsystem.to_string(),
-                word.to_string(),
-            );
-            tokio::spawn(async move {
-                let outcome = me.power.run_node(&name, target, &ops).await;
-                let result = result_of(&outcome, &subsystem, &word, status);
-                let mut inner = me.lock();
-                if let Some(r) = inner.requests.get_mut(&id) {
-                    r.unread.insert(name, result);
-                    r.pending = r.pending.saturating_sub(1);
-                    if r.pending == 0 {
-                        r.finished = Some(Instant::now());
-                    }
+        // One driver per request keeps at most PER_REQUEST nodes in flight
+        // (the power service bounds the BMC calls themselves), so a
+        // 100,000-name hostlist is not 100,000 tasks at once.
+        let me = self.clone();
+        let (rid, sub, word) = (id.clone(), subsystem.to_string(), word.to_string());
+        tokio::spawn(async move {
+            let mut running = tokio::task::JoinSet::new();
+            let mut nodes = nodes.into_iter();
+            loop {
+                while running.len() < PER_REQUEST {
+                    let Some((name, target)) = nodes.next() else {
+                        break;
+                    };
+                    let (power, ops) = (me.power.clone(), ops.clone());
+                    running.spawn(async move {
+                        let outcome = power.run_node(&name, target, &ops).await;
+                        (name, outcome)
+                    });
                 }
-            });
-        }
+                let Some(done) = running.join_next().await else {
+                    break;
+                };
+                let result = done.map(|(name, outcome)| {
+                    let r = result_of(&outcome, &sub, &word, status);
+                    (name, r)
+                });
+                me.record(&rid, result.ok());
+            }
+        });
         Ok(id)
+    }
+
+    /// Records one node's result (`None`: its task crashed; it only counts).
+    fn record(&self, id: &str, result: Option<(String, NodeResult)>) {
+        let mut inner = self.lock();
+        if let Some(r) = inner.requests.get_mut(id) {
+            if let Some((name, result)) = result {
+                r.unread.insert(name, result);
+            }
+            r.pending = r.pending.saturating_sub(1);
+            if r.pending == 0 {
+                r.finished = Some(Instant::now());
+            }
+        }
     }
 
     /// The results of request `id` not read yet; `None` when there is no

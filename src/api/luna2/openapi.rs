@@ -26,9 +26,14 @@ pub fn routes() -> Vec<Route> {
     )]
 }
 
-/// Whether a route needs no token.
-fn public(path: &str) -> bool {
-    matches!(path, "/token" | "/version") || path == PATH
+/// Whether a route needs no token: sessions, the version, this document,
+/// the boot scripts a booting machine asks for (not its installer) and the
+/// monitor reads.
+fn public(method: &str, path: &str) -> bool {
+    matches!(path, "/token" | "/version")
+        || path == PATH
+        || (path.starts_with("/boot") && !path.starts_with("/boot/install/"))
+        || (method == "GET" && path.starts_with("/monitor/"))
 }
 
 /// The spec.
@@ -42,29 +47,45 @@ pub fn spec() -> Value {
     {
         let mut responses = Map::new();
         for code in r.ok {
-            responses.insert(
-                code.to_string(),
-                json!({"description": "success", "content": {JSON: {"schema": {"type": "object"}}}}),
-            );
+            let schema = if r.produces == JSON {
+                json!({"type": "object"})
+            } else {
+                json!({"type": "string"})
+            };
+            let answer = if *code == 204 {
+                json!({"description": "success, no body"})
+            } else {
+                json!({"description": "success", "content": {r.produces: {"schema": schema}}})
+            };
+            responses.insert(code.to_string(), answer);
         }
         // Any route: a wrong method, a bad path segment, a target over
         // 8 KiB, a server fault, no design served yet.
         let mut errors: Vec<u16> = vec![400, 405, 414, 500, 503];
         errors.extend(r.extra);
-        if !public(r.path) {
+        if !public(r.method, r.path) {
             errors.extend([401, 403]);
         }
         if r.body.is_some() {
             errors.extend([408, 413]);
         }
         for code in errors {
+            if code == 501 {
+                // A BMC call that failed: Luna2's `{"control": {…}}` (control.rs).
+                responses.insert(
+                    code.to_string(),
+                    json!({"description": "the BMC call failed", "content": {JSON: {"schema":
+                        {"type": "object", "required": ["control"]}}}}),
+                );
+                continue;
+            }
             responses.insert(
                 code.to_string(),
                 json!({"description": "Luna2's error body", "content": {JSON: {"schema": error}}}),
             );
         }
         let mut op = crate::api::http::routes::operation(&r, responses, Vec::new());
-        if !public(r.path) {
+        if !public(r.method, r.path) {
             op["security"] = json!([{"luna": []}]);
         }
         // Names as Luna2's validate_name accepts them (a node may also be a
@@ -72,7 +93,11 @@ pub fn spec() -> Value {
         if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
             for p in params {
                 let pattern = match p["name"].as_str() {
-                    Some("node") => r"^[A-Za-z0-9._\[\],-]{1,255}$",
+                    Some("node") if r.path.starts_with("/config/") => {
+                        r"^[A-Za-z0-9._\[\],-]{1,255}$"
+                    }
+                    Some("mac") => r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$",
+                    Some("action") if r.path.starts_with("/control/") => r"^_[a-z]{1,32}$",
                     Some("ip") => continue,
                     Some("interface") => r"^[A-Za-z0-9._:-]{1,255}$",
                     _ => r"^[A-Za-z0-9._-]{1,255}$",
@@ -121,7 +146,12 @@ mod tests {
                 op["responses"]["400"]["content"][JSON]["schema"]["$ref"],
                 "#/components/schemas/LunaError"
             );
-            assert_eq!(op["security"].is_array(), !public(r.path), "{}", r.path);
+            assert_eq!(
+                op["security"].is_array(),
+                !public(r.method, r.path),
+                "{}",
+                r.path
+            );
         }
     }
 }
