@@ -416,6 +416,19 @@ async fn a_nodes_posted_status_is_stored_durably_shown_on_both_paths_and_bad_pos
         .post("/monitor/node/n00003", Some(&token), &with_status)
         .await;
     assert_eq!(code, 204);
+    // Shown on the node's config too (Luna2's `status` field), per node.
+    for (node, status) in [
+        ("n00001", json!("Luna installer: No errors")),
+        ("n00003", json!("disk not found")),
+        ("n00002", Value::Null),
+    ] {
+        let (code, _, body) = l.get(&format!("/config/node/{node}"), Some(&token)).await;
+        assert_eq!(code, 200, "{node}: {body}");
+        let shown = &json_of(&body)["config"]["node"][node];
+        assert_eq!(shown["status"], status, "{node}");
+        // The flag the boot scripts follow (n00002 boots from disk).
+        assert_eq!(shown["netboot"], json!(node != "n00002"), "{node}");
+    }
 
     // Refusals: no token, bad JSON, other shapes, another node's body,
     // unknown node.

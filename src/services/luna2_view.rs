@@ -332,8 +332,11 @@ fn common(design: &Design, e: &EffectiveNode, bmcsetup: Option<String>) -> Map<S
     );
     m.insert("setupbmc".into(), json!(e.oob.is_some()));
     m.insert("bmcsetup".into(), json!(bmcsetup));
-    m.insert("netboot".into(), json!(true));
-    m.insert("bootmenu".into(), json!(false));
+    // The same flags the boot scripts follow (the seed's table), so
+    // `/config/node` and `/boot` agree.
+    let (netboot, bootmenu) = super::boot_scripts::flags(e);
+    m.insert("netboot".into(), json!(netboot));
+    m.insert("bootmenu".into(), json!(bootmenu));
     m.insert("roles".into(), Value::Null);
     m.insert("scripts".into(), Value::Null);
     for s in ["prescript", "partscript", "postscript"] {

@@ -189,11 +189,26 @@ async fn node(
         return v.nodes(&names).map(Json).map_err(|n| not_found("Node", &n));
     }
     let n = name(&node)?;
-    view(&state)
+    let mut answer = view(&state)
         .await?
         .node(n)
-        .map(Json)
-        .ok_or_else(|| not_found("Node", n))
+        .ok_or_else(|| not_found("Node", n))?;
+    // The status the node last posted (`/monitor/node/{node}`), shown on
+    // the node as Luna2 does; the view itself is per revision.
+    let svc = state.node_status.clone();
+    let who = n.to_string();
+    let posted = tokio::task::spawn_blocking(move || svc.get(&who))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+    if let (Some(st), Some(slot)) = (
+        posted,
+        answer.pointer_mut(&format!("/config/node/{n}/status")),
+    ) {
+        *slot = Value::String(st.status);
+    }
+    Ok(Json(answer))
 }
 
 async fn node_interfaces(
