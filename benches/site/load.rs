@@ -31,6 +31,9 @@ const LUNA2_BOOT_SEARCH_RATE: f64 = 590.0;
 const DRYDOCK_RSS_MB: f64 = 340.0;
 /// The signal POST's body: one progress detail.
 const SIGNAL_BODY: &str = r#"{"details":[{"message":"progress","error":false}]}"#;
+/// The Luna2 user the `/config/node` figure logs in as.
+const BENCH_USER: &str = "bench";
+const BENCH_PASSWORD: &str = "bench-password";
 /// Runs a command with the soft file limit raised to the hard one.
 const RAISE_NOFILE: &str = r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@""#;
 
@@ -61,13 +64,20 @@ pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
     );
 
     let t0 = Instant::now();
-    let targets = identities(&api, &work.hosts, &work.macs)?;
+    let mut targets = identities(&api, &work.hosts, &work.macs)?;
     println!(
         "  identity of {} nodes in {:.1} s ({} signaling actions)",
         targets.gets.len(),
         t0.elapsed().as_secs_f64(),
         targets.posts.len()
     );
+    // Luna2's session token, for `GET /config/node` (every node).
+    let login = serde_json::json!({"username": BENCH_USER, "password": BENCH_PASSWORD});
+    let (code, body) = api.post_json("/token", &login.to_string())?;
+    ensure!(code == 201, "POST /token: {code} {body}");
+    let token: Value = serde_json::from_str(&body)?;
+    let token = token["token"].as_str().context("token")?.to_string();
+    targets.config_nodes.push(("/config/node".into(), token));
     let scripts = targets.write(&work.dir)?;
     let wrk = Wrk {
         base: &server.base,
@@ -169,6 +179,50 @@ pub fn run(cfg: &Config, table: &mut Table) -> Result<()> {
         met: Some(r.rate() >= 50_000.0 && r.p99 < 0.005 && r.non_2xx() == 0),
         drydock: "Luna2: ~590/s on 2 cores".into(),
         speedup: format!("{} (rate)", times(r.rate() / LUNA2_BOOT_SEARCH_RATE)),
+    });
+
+    // Luna2's `GET /config/node`: every node of the site in one answer,
+    // built once per served revision.
+    let (code, body) = api.get_with(
+        "/config/node",
+        "x-access-tokens",
+        &targets.config_nodes[0].1,
+    )?;
+    ensure!(
+        code == 200,
+        "GET /config/node: {code} {}",
+        &body[..body.len().min(200)]
+    );
+    let listed = serde_json::from_str::<Value>(&body)?["config"]["node"]
+        .as_object()
+        .map_or(0, |m| m.len());
+    ensure!(
+        listed == nodes,
+        "GET /config/node listed {listed} of {nodes} nodes"
+    );
+    let r = wrk.run(&scripts.config_nodes, CONNECTIONS)?;
+    println!(
+        "  Luna2 GET /config/node ({} nodes, {} KB), keep-alive (wrk -t2 -c{CONNECTIONS}): {}",
+        count(nodes),
+        body.len() / 1024,
+        r.summary()
+    );
+    table.push(Row {
+        figure: format!(
+            "Luna2 GET /config/node (every node), {} nodes",
+            count(nodes)
+        ),
+        target: "— (measured)".into(),
+        measured: format!(
+            "{}/s, p50 {}, p99 {}, {} non-2xx",
+            count(r.rate() as usize),
+            seconds(r.p50),
+            seconds(r.p99),
+            r.non_2xx()
+        ),
+        met: None,
+        drydock: "Luna2: 96/s at 106 nodes".into(),
+        speedup: "—".into(),
     });
 
     let rows_before = signal_rows(&api, &targets.hosts)?;
@@ -478,6 +532,24 @@ impl Server {
             .local_addr()?
             .port();
         let log = work.dir.path().join(log);
+        // A Luna2 user for the `/config/node` figure (its token is asked
+        // with `POST /token`), in the work directory, as for every backend.
+        let users = work.dir.path().join("users");
+        if !users.exists() {
+            let mut add = Command::new(env!("CARGO_BIN_EXE_slipway"))
+                .args(["user", "add", BENCH_USER, "--password-stdin", "--users"])
+                .arg(&users)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("slipway user add")?;
+            use std::io::Write as _;
+            add.stdin
+                .take()
+                .context("stdin of slipway user add")?
+                .write_all(format!("{BENCH_PASSWORD}\n").as_bytes())?;
+            ensure!(add.wait()?.success(), "slipway user add failed");
+        }
         let mut cmd = Command::new("sh");
         if let Some(secret) = secret {
             cmd.env("SLIPWAY_SECRET", secret);
@@ -494,6 +566,10 @@ impl Server {
             .arg(work.repo())
             .arg("--db")
             .arg(db)
+            .arg("--users")
+            .arg(&users)
+            .arg("--luna-secret-key-file")
+            .arg(work.dir.path().join("luna-key"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--poll", "3600"])
             .env("SLIPWAY_LOG", "warn")
             .stdin(Stdio::null())
@@ -586,6 +662,33 @@ impl Api {
         self.call(reqwest::Method::GET, path)
     }
 
+    /// Status and body of a GET with one extra header.
+    fn get_with(&self, path: &str, header: &str, value: &str) -> Result<(u16, String)> {
+        let request = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header(header, value);
+        self.runtime.block_on(async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            Ok((status, response.text().await?))
+        })
+    }
+
+    /// Status and body of a POST of a JSON `body`.
+    fn post_json(&self, path: &str, body: &str) -> Result<(u16, String)> {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        self.runtime.block_on(async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            Ok((status, response.text().await?))
+        })
+    }
+
     /// The JSON body of a GET answered 2xx.
     fn json(&self, path: &str) -> Result<Value> {
         let (status, body) = self.get(path)?;
@@ -623,6 +726,8 @@ struct Targets {
     lookups: Vec<(String, String)>,
     /// Luna2's boot script by the nodes' boot MACs (no key).
     boot_search: Vec<(String, String)>,
+    /// Luna2's `GET /config/node` (every node) with a session token.
+    config_nodes: Vec<(String, String)>,
 }
 
 /// `GET /nodes/{host}/identity` for [`ASKING_NODES`] nodes spread over the site
@@ -639,6 +744,7 @@ fn identities(
         posts: Vec::new(),
         lookups: Vec::new(),
         boot_search: Vec::new(),
+        config_nodes: Vec::new(),
     };
     for host in hosts.iter().step_by(step).take(ASKING_NODES) {
         let identity = api.json(&format!("/api/v1.0/nodes/{host}/identity"))?;
@@ -683,19 +789,20 @@ struct Scripts {
     post: PathBuf,
     lookup: PathBuf,
     boot_search: PathBuf,
+    config_nodes: PathBuf,
 }
 
 /// A wrk script: requests prepared once per thread, cycling over a target
 /// list, statuses counted per class, one `slipway-wrk` summary line at the end.
 const WRK_SCRIPT: &str = r#"
-local list, method, body, close = LIST, METHOD, BODY, CLOSE
+local list, method, body, close, key_header = LIST, METHOD, BODY, CLOSE, HEADER
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args)
   ok, limited, server_errors, other = 0, 0, 0, 0
   prepared, next_one = {}, 0
   for i, t in ipairs(list) do
-    local headers = {["X-Bootaction-Key"] = t[2]}
+    local headers = {[key_header] = t[2]}
     if close then headers["Connection"] = "close" end
     if body then headers["Content-Type"] = "application/json" end
     prepared[i] = wrk.format(method, t[1], headers, body)
@@ -735,6 +842,7 @@ impl Targets {
             ("posts", &self.posts),
             ("lookups", &self.lookups),
             ("boot_search", &self.boot_search),
+            ("config_nodes", &self.config_nodes),
         ] {
             writeln!(lua, "{name} = {{")?;
             for (path, key) in list {
@@ -744,21 +852,34 @@ impl Targets {
         }
         let targets = dir.join("targets.lua");
         std::fs::write(&targets, lua)?;
+        let script_with =
+            |file: &str, list: &str, method: &str, body: &str, close: bool, header: &str| {
+                let text = format!("dofile({:?})\n", targets.display().to_string())
+                    + &WRK_SCRIPT
+                        .replacen("LIST", list, 1)
+                        .replacen("METHOD", &format!("{method:?}"), 1)
+                        .replacen("BODY", body, 1)
+                        .replacen("CLOSE", &close.to_string(), 1)
+                        .replacen("HEADER", &format!("{header:?}"), 1);
+                let path = dir.join(file);
+                std::fs::write(&path, text).map(|_| path)
+            };
         let script = |file: &str, list: &str, method: &str, body: &str, close: bool| {
-            let text = format!("dofile({:?})\n", targets.display().to_string())
-                + &WRK_SCRIPT
-                    .replacen("LIST", list, 1)
-                    .replacen("METHOD", &format!("{method:?}"), 1)
-                    .replacen("BODY", body, 1)
-                    .replacen("CLOSE", &close.to_string(), 1);
-            let path = dir.join(file);
-            std::fs::write(&path, text).map(|_| path)
+            script_with(file, list, method, body, close, "X-Bootaction-Key")
         };
         Ok(Scripts {
             get: script("get.lua", "gets", "GET", "nil", false)?,
             get_close: script("get-close.lua", "gets", "GET", "nil", true)?,
             lookup: script("lookup.lua", "lookups", "GET", "nil", false)?,
             boot_search: script("boot-search.lua", "boot_search", "GET", "nil", false)?,
+            config_nodes: script_with(
+                "config-nodes.lua",
+                "config_nodes",
+                "GET",
+                "nil",
+                false,
+                "x-access-tokens",
+            )?,
             post: script(
                 "post.lua",
                 "posts",
