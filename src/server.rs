@@ -460,8 +460,14 @@ pub async fn run(
         .with_design(boot.clone()),
     );
     let users = Arc::new(
-        crate::services::users::UserService::open(&cfg.users, &cfg.db)
-            .map_err(|e| ServeError::Other(e.to_string()))?,
+        // The users and token-key files default beside the database file;
+        // a PostgreSQL URL names no file, so there they sit beside the
+        // secret file every replica is given (give them the same files too).
+        crate::services::users::UserService::open(
+            &cfg.users,
+            if on_postgres { &secret_path } else { &cfg.db },
+        )
+        .map_err(|e| ServeError::Other(e.to_string()))?,
     );
     let boot_scripts = Arc::new(crate::services::boot_scripts::BootScriptService::new(
         boot.clone(),

@@ -514,7 +514,8 @@ pub struct UserService {
 
 impl UserService {
     /// Opens the users file and the key file named by `settings`, defaulting
-    /// beside the database `db` (`<db>.users`, `<db>.luna-key`).
+    /// beside the file `db` (`<db>.users`, `<db>.luna-key`): the SQLite
+    /// database, or on PostgreSQL the server secret file.
     pub fn open(settings: &UserSettings, db: &Path) -> Result<UserService, UserError> {
         let beside = |suffix: &str| {
             let mut p = db.as_os_str().to_owned();
