@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::GitRepo;
-use emulators::{FakeBmcs, SilentTcp, Sushy, SushyOptions};
+use emulators::{FakeBmcs, SilentTcp, Sushy, TestBmcs};
 use luna::{json_of, Luna};
 use serde_json::{json, Value};
 
@@ -33,21 +33,16 @@ struct Bmcs {
 
 impl Bmcs {
     fn start() -> Bmcs {
-        let sushy = Sushy::start_with(
-            &["Off"],
-            SushyOptions {
-                password: Some(PW),
-                ..SushyOptions::default()
-            },
-        );
-        let ipmi = FakeBmcs::start(2, PW, "off");
-        let silent = SilentTcp::bind();
-        let silent_port = silent.port;
+        let TestBmcs {
+            sushy,
+            ipmi,
+            silent,
+        } = TestBmcs::start(PW, 2);
         Bmcs {
             sushy,
             ipmi,
+            silent_port: silent.port,
             _silent: silent,
-            silent_port,
         }
     }
 

@@ -11,7 +11,7 @@ mod emulators;
 use std::time::{Duration, Instant};
 
 use common::{client, GitRepo, Server};
-use emulators::{FakeBmcs, SilentTcp, Sushy, SushyOptions, USER};
+use emulators::{FakeBmcs, SilentTcp, Sushy, TestBmcs, USER};
 use serde_json::{json, Value};
 
 /// A password no emulator output or message would hold by chance.
@@ -31,21 +31,16 @@ struct Bmcs {
 
 impl Bmcs {
     fn start() -> Bmcs {
-        let sushy = Sushy::start_with(
-            &["Off"],
-            SushyOptions {
-                password: Some(PW),
-                ..SushyOptions::default()
-            },
-        );
-        let ipmi = FakeBmcs::start(1, PW, "off");
-        let silent = SilentTcp::bind();
-        let silent_port = silent.port;
+        let TestBmcs {
+            sushy,
+            ipmi,
+            silent,
+        } = TestBmcs::start(PW, 1);
         Bmcs {
             sushy,
             ipmi,
+            silent_port: silent.port,
             _silent: silent,
-            silent_port,
         }
     }
 

@@ -373,6 +373,30 @@ impl SilentTcp {
     }
 }
 
+/// One test's BMCs, all with `password`: a sushy-emulator with one system
+/// (Off), `ipmi` fake IPMI BMCs (off) and a Redfish BMC that never answers.
+pub struct TestBmcs {
+    pub sushy: Sushy,
+    pub ipmi: FakeBmcs,
+    pub silent: SilentTcp,
+}
+
+impl TestBmcs {
+    pub fn start(password: &str, ipmi: usize) -> TestBmcs {
+        TestBmcs {
+            sushy: Sushy::start_with(
+                &["Off"],
+                SushyOptions {
+                    password: Some(password),
+                    ..SushyOptions::default()
+                },
+            ),
+            ipmi: FakeBmcs::start(ipmi, password, "off"),
+            silent: SilentTcp::bind(),
+        }
+    }
+}
+
 /// A port on 127.0.0.1 where nothing listens (connections are refused).
 pub fn closed_tcp_port() -> u16 {
     free_tcp_port()
