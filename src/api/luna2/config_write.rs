@@ -932,28 +932,14 @@ async fn group_clone(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, HttpError> {
-    let claims = require_token(&state, &headers)?;
-    check_name("group", &group)?;
-    let fields = object_of(&body, "group", &group)?;
-    only(&fields, GROUP_FIELDS, "group")?;
-    let to = text(&fields, "newgroupname")?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad_request("Invalid request: newgroupname is required to clone a group"))?;
-    check_name("group", &to)?;
-    let edits = vec![Edit::Clone {
+    let table = Table {
         kind: Kind::HostProfile,
-        from: group.clone(),
-        to: to.clone(),
-        change: Some(group_change(&fields)?),
-    }];
-    let done = commit(
-        &state,
-        author(&claims),
-        format!("luna2: POST /config/group/{group}/_clone"),
-        edits,
-    )
-    .await?;
-    Ok(answer("Group", &to, done, true))
+        word: "group",
+        label: "Group",
+        fields: GROUP_FIELDS,
+        new_name: "newgroupname",
+    };
+    clone_document(&state, &headers, &body, table, group, group_change).await
 }
 
 /// `GET /config/group/{group}/_delete`: 204 (400 while nodes use it:
@@ -963,20 +949,7 @@ async fn group_delete(
     Path(group): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let claims = require_token(&state, &headers)?;
-    check_name("group", &group)?;
-    let edits = vec![Edit::Delete {
-        kind: Kind::HostProfile,
-        name: group.clone(),
-    }];
-    let done = commit(
-        &state,
-        author(&claims),
-        format!("luna2: GET /config/group/{group}/_delete"),
-        edits,
-    )
-    .await?;
-    Ok(answer("Group", &group, done, false))
+    delete_document(&state, &headers, Kind::HostProfile, "group", "Group", group).await
 }
 
 // ---- networks ----------------------------------------------------------------
@@ -1157,28 +1130,14 @@ async fn network_clone(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, HttpError> {
-    let claims = require_token(&state, &headers)?;
-    check_name("network", &net)?;
-    let fields = object_of(&body, "network", &net)?;
-    only(&fields, NETWORK_FIELDS, "network")?;
-    let to = text(&fields, "newnetname")?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad_request("Invalid request: newnetname is required to clone a network"))?;
-    check_name("network", &to)?;
-    let edits = vec![Edit::Clone {
+    let table = Table {
         kind: Kind::Network,
-        from: net.clone(),
-        to: to.clone(),
-        change: Some(network_change(&fields)?),
-    }];
-    let done = commit(
-        &state,
-        author(&claims),
-        format!("luna2: POST /config/network/{net}/_clone"),
-        edits,
-    )
-    .await?;
-    Ok(answer("Network", &to, done, true))
+        word: "network",
+        label: "Network",
+        fields: NETWORK_FIELDS,
+        new_name: "newnetname",
+    };
+    clone_document(&state, &headers, &body, table, net, network_change).await
 }
 
 /// `GET /config/network/{network}/_delete`: 204 (400 while used: validation
@@ -1188,20 +1147,74 @@ async fn network_delete(
     Path(net): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let claims = require_token(&state, &headers)?;
-    check_name("network", &net)?;
-    let edits = vec![Edit::Delete {
-        kind: Kind::Network,
-        name: net.clone(),
+    delete_document(&state, &headers, Kind::Network, "network", "Network", net).await
+}
+
+/// A Luna2 table written as one kind of design document (groups, networks).
+struct Table {
+    kind: Kind,
+    /// The table's word in paths and bodies (`group`).
+    word: &'static str,
+    /// Its word in messages (`Group`).
+    label: &'static str,
+    /// The body fields it takes.
+    fields: &'static [&'static str],
+    /// The body field naming a clone (`newgroupname`).
+    new_name: &'static str,
+}
+
+/// `POST /config/{word}/{from}/_clone`: the document copied under the
+/// body's new name with the body's other changes, 201.
+async fn clone_document(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    t: Table,
+    from: String,
+    change: fn(&Map<String, Value>) -> Result<Change, HttpError>,
+) -> Result<Response, HttpError> {
+    let claims = require_token(state, headers)?;
+    check_name(t.word, &from)?;
+    let fields = object_of(body, t.word, &from)?;
+    only(&fields, t.fields, t.word)?;
+    let to = text(&fields, t.new_name)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            bad_request(format!(
+                "Invalid request: {} is required to clone a {}",
+                t.new_name, t.word
+            ))
+        })?;
+    check_name(t.word, &to)?;
+    let edits = vec![Edit::Clone {
+        kind: t.kind,
+        from: from.clone(),
+        to: to.clone(),
+        change: Some(change(&fields)?),
     }];
-    let done = commit(
-        &state,
-        author(&claims),
-        format!("luna2: GET /config/network/{net}/_delete"),
-        edits,
-    )
-    .await?;
-    Ok(answer("Network", &net, done, false))
+    let request = format!("luna2: POST /config/{}/{from}/_clone", t.word);
+    let done = commit(state, author(&claims), request, edits).await?;
+    Ok(answer(t.label, &to, done, true))
+}
+
+/// `GET /config/{word}/{name}/_delete`: the document removed, 204.
+async fn delete_document(
+    state: &AppState,
+    headers: &HeaderMap,
+    kind: Kind,
+    word: &str,
+    label: &str,
+    name: String,
+) -> Result<Response, HttpError> {
+    let claims = require_token(state, headers)?;
+    check_name(word, &name)?;
+    let edits = vec![Edit::Delete {
+        kind,
+        name: name.clone(),
+    }];
+    let request = format!("luna2: GET /config/{word}/{name}/_delete");
+    let done = commit(state, author(&claims), request, edits).await?;
+    Ok(answer(label, &name, done, false))
 }
 
 #[cfg(test)]
