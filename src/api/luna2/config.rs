@@ -165,6 +165,20 @@ fn name(s: &str) -> Result<&str, HttpError> {
     }
 }
 
+/// One item of the view by its name in the path: 400 for a bad name,
+/// 404 naming `what` when the view has none.
+async fn by_name(
+    state: &AppState,
+    raw: &str,
+    what: &str,
+    get: fn(&SiteView, &str) -> Option<Value>,
+) -> Result<Json<Value>, HttpError> {
+    let n = name(raw)?;
+    get(&*view(state).await?, n)
+        .map(Json)
+        .ok_or_else(|| not_found(what, n))
+}
+
 fn not_found(what: &str, name: &str) -> HttpError {
     HttpError::new(
         StatusCode::NOT_FOUND,
@@ -216,12 +230,7 @@ async fn node_interfaces(
     State(state): State<AppState>,
     Path(node): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    let n = name(&node)?;
-    view(&state)
-        .await?
-        .node_interfaces(n)
-        .map(Json)
-        .ok_or_else(|| not_found("Node", n))
+    by_name(&state, &node, "Node", SiteView::node_interfaces).await
 }
 
 async fn node_interface(
@@ -254,12 +263,7 @@ async fn group(
     State(state): State<AppState>,
     Path(group): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    let g = name(&group)?;
-    view(&state)
-        .await?
-        .group(g)
-        .map(Json)
-        .ok_or_else(|| not_found("Group", g))
+    by_name(&state, &group, "Group", SiteView::group).await
 }
 
 async fn group_members(
@@ -267,12 +271,7 @@ async fn group_members(
     State(state): State<AppState>,
     Path(group): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    let g = name(&group)?;
-    view(&state)
-        .await?
-        .group_members(g)
-        .map(Json)
-        .ok_or_else(|| not_found("Group", g))
+    by_name(&state, &group, "Group", SiteView::group_members).await
 }
 
 async fn network_list(_: Token, State(state): State<AppState>) -> Result<Json<Value>, HttpError> {
@@ -284,12 +283,7 @@ async fn network(
     State(state): State<AppState>,
     Path(net): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    let n = name(&net)?;
-    view(&state)
-        .await?
-        .network(n)
-        .map(Json)
-        .ok_or_else(|| not_found("Network", n))
+    by_name(&state, &net, "Network", SiteView::network).await
 }
 
 async fn next_free_ip(
@@ -310,12 +304,7 @@ async fn network_taken(
     State(state): State<AppState>,
     Path(net): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    let n = name(&net)?;
-    view(&state)
-        .await?
-        .network_taken(n)
-        .map(Json)
-        .ok_or_else(|| not_found("Network", n))
+    by_name(&state, &net, "Network", SiteView::network_taken).await
 }
 
 async fn network_address(
@@ -359,12 +348,7 @@ async fn osimage(
     State(state): State<AppState>,
     Path(image): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    let i = name(&image)?;
-    view(&state)
-        .await?
-        .osimage(i)
-        .map(Json)
-        .ok_or_else(|| not_found("OS image", i))
+    by_name(&state, &image, "OS image", SiteView::osimage).await
 }
 
 async fn bmcsetup_list(_: Token, State(state): State<AppState>) -> Result<Json<Value>, HttpError> {
@@ -376,12 +360,7 @@ async fn bmcsetup(
     State(state): State<AppState>,
     Path(b): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    let b = name(&b)?;
-    view(&state)
-        .await?
-        .bmcsetup(b)
-        .map(Json)
-        .ok_or_else(|| not_found("BMC setup", b))
+    by_name(&state, &b, "BMC setup", SiteView::bmcsetup).await
 }
 
 async fn rack_list(_: Token, State(state): State<AppState>) -> Result<Json<Value>, HttpError> {
@@ -393,10 +372,5 @@ async fn rack(
     State(state): State<AppState>,
     Path(r): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    let r = name(&r)?;
-    view(&state)
-        .await?
-        .rack(r)
-        .map(Json)
-        .ok_or_else(|| not_found("Rack", r))
+    by_name(&state, &r, "Rack", SiteView::rack).await
 }
