@@ -18,14 +18,14 @@ use std::future::Future;
 
 use axum::Router;
 
-pub use http::{is_loopback, AppState, ConnLimits, HttpError, Tokens, BODY_LIMIT};
+pub use http::{is_loopback, AppParts, AppState, ConnLimits, HttpError, Tokens, BODY_LIMIT};
 
 /// The whole API: the routers of every dialect, merged. A route no dialect
 /// has is a 404 (405 with `Allow` for a known path), answered like every
 /// error in Drydock's shape ([`drydock::Status`]), the first dialect; a
 /// dialect with another shape wraps its own router in
 /// [`http::error::answers`] with its presenter. Every request is counted by
-/// [`http::metrics::track`].
+/// [`http::metrics::Track`].
 pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(drydock::router(&state))
@@ -46,10 +46,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(http::error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
     http::error::answers(routes, drydock::Status)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::metrics::track,
-        ))
+        .layer(http::metrics::Track(state.metrics.clone()))
         .with_state(state)
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppParts, AppState};
 use crate::clock::now;
 use crate::design;
 use crate::reconcile::{self, watch, PassContext};
@@ -488,7 +488,7 @@ pub async fn run(
         writeback.clone(),
         node_status.clone(),
     ));
-    let state = AppState {
+    let state = AppState::new(AppParts {
         clusters,
         writeback,
         boot_scripts,
@@ -511,7 +511,7 @@ pub async fn run(
         max_in_flight: cfg.max_in_flight.max(1),
         body_timeout: cfg.body_timeout,
         power,
-    };
+    });
     let limits = api::ConnLimits {
         max_connections: cfg.max_connections.max(1),
         header_timeout: cfg.header_timeout,

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use auth::{is_loopback, Tokens};
 pub use conn::ConnLimits;
 pub use error::{HttpError, Presenter};
-pub use state::AppState;
+pub use state::{AppParts, AppState};
 
 /// The largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 1024 * 1024;

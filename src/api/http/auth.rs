@@ -254,7 +254,7 @@ mod tests {
             writeback.clone(),
             node_status.clone(),
         ));
-        crate::api::app(AppState {
+        crate::api::app(AppState::new(super::super::AppParts {
             clusters,
             boot_scripts,
             node_status,
@@ -283,7 +283,7 @@ mod tests {
                     crate::services::users::DEFAULT_TOKEN_EXPIRY,
                 ),
             }),
-        })
+        }))
     }
 
     async fn call(app: &axum::Router, path: &str, peer: [u8; 4], token: Option<&str>) -> u16 {

@@ -157,22 +157,92 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
 
 /// Wraps every route of `routes` so that whatever goes wrong is answered
 /// in the dialect's shape (`presenter`): an over-long request target
-/// ([`uri_limit`]), a panic ([`panicked`]), a handler's [`HttpError`] or a
-/// plain-text rejection (`present`).
+/// ([`URI_LIMIT`]), a panic ([`panicked`]), a handler's [`HttpError`] or a
+/// plain-text rejection (`present`). One layer ([`Answering`]), so a
+/// request pays for one boxed future here, not one per concern.
 pub fn answers<S, P>(routes: axum::Router<S>, presenter: P) -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
     P: Presenter,
 {
-    routes
-        .layer(axum::middleware::from_fn(uri_limit))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
-        .layer(axum::middleware::from_fn(
-            move |req: axum::extract::Request, next: axum::middleware::Next| {
-                let presenter = presenter.clone();
-                async move { present(&presenter, next.run(req).await).await }
-            },
-        ))
+    routes.layer(AnswersLayer(presenter))
+}
+
+/// The layer of [`answers`].
+#[derive(Clone)]
+struct AnswersLayer<P>(P);
+
+impl<I, P: Presenter> tower::Layer<I> for AnswersLayer<P> {
+    type Service = Answering<I, P>;
+
+    fn layer(&self, inner: I) -> Self::Service {
+        Answering {
+            inner,
+            presenter: self.0.clone(),
+        }
+    }
+}
+
+/// A route under [`answers`]: the target's length checked, the route
+/// called, its panic caught, its error presented.
+#[derive(Clone)]
+pub struct Answering<I, P> {
+    inner: I,
+    presenter: P,
+}
+
+impl<I, P> tower::Service<axum::extract::Request> for Answering<I, P>
+where
+    I: tower::Service<
+            axum::extract::Request,
+            Response = Response,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    I::Future: Send + 'static,
+    P: Presenter,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        use futures_util::FutureExt as _;
+        use std::panic::AssertUnwindSafe;
+        let presenter = self.presenter.clone();
+        let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        if len > URI_LIMIT {
+            let too_long = HttpError::new(
+                StatusCode::URI_TOO_LONG,
+                "UriTooLong",
+                format!("the request target is {len} bytes; at most {URI_LIMIT} are accepted"),
+            )
+            .into_response();
+            return Box::pin(async move { Ok(present(&presenter, too_long).await) });
+        }
+        // A panic while the route makes its future, or while it runs.
+        let called = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)));
+        Box::pin(async move {
+            let resp = match called {
+                Ok(fut) => match AssertUnwindSafe(fut).catch_unwind().await {
+                    Ok(Ok(resp)) => resp,
+                    Ok(Err(never)) => match never {},
+                    Err(panic) => panicked(panic),
+                },
+                Err(panic) => panicked(panic),
+            };
+            Ok(present(&presenter, resp).await)
+        })
+    }
 }
 
 /// The reason word of an error answer for an HTTP code (Drydock's words, the first dialect's).
@@ -266,20 +336,6 @@ async fn present<P: Presenter>(presenter: &P, resp: Response) -> Response {
 /// request line buffer is 8 KiB too. Longer ones get a 414 Status (hyper
 /// itself answers beyond 64 KiB, where `http` cannot hold a URI).
 pub const URI_LIMIT: usize = 8 * 1024;
-
-/// Middleware on every route: a request target over [`URI_LIMIT`] is a 414.
-pub async fn uri_limit(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    if len > URI_LIMIT {
-        return HttpError::new(
-            StatusCode::URI_TOO_LONG,
-            "UriTooLong",
-            format!("the request target is {len} bytes; at most {URI_LIMIT} are accepted"),
-        )
-        .into_response();
-    }
-    next.run(req).await
-}
 
 /// The answer to a handler that panicked: a 500 Status; the panic's message
 /// goes to the log only.
