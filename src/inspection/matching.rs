@@ -72,6 +72,20 @@ impl NodeIndex {
         index
     }
 
+    /// The nodes with this MAC, as positions in the design's node order
+    /// (each once): the one-MAC lookup of a booting machine, without
+    /// allocating.
+    pub fn nodes_with_mac(&self, mac: u64) -> &[u32] {
+        self.by_mac.get(&mac).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether this index was built from `design`'s nodes (the same names in
+    /// the same order), so its positions are the design's.
+    pub fn indexes(&self, design: &Design) -> bool {
+        let nodes = design.effective_nodes();
+        self.names.len() == nodes.len() && self.names.iter().zip(nodes).all(|(a, n)| *a == n.name)
+    }
+
     /// [`NodeIndex::build`] plus each node's UUID (`Secret::node_uuid`), so
     /// routes can take a UUID where Ironic and inspector do.
     pub fn build_with_uuids(design: &Design, secret: &Secret) -> NodeIndex {

@@ -107,12 +107,22 @@ struct Served {
     loaded: Arc<Loaded>,
     index: Arc<NodeIndex>,
     positions: HashMap<String, usize>,
+    /// Each node's script by the seed's table, by position.
+    menus: Vec<Menu>,
     menu: Bytes,
     short: Bytes,
     disk: Bytes,
-    /// A node's network-boot script per (node, MAC): its deployment id and
-    /// the bytes.
-    scripts: RwLock<HashMap<(String, u64), (String, Bytes)>>,
+    /// Each node's network-boot script (by position): the last one rendered,
+    /// for one MAC and one deployment. One lock per node, so machines
+    /// booting together do not share one.
+    scripts: Vec<RwLock<Option<NodeScript>>>,
+}
+
+/// A node's rendered network boot.
+struct NodeScript {
+    mac: u64,
+    deployment: String,
+    body: Bytes,
 }
 
 /// See the module docs.
@@ -191,8 +201,15 @@ impl BootScriptService {
             return Ok(s);
         }
         let loaded = self.boot.served_design().map_err(|e| e.to_string())?;
-        let index = self.agents.index().map_err(|e| e.to_string())?;
         let design = &loaded.design;
+        // The agents' index of this revision (positions are the design's);
+        // one of its own if the agents have moved to another.
+        let index = self.agents.index().map_err(|e| e.to_string())?;
+        let index = if index.indexes(design) {
+            index
+        } else {
+            Arc::new(NodeIndex::build(design))
+        };
         let positions: HashMap<String, usize> = design
             .effective_nodes()
             .iter()
@@ -225,10 +242,19 @@ impl BootScriptService {
             menu: render(self.scripts.menu(false, &values("/boot")))?,
             short: render(self.scripts.menu(true, &values("/boot/short")))?,
             disk: render(self.scripts.disk(&self.base, "asked for"))?,
+            menus: design
+                .effective_nodes()
+                .iter()
+                .map(|n| menu_of(Some(n)))
+                .collect(),
+            scripts: design
+                .effective_nodes()
+                .iter()
+                .map(|_| RwLock::new(None))
+                .collect(),
             loaded: loaded.clone(),
             index,
             positions,
-            scripts: RwLock::new(HashMap::new()),
         });
         *self.served.write().unwrap_or_else(|p| p.into_inner()) = Some(served.clone());
         Ok(served)
@@ -258,25 +284,37 @@ impl BootScriptService {
     /// deployment; `None` sends the caller to [`Self::by_mac`] on a
     /// blocking thread.
     pub fn by_mac_in_memory(&self, mac: u64) -> Option<Answer> {
-        let s = self.current()?;
-        let name = match s.index.lookup_macs(&[mac]) {
-            Match::Node(n) => n,
-            Match::Unknown => {
+        // The cache as built, checked against the served design below (by
+        // the node's deployment, or by `current` where there is none).
+        let s = self
+            .served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let i = match s.index.nodes_with_mac(mac) {
+            [] => {
+                self.current()?;
                 return Some(self.discovery(mac));
             }
-            Match::Several(_) => return None,
+            [one] => *one as usize,
+            _ => return None,
         };
-        let node = &s.loaded.design.effective_nodes()[*s.positions.get(name)?];
-        if menu_of(Some(node)) == Menu::Disk {
+        if s.menus[i] == Menu::Disk {
+            self.current()?;
             return Some(pick(&s, Menu::Disk));
         }
+        let name = &s.loaded.design.effective_nodes()[i].name;
         let d = self.boot.cached_deployment(name)?;
-        let g = s.scripts.read().unwrap_or_else(|p| p.into_inner());
-        let (dep, body) = g.get(&(name.to_string(), mac))?;
-        (dep == &d.record().deployment).then(|| Answer {
-            body: body.clone(),
-            error: false,
-        })
+        if !d.served_with(&s.loaded) {
+            return None;
+        }
+        let slot = s.scripts[i].read().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()
+            .filter(|c| c.mac == mac && c.deployment == d.record().deployment)
+            .map(|c| Answer {
+                body: c.body.clone(),
+                error: false,
+            })
     }
 
     fn discovery(&self, mac: u64) -> Answer {
@@ -373,27 +411,24 @@ impl BootScriptService {
             return self.error(retry, &format!("node {name} is not in the design"));
         };
         let node = &s.loaded.design.effective_nodes()[i];
-        if menu_of(Some(node)) == Menu::Disk {
+        if s.menus[i] == Menu::Disk {
             return pick(s, Menu::Disk);
         }
         let d = match self.boot.deployment(name) {
             Ok(d) => d,
             Err(e) => return self.error(retry, &format!("node {name}: {e}")),
         };
-        let dep = d.record().deployment.clone();
-        let key = (name.to_string(), mac);
-        if let Some((cached, body)) = s
-            .scripts
+        let dep = &d.record().deployment;
+        if let Some(c) = s.scripts[i]
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .as_ref()
+            .filter(|c| c.mac == mac && &c.deployment == dep)
         {
-            if cached == &dep {
-                return Answer {
-                    body: body.clone(),
-                    error: false,
-                };
-            }
+            return Answer {
+                body: c.body.clone(),
+                error: false,
+            };
         }
         let identity = self.boot.identity_key(d.record());
         let values = match node_values(
@@ -410,10 +445,11 @@ impl BootScriptService {
         match self.scripts.node(&values) {
             Ok(text) => {
                 let body = Bytes::from(text);
-                s.scripts
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, (dep, body.clone()));
+                *s.scripts[i].write().unwrap_or_else(|p| p.into_inner()) = Some(NodeScript {
+                    mac,
+                    deployment: dep.clone(),
+                    body: body.clone(),
+                });
                 Answer { body, error: false }
             }
             Err(e) => self.error(retry, &e.to_string()),

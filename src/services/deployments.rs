@@ -135,6 +135,12 @@ pub struct NodeDeployment {
 }
 
 impl NodeDeployment {
+    /// Whether the entry is served with `loaded` (the design being served
+    /// when it was read).
+    pub(in crate::services) fn served_with(&self, loaded: &Arc<Loaded>) -> bool {
+        self.loaded.as_ref().is_some_and(|l| Arc::ptr_eq(l, loaded))
+    }
+
     /// The deployment row.
     pub fn record(&self) -> &DeploymentRecord {
         &self.entry.record
