@@ -2,9 +2,11 @@
 //! (BaremetalNodes with their host-profile chain), groups (HostProfiles),
 //! networks, node interfaces, BMC setups (`oob`), OS images (platform
 //! images), racks and the cluster (the Region), in Luna2's JSON shapes.
-//! Built once per served revision ([`SiteView`], shared behind an `Arc`;
-//! the whole node list is kept serialised, so `GET /config/node` at 10,000
-//! nodes copies bytes), never per request. docs/compat.md maps each field.
+//! Built once per served revision ([`SiteView`], shared behind an `Arc`),
+//! never per request. The nodes are kept only serialised, in the one buffer
+//! `GET /config/node` answers (each node a slice of it, parsed when one node
+//! is asked for): at 10,000 nodes their JSON trees would hold several times
+//! the 12 MB of the text. docs/compat.md maps each field.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -64,7 +66,8 @@ pub enum AddressStatus {
 pub struct SiteView {
     /// The revision it was built from.
     pub commit: String,
-    nodes: BTreeMap<String, Value>,
+    /// Each node's JSON object, a slice of `node_list`.
+    nodes: BTreeMap<String, bytes::Bytes>,
     /// `{"config":{"node":{…every node…}}}`, serialised once.
     node_list: bytes::Bytes,
     groups: BTreeMap<String, Value>,
@@ -106,28 +109,35 @@ impl SiteView {
     pub fn has_node(&self, name: &str) -> bool {
         self.nodes.contains_key(name)
     }
+    /// A node's JSON object, parsed from its text.
+    fn node_value(&self, name: &str) -> Option<Value> {
+        // The text was serialised from a Value here, so it parses.
+        self.nodes
+            .get(name)
+            .and_then(|text| serde_json::from_slice(text).ok())
+    }
     /// `GET /config/node/{node}`.
     pub fn node(&self, name: &str) -> Option<Value> {
-        self.nodes.get(name).map(|v| one("node", name, v))
+        self.node_value(name).map(|v| one("node", name, &v))
     }
     /// `GET /config/node/{a,b,…}`: the named nodes (each must exist).
     pub fn nodes(&self, names: &[String]) -> Result<Value, String> {
         let mut m = Map::new();
         for n in names {
-            let v = self.nodes.get(n).ok_or_else(|| n.clone())?;
-            m.insert(n.clone(), v.clone());
+            let v = self.node_value(n).ok_or_else(|| n.clone())?;
+            m.insert(n.clone(), v);
         }
         Ok(wrap("node", Value::Object(m)))
     }
     /// `GET /config/node/{node}/interfaces`.
     pub fn node_interfaces(&self, name: &str) -> Option<Value> {
-        let v = self.nodes.get(name)?;
+        let v = self.node_value(name)?;
         Some(one("node", name, &json!({"interfaces": v["interfaces"]})))
     }
     /// `GET /config/node/{node}/interfaces/{if}`: `None` for an unknown node,
     /// `Some(None)` for an unknown interface.
     pub fn node_interface(&self, name: &str, interface: &str) -> Option<Option<Value>> {
-        let v = self.nodes.get(name)?;
+        let v = self.node_value(name)?;
         let found = v["interfaces"]
             .as_array()
             .and_then(|l| l.iter().find(|i| i["interface"] == interface))
@@ -523,16 +533,18 @@ fn first_free(start: IpAddr, end: IpAddr, blocked: &dyn Fn(&IpAddr) -> bool) -> 
 /// Builds the view of a design.
 pub fn build(commit: &str, design: &Design) -> SiteView {
     let eff = design.effective_nodes();
-    let mut nodes = BTreeMap::new();
+    // Each node once (the first of a name), in name order: the order of
+    // the serialised list.
+    let mut by_name: BTreeMap<&str, &EffectiveNode> = BTreeMap::new();
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut taken: BTreeMap<String, BTreeMap<IpAddr, String>> = BTreeMap::new();
     let mut images: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
     let mut rack_nodes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in eff {
-        if nodes.contains_key(&e.name) {
+        if by_name.contains_key(e.name.as_str()) {
             continue;
         }
-        nodes.insert(e.name.clone(), node_value(design, e));
+        by_name.insert(&e.name, e);
         if let Some(g) = e.profile_chain.first() {
             members.entry(g.clone()).or_default().push(e.name.clone());
         }
@@ -674,9 +686,7 @@ pub fn build(commit: &str, design: &Design) -> SiteView {
         "user": null,
         "authorized_keys": region.map(|g| g.data.authorized_keys.len()),
     });
-    let node_list = serde_json::to_vec(&all("node", &nodes))
-        .map(bytes::Bytes::from)
-        .unwrap_or_default();
+    let (node_list, nodes) = serialise_nodes(design, &by_name);
     SiteView {
         commit: commit.to_string(),
         nodes,
@@ -689,6 +699,35 @@ pub fn build(commit: &str, design: &Design) -> SiteView {
         racks,
         cluster,
     }
+}
+
+/// `{"config":{"node":{…}}}` of `nodes`, serialised one node at a time (one
+/// node's tree in memory at once), and each node's object as a slice of it.
+fn serialise_nodes(
+    design: &Design,
+    nodes: &BTreeMap<&str, &EffectiveNode>,
+) -> (bytes::Bytes, BTreeMap<String, bytes::Bytes>) {
+    let mut text = Vec::with_capacity(nodes.len() * 1024);
+    let mut ranges = Vec::with_capacity(nodes.len());
+    text.extend_from_slice(br#"{"config":{"node":{"#);
+    for (i, (name, e)) in nodes.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        // Strings and a Value with string keys serialise without failing.
+        serde_json::to_writer(&mut text, name).expect("a string serialises");
+        text.push(b':');
+        let start = text.len();
+        serde_json::to_writer(&mut text, &node_value(design, e)).expect("a Value serialises");
+        ranges.push((name.to_string(), start..text.len()));
+    }
+    text.extend_from_slice(b"}}}");
+    let text = bytes::Bytes::from(text);
+    let nodes = ranges
+        .into_iter()
+        .map(|(name, r)| (name, text.slice(r)))
+        .collect();
+    (text, nodes)
 }
 
 /// The view of the served revision, built on first use after it changed.
