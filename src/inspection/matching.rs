@@ -79,6 +79,11 @@ impl NodeIndex {
         self.by_mac.get(&mac).map_or(&[], Vec::as_slice)
     }
 
+    /// The position of the node of this name in the design's node order.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).map(|&i| i as usize)
+    }
+
     /// Whether this index was built from `design`'s nodes (the same names in
     /// the same order), so its positions are the design's.
     pub fn indexes(&self, design: &Design) -> bool {

@@ -20,7 +20,6 @@
 //! blocking thread. Every failure a booting machine can meet is an error
 //! script (iPXE follows only 200s); the caller refuses hostile input first.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -105,8 +104,8 @@ pub enum InstallError {
 /// What is kept per served revision.
 struct Served {
     loaded: Arc<Loaded>,
+    /// The MAC index of `loaded` (its positions are the design's nodes').
     index: Arc<NodeIndex>,
-    positions: HashMap<String, usize>,
     /// Each node's script by the seed's table, by position.
     menus: Vec<Menu>,
     menu: Bytes,
@@ -210,18 +209,14 @@ impl BootScriptService {
         } else {
             Arc::new(NodeIndex::build(design))
         };
-        let positions: HashMap<String, usize> = design
+        let mut nodes: Vec<String> = design
             .effective_nodes()
             .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.clone(), i))
-            .collect();
-        let mut nodes: Vec<String> = positions
-            .keys()
+            .map(|n| n.name.clone())
             .filter(|n| ipxe::name(n))
-            .cloned()
             .collect();
         nodes.sort_unstable();
+        nodes.dedup();
         let mut groups: Vec<String> = design
             .host_profiles
             .iter()
@@ -247,14 +242,11 @@ impl BootScriptService {
                 .iter()
                 .map(|n| menu_of(Some(n)))
                 .collect(),
-            scripts: design
-                .effective_nodes()
-                .iter()
+            scripts: (0..design.effective_nodes().len())
                 .map(|_| RwLock::new(None))
                 .collect(),
             loaded: loaded.clone(),
             index,
-            positions,
         });
         *self.served.write().unwrap_or_else(|p| p.into_inner()) = Some(served.clone());
         Ok(served)
@@ -361,7 +353,7 @@ impl BootScriptService {
             Ok(s) => s,
             Err(e) => return self.error(retry, &format!("no boot script: {e}")),
         };
-        let Some(&i) = s.positions.get(node) else {
+        let Some(i) = s.index.position(node) else {
             return self.error(retry, &format!("node {node} is not in the design"));
         };
         let n = &s.loaded.design.effective_nodes()[i];
@@ -407,7 +399,7 @@ impl BootScriptService {
     }
 
     fn node_script(&self, s: &Served, name: &str, mac: u64, retry: &str) -> Answer {
-        let Some(&i) = s.positions.get(name) else {
+        let Some(i) = s.index.position(name) else {
             return self.error(retry, &format!("node {name} is not in the design"));
         };
         let node = &s.loaded.design.effective_nodes()[i];
@@ -459,7 +451,7 @@ impl BootScriptService {
     /// `GET /boot/install/{node}`: the node's installer (blocking).
     pub fn install(&self, name: &str) -> Result<Bytes, InstallError> {
         let s = self.served().map_err(InstallError::Unrenderable)?;
-        let Some(&i) = s.positions.get(name) else {
+        let Some(i) = s.index.position(name) else {
             return Err(InstallError::UnknownNode(name.to_string()));
         };
         let node = &s.loaded.design.effective_nodes()[i];

@@ -110,7 +110,7 @@ impl SiteView {
         self.nodes.contains_key(name)
     }
     /// A node's JSON object, parsed from its text.
-    fn node_value(&self, name: &str) -> Option<Value> {
+    fn parsed_node(&self, name: &str) -> Option<Value> {
         // The text was serialised from a Value here, so it parses.
         self.nodes
             .get(name)
@@ -118,26 +118,26 @@ impl SiteView {
     }
     /// `GET /config/node/{node}`.
     pub fn node(&self, name: &str) -> Option<Value> {
-        self.node_value(name).map(|v| one("node", name, &v))
+        self.parsed_node(name).map(|v| one("node", name, &v))
     }
     /// `GET /config/node/{a,b,…}`: the named nodes (each must exist).
     pub fn nodes(&self, names: &[String]) -> Result<Value, String> {
         let mut m = Map::new();
         for n in names {
-            let v = self.node_value(n).ok_or_else(|| n.clone())?;
+            let v = self.parsed_node(n).ok_or_else(|| n.clone())?;
             m.insert(n.clone(), v);
         }
         Ok(wrap("node", Value::Object(m)))
     }
     /// `GET /config/node/{node}/interfaces`.
     pub fn node_interfaces(&self, name: &str) -> Option<Value> {
-        let v = self.node_value(name)?;
+        let v = self.parsed_node(name)?;
         Some(one("node", name, &json!({"interfaces": v["interfaces"]})))
     }
     /// `GET /config/node/{node}/interfaces/{if}`: `None` for an unknown node,
     /// `Some(None)` for an unknown interface.
     pub fn node_interface(&self, name: &str, interface: &str) -> Option<Option<Value>> {
-        let v = self.node_value(name)?;
+        let v = self.parsed_node(name)?;
         let found = v["interfaces"]
             .as_array()
             .and_then(|l| l.iter().find(|i| i["interface"] == interface))
